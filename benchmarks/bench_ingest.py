@@ -1,0 +1,132 @@
+"""Benchmark: ingest + process throughput on SQLite and PostgreSQL against the bare stdlib parse.
+
+Usage: python benchmarks/bench_ingest.py [--count 5000] [--runs 3] [--postgres URL]
+
+Prints messages/s (median of runs) for: the bare ``email.message_from_bytes(...,
+policy=default)`` + ``get_body()`` on the same corpus, and mailproc's end-to-end ``ingest`` +
+``process`` into a fresh database, plus each run's peak memory (max RSS of a child process).
+The bar (issue 2): end-to-end at least half the bare-parse rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from email import policy
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus_gen import generate  # noqa: E402
+
+
+def bare_parse(mails: list[bytes]) -> float:
+    started = time.perf_counter()
+    for raw in mails:
+        message = email.message_from_bytes(raw, policy=policy.default)
+        message.get_body()  # type: ignore[attr-defined]
+    return time.perf_counter() - started
+
+
+def end_to_end(mails: list[bytes], url: str) -> float:
+    from mailproc.app import App
+    from mailproc.config import Settings
+    from mailproc.intake import Envelope
+    from mailproc.sources import RawInput
+
+    app = App(Settings.model_validate({"database": {"url": url}}))
+    try:
+        app.upgrade_database()
+        started = time.perf_counter()
+        app.ingest(RawInput(raw, Envelope("file")) for raw in mails)
+        summary = app.process()
+        elapsed = time.perf_counter() - started
+        assert len(summary.outcomes) == len(mails), "not every message was processed"
+        assert summary.count("quarantined") == 0
+        return elapsed
+    finally:
+        app.close()
+
+
+def _child(target: str, count: int, url: str, queue: multiprocessing.Queue) -> None:
+    mails = generate(count)
+    seconds = bare_parse(mails) if target == "bare" else end_to_end(mails, url)
+    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def measure(target: str, count: int, url: str = "") -> tuple[float, float]:
+    """Run one measurement in a fresh process: (seconds, peak RSS MiB)."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    process = multiprocessing.Process(target=_child, args=(target, count, url, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def postgres_database(base: str) -> tuple[str, str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(base).set(drivername="postgresql+psycopg")
+    name = f"mailproc_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return admin_url.set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_postgres(base: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(make_url(base).set(drivername="postgresql+psycopg"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres", default=os.environ.get(
+        "MAILPROC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    sizes = [len(m) for m in generate(args.count)]
+    print(f"corpus: {args.count} generated support mails, mean {statistics.mean(sizes)/1024:.1f} KiB")
+    results: dict[str, list[tuple[float, float]]] = {"bare": [], "sqlite": [], "postgresql": []}
+    for _ in range(args.runs):  # interleaved, so machine noise hits every target alike
+        results["bare"].append(measure("bare", args.count))
+        with tempfile.TemporaryDirectory() as scratch:
+            results["sqlite"].append(measure("e2e", args.count, f"sqlite:///{scratch}/bench.db"))
+        if args.postgres:
+            url, name = postgres_database(args.postgres)
+            try:
+                results["postgresql"].append(measure("e2e", args.count, url))
+            finally:
+                drop_postgres(args.postgres, name)
+    bare_rate = args.count / statistics.median(s for s, _ in results["bare"])
+    print(f"{'target':<34}{'msgs/s (median)':>16}{'ratio to bare':>15}{'peak RSS MiB':>14}")
+    labels = {"bare": "bare stdlib parse + get_body()", "sqlite": "mailproc ingest+process SQLite",
+              "postgresql": "mailproc ingest+process PostgreSQL"}
+    for key, runs in results.items():
+        if not runs:
+            continue
+        rate = args.count / statistics.median(s for s, _ in runs)
+        peak = max(m for _, m in runs)
+        print(f"{labels[key]:<34}{rate:>16.0f}{rate / bare_rate:>15.2f}{peak:>14.0f}")
+
+
+if __name__ == "__main__":
+    main()

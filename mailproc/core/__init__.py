@@ -1,0 +1,1 @@
+"""Pure core: parsing, detection, threading, classification and SLA decisions; no I/O."""

@@ -1,0 +1,51 @@
+"""Address validation and normalization: the one place that decides whether two addresses match."""
+
+from __future__ import annotations
+
+import re
+
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
+_LOCAL_OK = re.compile(r"^[^\s@<>()\[\]\\,;:\"]{1,64}$")
+_LABEL_OK = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def has_forbidden_chars(value: str) -> bool:
+    """True when a value would break a header: CR, LF or NUL anywhere."""
+    return bool(_FORBIDDEN.search(value))
+
+
+def normalize_domain(domain: str) -> str | None:
+    """Lower-case a domain and turn Unicode labels into their IDNA (punycode) form."""
+    domain = domain.strip().rstrip(".")
+    if not domain or has_forbidden_chars(domain):
+        return None
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL_OK.match(label) for label in labels):
+        return None
+    return ascii_domain
+
+
+def normalize_address(address: str) -> str | None:
+    """Return the canonical form of a mailbox address, or None if it is not one.
+
+    The local part is compared case-insensitively (as every real mail system does); the
+    domain is lower-cased and IDNA-encoded, so ``Ana@Éxample.com`` and ``ana@xn--xample-9ua.com``
+    match. A Cyrillic lookalike stays a different address: IDNA keeps it distinct.
+    """
+    address = address.strip()
+    if address.startswith("<") and address.endswith(">"):
+        address = address[1:-1].strip()
+    if has_forbidden_chars(address) or address.count("@") != 1:
+        return None
+    local, domain = address.split("@")
+    local = local.lower()
+    if not _LOCAL_OK.match(local) or local.startswith(".") or local.endswith("."):
+        return None
+    normalized_domain = normalize_domain(domain)
+    if normalized_domain is None:
+        return None
+    return f"{local}@{normalized_domain}"

@@ -1,0 +1,204 @@
+"""The customer_analytics CSV format: parse and validate rows, write them back."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mailproc.core.addresses import normalize_address
+from mailproc.core.model import Customer, Plan
+
+COLUMNS = (
+    "Customer_ID",
+    "Company",
+    "Contact_Name",
+    "Contact_Emails",
+    "Plan",
+    "Country",
+    "Preferred_Language",
+    "Time_Zone",
+    "Satisfaction_Score",
+    "Churn_Risk",
+    "Last_Support_Ticket",
+    "Signup_Date",
+    "Business_Hours",
+)
+REQUIRED = ("Customer_ID", "Company", "Contact_Emails", "Plan", "Country", "Time_Zone")
+CHURN_RISKS = ("Low", "Medium", "High")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """Why one CSV line was not loaded."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParsedCsv:
+    """The customers read from a CSV (with the line each came from) and the rejected lines."""
+
+    customers: tuple[Customer, ...]
+    errors: tuple[RowError, ...]
+    lines: dict[int, int] = field(default_factory=dict)  # customer id -> CSV line
+
+
+def parse_customers_csv(text: str) -> ParsedCsv:
+    """Validate every row; good rows load even when others are bad.
+
+    An address may belong to one customer only: a later row claiming an address that an
+    earlier row holds is rejected.
+    """
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = reader.fieldnames or []
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        return ParsedCsv((), (RowError(1, f"missing column(s): {', '.join(missing)}"),))
+    unknown = [name for name in header if name not in COLUMNS]
+    errors: list[RowError] = (
+        [RowError(1, f"unknown column(s) ignored: {', '.join(unknown)}")] if unknown else []
+    )
+    customers: dict[int, Customer] = {}
+    lines: dict[int, int] = {}
+    owner: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        try:
+            customer = _customer(row)
+        except ValueError as error:
+            errors.append(RowError(line, str(error)))
+            continue
+        taken = [a for a in customer.emails if owner.get(a, customer.id) != customer.id]
+        if taken:
+            errors.append(
+                RowError(line, f"address {taken[0]} already belongs to customer {owner[taken[0]]}")
+            )
+            continue
+        customers[customer.id] = customer
+        lines[customer.id] = line
+        owner.update(dict.fromkeys(customer.emails, customer.id))
+    return ParsedCsv(tuple(customers.values()), tuple(errors), lines)
+
+
+def _customer(row: dict[str, str | None]) -> Customer:
+    def value(name: str) -> str:
+        return (row.get(name) or "").strip()
+
+    for name in REQUIRED:
+        if not value(name):
+            raise ValueError(f"{name} is empty")
+    try:
+        customer_id = int(value("Customer_ID"))
+    except ValueError:
+        raise ValueError(f"Customer_ID {value('Customer_ID')!r} is not a whole number") from None
+    if customer_id <= 0:
+        raise ValueError("Customer_ID must be positive")
+    emails = []
+    for raw in re.split(r"[;,\s]+", value("Contact_Emails")):
+        if not raw:
+            continue
+        address = normalize_address(raw)
+        if address is None:
+            raise ValueError(f"Contact_Emails: {raw!r} is not a valid address")
+        emails.append(address)
+    plan = _plan(value("Plan"))
+    country = value("Country").upper()
+    if not _COUNTRY.match(country):
+        raise ValueError(f"Country {value('Country')!r} is not an ISO 3166 alpha-2 code")
+    language = (value("Preferred_Language") or "en").lower()
+    if not _LANGUAGE.match(language):
+        raise ValueError(f"Preferred_Language {language!r} is not a two-letter code")
+    return Customer(
+        id=customer_id,
+        company=value("Company"),
+        contact_name=value("Contact_Name"),
+        emails=tuple(dict.fromkeys(emails)),
+        plan=plan,
+        country=country,
+        language=language,
+        timezone=_timezone(value("Time_Zone")),
+        satisfaction_score=_score(value("Satisfaction_Score")),
+        churn_risk=_churn(value("Churn_Risk")),
+        last_support_ticket=_date("Last_Support_Ticket", value("Last_Support_Ticket")),
+        signup_date=_date("Signup_Date", value("Signup_Date")),
+        business_hours=value("Business_Hours") or None,
+    )
+
+
+def _plan(text: str) -> Plan:
+    for plan in Plan:
+        if plan.value.lower() == text.lower():
+            return plan
+    raise ValueError(f"Plan {text!r} is not one of {', '.join(p.value for p in Plan)}")
+
+
+def _timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"Time_Zone {name!r} is not an IANA time zone") from None
+    return name
+
+
+def _score(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        score = float(text)
+    except ValueError:
+        raise ValueError(f"Satisfaction_Score {text!r} is not a number") from None
+    if not 1.0 <= score <= 5.0:
+        raise ValueError(f"Satisfaction_Score {text} is outside 1-5")
+    return score
+
+
+def _churn(text: str) -> str | None:
+    if not text:
+        return None
+    for risk in CHURN_RISKS:
+        if risk.lower() == text.lower():
+            return risk
+    raise ValueError(f"Churn_Risk {text!r} is not one of {', '.join(CHURN_RISKS)}")
+
+
+def _date(name: str, text: str) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def format_customers_csv(customers: Iterable[Customer]) -> str:
+    """Write customers in the import format (the export round-trips through the import)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for c in customers:
+        writer.writerow(
+            (
+                c.id,
+                c.company,
+                c.contact_name,
+                ";".join(c.emails),
+                c.plan.value,
+                c.country,
+                c.language,
+                c.timezone,
+                "" if c.satisfaction_score is None else f"{c.satisfaction_score:.1f}",
+                c.churn_risk or "",
+                c.last_support_ticket.isoformat() if c.last_support_ticket else "",
+                c.signup_date.isoformat() if c.signup_date else "",
+                c.business_hours or "",
+            )
+        )
+    return out.getvalue()

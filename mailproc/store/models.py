@@ -1,0 +1,234 @@
+"""SQLAlchemy 2 models: raw inbound mail, blobs, customers, tickets, messages, events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in and out, on SQLite (naive UTC text) and PostgreSQL (timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC is required")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Blob(Base):
+    """Content-addressed bytes: raw messages and attachment contents, stored once per hash."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Inbound(Base):
+    """One raw message as received, with its envelope: the source of truth for replays."""
+
+    __tablename__ = "inbound"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raw_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    message_id_conflict: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16))
+    source_ref: Mapped[str | None] = mapped_column(String(1000))
+    envelope_from: Mapped[str | None] = mapped_column(String(998))
+    envelope_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    kind_reason: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    quarantined_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    raw: Mapped[Blob] = relationship(lazy="raise")
+
+    __table_args__ = (Index("ix_inbound_status_id", "status", "id"),)
+
+
+class Customer(Base):
+    """A customer account, imported from the customer_analytics CSV."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    company: Mapped[str] = mapped_column(String(200))
+    contact_name: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(16))
+    country: Mapped[str] = mapped_column(String(2))
+    language: Mapped[str] = mapped_column(String(8))
+    timezone: Mapped[str] = mapped_column(String(64))
+    satisfaction_score: Mapped[float | None] = mapped_column(Float)
+    churn_risk: Mapped[str | None] = mapped_column(String(8))
+    last_support_ticket: Mapped[dt.date | None] = mapped_column(Date)
+    signup_date: Mapped[dt.date | None] = mapped_column(Date)
+    business_hours: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    addresses: Mapped[list[CustomerAddress]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerAddress.position"
+    )
+
+
+class CustomerAddress(Base):
+    """A normalized contact address of a customer; one address belongs to one customer."""
+
+    __tablename__ = "customer_addresses"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    customer: Mapped[Customer] = relationship(back_populates="addresses")
+
+
+class Ticket(Base):
+    """A support case: its status, customer, priority and SLA clock."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    requester: Mapped[str | None] = mapped_column(String(320))
+    unknown_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[str | None] = mapped_column(String(2))
+    intent: Mapped[str | None] = mapped_column(String(32))
+    needs_triage: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str | None] = mapped_column(String(8))
+    parent_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    classified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    first_response_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    resolution_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    first_responded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    customer: Mapped[Customer | None] = relationship(lazy="joined")
+
+
+class TicketParticipant(Base):
+    """An address that takes part in a ticket (requester, Cc, agent)."""
+
+    __tablename__ = "ticket_participants"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class MessageRecord(Base):
+    """A parsed mail in a ticket's thread, inbound (from raw) or outbound (sent by us)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    references: Mapped[list[str]] = mapped_column(JSON, default=list)
+    from_address: Mapped[str | None] = mapped_column(String(320), index=True)
+    from_name: Mapped[str] = mapped_column(String(320), default="")
+    to: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    cc: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    reply_to: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    content_language: Mapped[str] = mapped_column(String(64), default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_source: Mapped[str] = mapped_column(String(8), default="none")
+    new_text: Mapped[str] = mapped_column(Text, default="")
+    quoted_text: Mapped[str] = mapped_column(Text, default="")
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    defects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sender_kind: Mapped[str] = mapped_column(String(16), default="unknown")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    attachments: Mapped[list[AttachmentRecord]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", order_by="AttachmentRecord.id"
+    )
+
+
+class AttachmentRecord(Base):
+    """An attachment's metadata; its bytes live in ``blobs`` under their hash."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+
+    message: Mapped[MessageRecord] = relationship(back_populates="attachments")
+
+
+class Event(Base):
+    """Append-only audit log: what happened to a ticket or an inbound message, when and why."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(48))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,143 @@
+"""Read models for the CLI: tickets, their messages and events, inbound and quarantine rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from mailproc.store import repo
+from mailproc.store.models import Event, Inbound, MessageRecord, Ticket
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    """The fields a ticket listing shows."""
+    customer = ticket.customer
+    return {
+        "id": ticket.id,
+        "number": ticket.number,
+        "status": ticket.status,
+        "subject": ticket.subject,
+        "customer_id": customer.id if customer else None,
+        "company": customer.company if customer else None,
+        "plan": customer.plan if customer else None,
+        "requester": ticket.requester,
+        "unknown_customer": ticket.unknown_customer,
+        "priority": ticket.priority,
+        "intent": ticket.intent,
+        "needs_triage": ticket.needs_triage,
+        "received_at": _iso(ticket.received_at),
+        "first_response_due": _iso(ticket.first_response_due),
+        "resolution_due": _iso(ticket.resolution_due),
+        "updated_at": _iso(ticket.updated_at),
+    }
+
+
+def list_tickets(session: Session, status: str | None = None) -> list[dict[str, Any]]:
+    """Ticket summaries, newest first, optionally of one status."""
+    query = select(Ticket).order_by(Ticket.number.desc())
+    if status:
+        query = query.where(Ticket.status == status)
+    return [ticket_summary(t) for t in session.scalars(query)]
+
+
+def ticket_detail(session: Session, number: int) -> dict[str, Any] | None:
+    """Everything about one ticket: summary, messages with attachments, events."""
+    ticket = repo.ticket_by_number(session, number)
+    if ticket is None:
+        return None
+    messages = session.scalars(
+        select(MessageRecord)
+        .where(MessageRecord.ticket_id == ticket.id)
+        .options(selectinload(MessageRecord.attachments))
+        .order_by(MessageRecord.id)
+    ).all()
+    events = session.scalars(
+        select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)
+    ).all()
+    detail = ticket_summary(ticket)
+    detail["messages"] = [
+        {
+            "id": m.id,
+            "direction": m.direction,
+            "message_id": m.message_id,
+            "inbound_id": m.inbound_id,
+            "from": m.from_address,
+            "from_name": m.from_name,
+            "subject": m.subject,
+            "sent_at": _iso(m.sent_at),
+            "body_source": m.body_source,
+            "new_text": m.new_text,
+            "defects": m.defects,
+            "attachments": [
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                }
+                for a in m.attachments
+            ],
+        }
+        for m in messages
+    ]
+    detail["events"] = [event_view(e) for e in events]
+    return detail
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    """One audit-log entry."""
+    return {
+        "at": _iso(event.at),
+        "kind": event.kind,
+        "reason": event.reason,
+        "detail": event.detail,
+    }
+
+
+def inbound_view(row: Inbound) -> dict[str, Any]:
+    """One stored raw message with its envelope and processing state."""
+    return {
+        "id": row.id,
+        "status": row.status,
+        "message_id": row.message_id,
+        "message_id_conflict": row.message_id_conflict,
+        "source": row.source,
+        "source_ref": row.source_ref,
+        "envelope_from": row.envelope_from,
+        "envelope_to": row.envelope_to,
+        "received_at": _iso(row.received_at),
+        "size": row.size,
+        "sha256": row.raw_sha256,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "kind": row.kind,
+        "kind_reason": row.kind_reason,
+        "quarantined_at": _iso(row.quarantined_at),
+    }
+
+
+def list_inbound(
+    session: Session, status: str | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """Stored raw messages, newest first, filtered by status and kind."""
+    query = select(Inbound).order_by(Inbound.id.desc())
+    if status:
+        query = query.where(Inbound.status == status)
+    if kind:
+        query = query.where(Inbound.kind == kind)
+    return [inbound_view(row) for row in session.scalars(query)]
+
+
+def inbound_events(session: Session, inbound_id: int) -> list[dict[str, Any]]:
+    """The audit-log entries of one inbound message."""
+    events = session.scalars(
+        select(Event).where(Event.inbound_id == inbound_id).order_by(Event.id)
+    ).all()
+    return [event_view(e) for e in events]

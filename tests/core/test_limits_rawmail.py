@@ -1,0 +1,94 @@
+"""Raw-byte checks: size limits before parsing, not-mail detection, quick Message-ID scan."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits, scan_mime_shape
+from mailproc.core.rawmail import (
+    find_message_id,
+    not_mail_reason,
+    split_header_block,
+    strip_mbox_from_line,
+)
+
+
+def nested(depth: int) -> bytes:
+    """A message with ``depth`` nested multiparts."""
+    head = b"From: a@b.example\r\nSubject: deep\r\n"
+    body = b"text\r\n"
+    for level in reversed(range(depth)):
+        boundary = f"b{level}".encode()
+        body = (
+            b"Content-Type: multipart/mixed; boundary=\"" + boundary + b"\"\r\n\r\n--" + boundary
+            + b"\r\n" + body + b"\r\n--" + boundary + b"--\r\n"
+        )
+    return head + body
+
+
+def test_scan_counts_depth_and_parts() -> None:
+    assert scan_mime_shape(nested(5)).depth == 5
+    assert scan_mime_shape(b"From: a@b.example\r\n\r\nplain\r\n").depth == 0
+
+
+def test_too_deep_is_refused_before_parsing() -> None:
+    with pytest.raises(LimitExceeded, match="depth is 20; the limit is 12"):
+        check_limits(nested(20), IntakeLimits())
+
+
+def test_too_many_parts() -> None:
+    parts = b"".join(b"--x\r\nContent-Type: text/plain\r\n\r\npart\r\n" for _ in range(30))
+    raw = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n" + parts + b"--x--\r\n"
+    with pytest.raises(LimitExceeded, match="30 MIME parts; the limit is 10"):
+        check_limits(raw, IntakeLimits(max_parts=10))
+
+
+def test_message_and_header_size_limits() -> None:
+    with pytest.raises(LimitExceeded, match="message is 2048 bytes"):
+        check_limits(b"A: b\r\n\r\n" + b"x" * 2040, IntakeLimits(max_message_bytes=1024))
+    header = b"X-Long: " + b"y" * 5000 + b"\r\n\r\nbody"
+    with pytest.raises(LimitExceeded, match="header block is"):
+        check_limits(header, IntakeLimits(max_header_bytes=1024))
+
+
+def test_body_lines_starting_with_dashes_are_not_parts() -> None:
+    raw = b"From: a@b.example\r\n\r\n--\r\n-- signature\r\n--x\r\n"
+    assert scan_mime_shape(raw).parts == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "input is empty"),
+        (b"   \r\n", "input is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "NUL bytes"),
+        (b"just some text without headers\n", "does not start with a mail header"),
+        (bytes(range(256)) * 10, "NUL bytes"),
+    ],
+)
+def test_not_mail(raw: bytes, reason: str) -> None:
+    found = not_mail_reason(raw)
+    assert found is not None and reason in found
+
+
+def test_mail_passes_including_obsolete_header_syntax() -> None:
+    assert not_mail_reason(b"From: a@b.example\r\n\r\nhi") is None
+    assert not_mail_reason(b"From    : John <j@x.example>\r\n\r\nhi") is None
+
+
+def test_mbox_from_line_is_stripped_but_not_a_from_header() -> None:
+    rest, sender = strip_mbox_from_line(b"From bob@x.example Thu Nov 26 10:00:00 2026\nA: b\n")
+    assert rest == b"A: b\n" and sender == "bob@x.example"
+    rest, sender = strip_mbox_from_line(b"From    : John <j@x.example>\n")
+    assert sender is None and rest.startswith(b"From    :")
+
+
+def test_find_message_id_quickly_including_folded() -> None:
+    raw = b"Subject: x\r\nMessage-ID:\r\n <abc@host.example>\r\n\r\nMessage-ID: <body@x>\r\n"
+    assert find_message_id(raw) == "abc@host.example"
+    assert find_message_id(b"Subject: none\r\n\r\n") is None
+
+
+def test_split_header_block_handles_lf_and_crlf() -> None:
+    assert split_header_block(b"A: b\n\nbody") == (b"A: b", b"body")
+    assert split_header_block(b"A: b\r\n\r\nbody") == (b"A: b", b"body")
