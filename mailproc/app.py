@@ -12,8 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailproc.clock import Clock, SystemClock
 from mailproc.config import Settings
 from mailproc.core.customers_csv import RowError, parse_customers_csv
+from mailproc.core.detect import DetectPolicy
+from mailproc.core.identity import Agent, AgentRole, IdentityPolicy
+from mailproc.core.threading import ThreadPolicy
+from mailproc.core.tokens import ReplyAddressScheme
 from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.intake import store_batch
+from mailproc.parsepool import ParsePool
 from mailproc.processing import (
     ProcessingContext,
     ProcessSummary,
@@ -25,7 +30,7 @@ from mailproc.processing import (
     select_for_replay,
 )
 from mailproc.sources import RawInput
-from mailproc.store import migrate
+from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
 
 
@@ -56,9 +61,12 @@ class App:
         self.clock: Clock = clock or SystemClock()
         self.engine: Engine = make_engine(settings.database.url, settings.database.busy_timeout_ms)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self._context: ProcessingContext | None = None
 
     def close(self) -> None:
-        """Release database connections."""
+        """Stop parse workers and release database connections."""
+        if self._context is not None and self._context.pool is not None:
+            self._context.pool.close()
         self.engine.dispose()
 
     def upgrade_database(self) -> None:
@@ -66,11 +74,55 @@ class App:
         migrate.upgrade(self.engine)
 
     def processing_context(self) -> ProcessingContext:
-        """The worker's view of the settings."""
-        return ProcessingContext(
-            limits=self.settings.intake.limits(),
-            support_addresses=frozenset(self.settings.support.addresses),
-            clock=self.clock,
+        """The worker's view of the settings (built once per App)."""
+        if self._context is None:
+            settings = self.settings
+            scheme = self.reply_scheme()
+            self._context = ProcessingContext(
+                limits=settings.intake.limits(),
+                support_addresses=frozenset(settings.support.addresses),
+                identity=IdentityPolicy(
+                    agents=tuple(
+                        Agent(a.name, frozenset(AgentRole(r) for r in a.roles), a.addresses)
+                        for a in settings.identity.agents
+                    ),
+                    trusted_authserv_id=settings.identity.trusted_authserv_id or None,
+                    own_addresses=settings.support.addresses,
+                ),
+                detection=DetectPolicy(
+                    own_addresses=frozenset(settings.support.addresses),
+                    message_id_domains=frozenset({self.message_id_domain()}),
+                    reply_scheme=scheme,
+                ),
+                threading=ThreadPolicy(
+                    reply_scheme=scheme,
+                    reopen_window=dt.timedelta(days=settings.threading.reopen_window_days),
+                ),
+                clock=self.clock,
+                pool=ParsePool(settings.processing.parse_workers),
+            )
+        return self._context
+
+    def message_id_domain(self) -> str:
+        """The domain of our outbound Message-IDs (never one our agents' mail clients use)."""
+        settings = self.settings
+        return settings.threading.message_id_domain or f"mailproc.{settings.support.domain}"
+
+    def reply_scheme(self) -> ReplyAddressScheme:
+        """Reply addresses ``support+<ticket>-<token>@domain`` and the secrets that sign them.
+
+        Without configured secrets, one is generated on first use and kept in the database,
+        so that every process and host shares it.
+        """
+        threading = self.settings.threading
+        secrets = tuple(s.encode() for s in threading.reply_token_secrets)
+        if not secrets:
+            with transaction(self.sessions) as session:
+                secrets = (repo.shared_secret(session, "reply_token", self.clock.now()).encode(),)
+        return ReplyAddressScheme(
+            local_part=threading.reply_local_part,
+            domain=threading.reply_domain or self.settings.support.domain,
+            secrets=secrets,
         )
 
     def ingest(self, inputs: Iterable[RawInput], progress: Progress | None = None) -> IngestReport:
@@ -142,7 +194,3 @@ class App:
         """Every customer in the import format."""
         with transaction(self.sessions, commit=False) as session:
             return export_customers_csv(session)
-
-    def now(self) -> dt.datetime:
-        """The app clock's current time."""
-        return self.clock.now()

@@ -12,9 +12,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mailproc.core.addresses import normalize_address, normalize_domain
 from mailproc.core.limits import IntakeLimits
@@ -25,6 +32,19 @@ CONFIG_ENV_VAR = "MAILPROC_CONFIG"
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message lists every bad value, one per line."""
+
+
+def _normalized_addresses(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """Validate and normalize a non-empty list of mail addresses."""
+    normalized = []
+    for address in addresses:
+        canonical = normalize_address(address)
+        if canonical is None:
+            raise ValueError(f"{address!r} is not a valid mail address")
+        normalized.append(canonical)
+    if not normalized:
+        raise ValueError("at least one address is required")
+    return tuple(normalized)
 
 
 class _Section(BaseModel):
@@ -58,15 +78,7 @@ class SupportSettings(_Section):
     @field_validator("addresses")
     @classmethod
     def _valid_addresses(cls, addresses: tuple[str, ...]) -> tuple[str, ...]:
-        normalized = []
-        for address in addresses:
-            canonical = normalize_address(address)
-            if canonical is None:
-                raise ValueError(f"{address!r} is not a valid mail address")
-            normalized.append(canonical)
-        if not normalized:
-            raise ValueError("at least one support address is required")
-        return tuple(normalized)
+        return _normalized_addresses(addresses)
 
     @field_validator("domain")
     @classmethod
@@ -100,6 +112,246 @@ class ProcessingSettings(_Section):
     """How the worker turns pending raw mail into tickets."""
 
     batch_size: int = Field(100, ge=1, le=5_000)
+    # extra processes that parse while this one writes to the database (0: parse in-process)
+    parse_workers: int = Field(1, ge=0, le=16)
+
+
+# --- threading, identity and automatic replies (issue 3) --------------------------------------
+
+
+class ThreadingSettings(_Section):
+    """Reply addresses with per-ticket tokens, our Message-ID domain, the reopen window."""
+
+    reply_local_part: str = Field("support", pattern=r"^[a-z0-9._-]{1,40}$")
+    reply_domain: str = ""  # empty: the support domain
+    message_id_domain: str = ""  # empty: mailproc.<support domain>
+    reply_token_secrets: tuple[str, ...] = Field(default=(), repr=False)
+    reopen_window_days: float = Field(14, ge=0, le=3650)
+
+    @field_validator("reply_token_secrets")
+    @classmethod
+    def _strong_secrets(cls, secrets: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(secret.encode()) < 16 for secret in secrets):
+            raise ValueError("each secret needs at least 16 bytes")
+        return secrets
+
+
+class AgentSettings(_Section):
+    """One staff member who may work tickets by mail."""
+
+    name: str = Field(min_length=1, max_length=100)
+    roles: tuple[str, ...] = ("agent",)
+    addresses: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: tuple[str, ...]) -> tuple[str, ...]:
+        from mailproc.core.identity import AgentRole
+
+        known = {role.value for role in AgentRole}
+        unknown = [role for role in roles if role not in known]
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; known: {sorted(known)}")
+        return roles
+
+    @field_validator("addresses")
+    @classmethod
+    def _valid_addresses(cls, addresses: tuple[str, ...]) -> tuple[str, ...]:
+        return _normalized_addresses(addresses)
+
+
+class IdentitySettings(_Section):
+    """Agents and the Authentication-Results we trust to prove their mail is theirs."""
+
+    trusted_authserv_id: str = ""  # empty: an agent is recognised by address alone
+    agents: tuple[AgentSettings, ...] = ()
+
+
+class AutoReplySettings(_Section):
+    """A per-sender budget for automatic replies, against mail storms."""
+
+    max_per_sender: int = Field(3, ge=0, le=1000)
+    period_minutes: float = Field(60, gt=0, le=7 * 24 * 60)
+
+
+# --- classification, SLA and the error-code catalog (issue 4) ---------------------------------
+# These three sections are free-form tables checked by the core's own builders (see
+# mailproc/core/classify.py, sla.py and catalog.py); MAILPROC_CLASSIFY='{...}' (JSON) overlays
+# a whole section from the environment.
+
+
+# --- outbound mail (issue 5) ---------------------------------------------------------------
+
+
+class CompanySettings(_Section):
+    """Who signs outbound mail."""
+
+    brand: str = "DataFlow"
+    legal_name: str = "DataFlow Solutions"
+    billing_email: str = "billing@dataflow.com"
+    phone_plans: tuple[str, ...] = ("Professional", "Enterprise")
+    postal_address: str = ""
+    incident_channel: str = "Slack #incident-channel"
+    support_manager_name: str = "Support Manager"
+
+    @field_validator("billing_email")
+    @classmethod
+    def _valid_billing(cls, address: str) -> str:
+        return _normalized_addresses((address,))[0]
+
+
+class CreditSettings(_Section):
+    """Amounts the procedures promise: SLA-breach credit (§5.2), low-score credit (§8)."""
+
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    sla_breach: float = Field(50.0, ge=0)
+    low_score_enterprise: float = Field(100.0, ge=0)
+    refund_settlement_days: tuple[int, int] = (5, 7)
+
+
+class LocaleSettings(_Section):
+    """Which languages replies may use (§5.4) and how sure language detection must be."""
+
+    min_detection_confidence: float = Field(0.8, ge=0, le=1)
+    offer: tuple[dict[str, tuple[str, ...]], ...] = (
+        {"plans": ("Enterprise",), "regions": ("EMEA", "LATAM"), "locales": ("es", "fr")},
+    )
+    region_overrides: dict[str, str] = Field(default_factory=dict)
+
+
+class RelaySettings(_Section):
+    """Where outbound mail goes: ``smtp://host:port``, ``smtps://host:port`` or ``maildir:PATH``."""
+
+    url: str = "maildir:outbox"
+    starttls: bool = False
+    username: str = ""
+    password: str = Field("", repr=False)
+    password_file: str = ""
+    envelope_sender: str = ""  # empty: the first support address
+    timeout_s: float = Field(30, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("smtp://", "smtps://", "maildir:")):
+            raise ValueError("must start with smtp://, smtps:// or maildir:")
+        return url
+
+
+class OutboxSettings(_Section):
+    """Retries of outbound mail: exponential backoff until a deadline."""
+
+    batch_size: int = Field(50, ge=1, le=5000)
+    backoff_initial_s: float = Field(30, gt=0)
+    backoff_max_s: float = Field(3600, gt=0)
+    retry_deadline_hours: float = Field(48, gt=0)
+
+
+# --- serve: listener, IMAP poller, supervisor (issue 6) ---------------------------------------
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (``[::1]:25`` for IPv6) into a host and a port number."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    return host, int(port)
+
+
+class ListenerSettings(_Section):
+    """The SMTP/LMTP listener of ``mailproc serve``."""
+
+    listen: str = "127.0.0.1:8025"
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    hostname: str = ""
+    max_recipients: int = Field(default=100, ge=1, le=10_000)
+    timeout_s: float = Field(default=300, gt=0, le=3600)
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_starttls: bool = False
+    auth_file: str = ""
+    auth_required: bool = False
+    group_max: int = Field(default=256, ge=1, le=10_000)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        split_host_port(listen)
+        return listen
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ListenerSettings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.require_starttls and not self.tls_cert:
+            raise ValueError("require_starttls needs tls_cert and tls_key")
+        if self.auth_required and not self.auth_file:
+            raise ValueError("auth_required needs auth_file")
+        if self.auth_file and not self.tls_cert:
+            raise ValueError("auth_file needs tls_cert and tls_key (no passwords in clear)")
+        return self
+
+
+class ImapMailboxSettings(_Section):
+    """One IMAP mailbox to poll; ``name`` identifies it in keys, leases and source refs."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    user: str
+    password: str = Field(default="", repr=False)
+    password_file: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+
+    @model_validator(mode="after")
+    def _one_password(self) -> ImapMailboxSettings:
+        if bool(self.password) == bool(self.password_file):
+            raise ValueError("give exactly one of password and password_file")
+        if self.processed_folder == self.folder:
+            raise ValueError("processed_folder must differ from folder")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the standard one for the security mode."""
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+class ImapSettings(_Section):
+    """The IMAP poller: mailboxes, push (IDLE) or polling, batch size, lease and backoff."""
+
+    mailboxes: tuple[ImapMailboxSettings, ...] = ()
+    idle: bool = True
+    idle_timeout_s: float = Field(default=600, gt=0, le=1740)
+    poll_interval_s: float = Field(default=60, gt=0)
+    fetch_batch: int = Field(default=200, ge=1, le=5_000)
+    timeout_s: float = Field(default=60, gt=0)
+    lease_ttl_s: float = Field(default=60, ge=3)
+    backoff_max_s: float = Field(default=300, ge=1)
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique_names(
+        cls, mailboxes: tuple[ImapMailboxSettings, ...]
+    ) -> tuple[ImapMailboxSettings, ...]:
+        names = [mailbox.name for mailbox in mailboxes]
+        if len(names) != len(set(names)):
+            raise ValueError("mailbox names must be unique")
+        return mailboxes
+
+
+class ServeSettings(_Section):
+    """What ``mailproc serve`` runs in one process, and how often."""
+
+    listener: bool = True
+    pollers: bool = True
+    worker: bool = True
+    process_interval_s: float = Field(default=10, gt=0)
+    tick_interval_s: float = Field(default=60, gt=0)
+    shutdown_grace_s: float = Field(default=30, ge=0)
 
 
 class Settings(_Section):
@@ -109,6 +361,36 @@ class Settings(_Section):
     support: SupportSettings = SupportSettings()
     intake: IntakeSettings = IntakeSettings()
     processing: ProcessingSettings = ProcessingSettings()
+    threading: ThreadingSettings = ThreadingSettings()
+    identity: IdentitySettings = IdentitySettings()
+    auto_reply: AutoReplySettings = AutoReplySettings()
+    classify: dict[str, Any] = Field(default_factory=dict)
+    sla: dict[str, Any] = Field(default_factory=dict)
+    catalog: dict[str, Any] = Field(default_factory=dict)
+    company: CompanySettings = CompanySettings()
+    credits: CreditSettings = CreditSettings()
+    locales: LocaleSettings = LocaleSettings()
+    relay: RelaySettings = RelaySettings()
+    outbox: OutboxSettings = OutboxSettings()
+
+    @model_validator(mode="after")
+    def _core_tables_build(self) -> Settings:
+        """The classify, sla and catalog tables must build; their errors name the section."""
+        from mailproc.core.catalog import CatalogError, load_default_catalog
+        from mailproc.core.classify import ClassifyError, classifier_from_config
+        from mailproc.core.sla import SlaError, sla_policy_from_config
+
+        try:
+            catalog = load_default_catalog().with_overrides(self.catalog)
+            classifier_from_config(catalog, self.classify)
+            sla_policy_from_config(self.sla)
+        except (CatalogError, ClassifyError, SlaError) as error:
+            raise ValueError(str(error)) from error
+        return self
+
+    listener: ListenerSettings = ListenerSettings()
+    imap: ImapSettings = ImapSettings()
+    serve: ServeSettings = ServeSettings()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -145,8 +427,20 @@ def _merge_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict
         for section, values in data.items()
     }
     for section_name, section_field in Settings.model_fields.items():
+        whole = environ.get(f"MAILPROC_{section_name}".upper())
+        if whole is not None:
+            try:
+                overlay = json.loads(whole)
+            except json.JSONDecodeError:
+                overlay = whole  # reported by validation as "not a valid table"
+            current = merged.get(section_name)
+            if isinstance(overlay, dict) and isinstance(current, dict):
+                merged[section_name] = {**current, **overlay}
+            else:
+                merged[section_name] = overlay
         section_model = section_field.annotation
-        assert isinstance(section_model, type) and issubclass(section_model, BaseModel)
+        if not (isinstance(section_model, type) and issubclass(section_model, BaseModel)):
+            continue
         for key, key_field in section_model.model_fields.items():
             raw = environ.get(f"MAILPROC_{section_name}_{key}".upper())
             if raw is None:

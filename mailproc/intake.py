@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailproc.core.addresses import has_forbidden_chars
 from mailproc.core.rawmail import find_message_id
-from mailproc.store.models import Blob, Inbound
+from mailproc.store.models import Base, Blob, Inbound
 
 SOURCES = frozenset({"smtp", "lmtp", "imap", "file", "maildir", "mbox", "stdin"})
 _MAX_ENVELOPE_FIELD = 998
@@ -47,18 +47,20 @@ class Stored:
     message_id_conflict: bool
 
 
-def insert_ignoring_duplicates(session: Session, table: type[Blob] | type[Inbound]) -> Insert:
+def insert_ignoring_duplicates(session: Session, table: type[Base]) -> Insert:
     """An INSERT that skips rows whose unique key already exists (SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def store_blob(session: Session, data: bytes, sha256: str | None = None) -> str:
     """Store bytes under their SHA-256 unless already there; return the hash."""
     digest = sha256 or hashlib.sha256(data).hexdigest()
     session.execute(
-        insert_ignoring_duplicates(session, Blob).values(sha256=digest, size=len(data), data=data)
+        insert_ignoring_duplicates(session, Blob),
+        {"sha256": digest, "size": len(data), "data": data},
     )
     return digest
 
@@ -70,11 +72,11 @@ def store_batch(
 
     The same bytes twice are stored once (the second is reported as a duplicate); the same
     Message-ID with different bytes is stored as its own message and flagged. Nothing is
-    durable until the caller commits.
+    durable until the caller commits. A batch costs a handful of statements, not one per mail.
     """
     digests = [hashlib.sha256(raw).hexdigest() for raw, _ in items]
     message_ids = [find_message_id(raw) for raw, _ in items]
-    existing = dict(
+    existing: dict[str, int] = dict(
         session.execute(
             select(Inbound.raw_sha256, Inbound.id).where(Inbound.raw_sha256.in_(set(digests)))
         ).all()
@@ -85,56 +87,76 @@ def store_batch(
         if wanted_ids
         else ()
     )
-    results: list[Stored] = []
+    new_rows: dict[str, dict[str, object]] = {}
     for (raw, envelope), digest, message_id in zip(items, digests, message_ids, strict=True):
-        if digest in existing:
-            results.append(Stored(existing[digest], True, message_id, False))
+        if digest in existing or digest in new_rows:
             continue
-        conflict = message_id is not None and message_id in known_ids
-        inbound_id = _insert_inbound(
-            session, raw, digest, envelope, message_id, conflict, received_at
+        new_rows[digest] = _inbound_row(
+            raw, digest, envelope, message_id, message_id in known_ids, received_at
         )
-        if inbound_id is None:  # another process stored the same bytes a moment ago
-            inbound_id = session.scalars(
-                select(Inbound.id).where(Inbound.raw_sha256 == digest)
-            ).one()
-            results.append(Stored(inbound_id, True, message_id, False))
-            continue
-        existing[digest] = inbound_id
         if message_id:
             known_ids.add(message_id)
-        results.append(Stored(inbound_id, False, message_id, conflict))
+    inserted = _insert_new(session, items, digests, new_rows)
+    fresh = set(inserted)
+    existing.update(inserted)
+    raced = [d for d in new_rows if d not in existing]
+    if raced:  # another process stored the same bytes a moment ago
+        existing.update(
+            session.execute(
+                select(Inbound.raw_sha256, Inbound.id).where(Inbound.raw_sha256.in_(raced))
+            ).all()
+        )
+    results: list[Stored] = []
+    for digest, message_id in zip(digests, message_ids, strict=True):
+        first = digest in fresh
+        fresh.discard(digest)
+        conflict = first and bool(new_rows[digest]["message_id_conflict"])
+        results.append(Stored(existing[digest], not first, message_id, conflict))
     return results
 
 
-def _insert_inbound(
-    session: Session,
+def _inbound_row(
     raw: bytes,
     digest: str,
     envelope: Envelope,
     message_id: str | None,
     conflict: bool,
     received_at: dt.datetime,
-) -> int | None:
-    store_blob(session, raw, digest)
-    statement = (
-        insert_ignoring_duplicates(session, Inbound)
-        .values(
-            raw_sha256=digest,
-            size=len(raw),
-            message_id=message_id,
-            message_id_conflict=conflict,
-            source=envelope.source,
-            source_ref=_clean(envelope.source_ref),
-            envelope_from=_clean(envelope.mail_from),
-            envelope_to=[c for c in (_clean(r) for r in envelope.rcpt_to) if c],
-            received_at=received_at,
-            status="pending",
-            attempts=0,
-        )
-        .returning(Inbound.id)
+) -> dict[str, object]:
+    return {
+        "raw_sha256": digest,
+        "size": len(raw),
+        "message_id": message_id,
+        "message_id_conflict": conflict,
+        "source": envelope.source,
+        "source_ref": _clean(envelope.source_ref),
+        "envelope_from": _clean(envelope.mail_from),
+        "envelope_to": [c for c in (_clean(r) for r in envelope.rcpt_to) if c],
+        "received_at": received_at,
+        "status": "pending",
+        "attempts": 0,
+    }
+
+
+def _insert_new(
+    session: Session,
+    items: Sequence[tuple[bytes, Envelope]],
+    digests: list[str],
+    new_rows: dict[str, dict[str, object]],
+) -> dict[str, int]:
+    """Insert blobs and inbound rows with one statement each; return digest → new id."""
+    if not new_rows:
+        return {}
+    raw_by_digest = {d: raw for (raw, _), d in zip(items, digests, strict=True) if d in new_rows}
+    session.execute(
+        insert_ignoring_duplicates(session, Blob),
+        [{"sha256": d, "size": len(raw), "data": raw} for d, raw in raw_by_digest.items()],
     )
-    return session.scalars(statement).first()
+    statement = insert_ignoring_duplicates(session, Inbound).returning(
+        Inbound.raw_sha256, Inbound.id, sort_by_parameter_order=True
+    )
+    rows = session.execute(statement, list(new_rows.values())).all()
+    return {digest: inbound_id for digest, inbound_id in rows}
 
 
 def _clean(value: str | None) -> str | None:

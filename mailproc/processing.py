@@ -1,42 +1,76 @@
 """The worker: turn pending raw mail into parsed messages and tickets; quarantine and replay.
 
-One transaction per batch of claimed rows and one savepoint per message: a message that
-fails is quarantined with its error while the rest of the batch commits.
+A batch of claimed rows is decided in memory against a preloaded view of the tickets it
+touches, then written with one flush in one transaction. If the database refuses the batch,
+it is redone one message at a time in savepoints, and a message that fails on its own is
+quarantined with its reason. Nothing is dropped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import exc, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, exc, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mailproc.clock import Clock
+from mailproc.core import model
 from mailproc.core.addresses import normalize_address
+from mailproc.core.detect import Detection, DetectPolicy, MailKind
+from mailproc.core.identity import IdentityPolicy, SenderIdentity, SenderKind, identify_sender
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.model import InboundStatus, ParsedMessage, TicketStatus
 from mailproc.core.parse import parse_message
+from mailproc.core.threading import (
+    ThreadAction,
+    ThreadDecision,
+    ThreadPolicy,
+    TicketRef,
+    decide_thread,
+)
+from mailproc.core.understand import Prepared, content_hash, reply_text
 from mailproc.intake import store_blob
+from mailproc.parsepool import Job, ParsePool, PrepareResult, prepare_all
 from mailproc.store import repo
 from mailproc.store.db import is_transient, transaction
-from mailproc.store.models import AttachmentRecord, Inbound, MessageRecord, Ticket
+from mailproc.store.models import (
+    AttachmentRecord,
+    Customer,
+    CustomerAddress,
+    Event,
+    Inbound,
+    MessageRecord,
+    Ticket,
+    TicketParticipant,
+    UndeliverableAddress,
+)
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+AUTOMATIC_KINDS = frozenset({MailKind.BOUNCE, MailKind.AUTO_REPLY, MailKind.OWN_MAIL})
 
 
 @dataclass(frozen=True)
 class ProcessingContext:
-    """What the worker needs besides the database: limits, our own addresses, the clock."""
+    """What the worker needs besides the database: policies, limits and the clock."""
 
     limits: IntakeLimits
     support_addresses: frozenset[str]
+    identity: IdentityPolicy
+    detection: DetectPolicy
+    threading: ThreadPolicy
     clock: Clock
+    pool: ParsePool | None = field(default=None, compare=False)
+
+    def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
+        """The pure first step for each (raw, envelope sender), on several cores if pooled."""
+        if self.pool is not None:
+            return self.pool.prepare(jobs, self.limits, self.detection)
+        return prepare_all(jobs, self.limits, self.detection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +78,7 @@ class Outcome:
     """What processing one inbound message did."""
 
     inbound_id: int
-    action: str  # created, appended, reopened, duplicate, quarantined
+    action: str  # created, appended, reopened, noted, kept, duplicate, quarantined
     ticket_number: int | None = None
     reason: str = ""
 
@@ -77,38 +111,54 @@ def process_pending(
     while True:
         with transaction(factory) as session:
             claimed = repo.claim_pending(session, batch_size)
-            for inbound, raw in claimed:
-                summary.outcomes.append(process_safely(session, inbound, raw, context))
+            summary.outcomes.extend(process_batch(session, claimed, context))
         if progress is not None and claimed:
             progress(len(claimed))
         if len(claimed) < batch_size:
             return summary
 
 
-def process_safely(
-    session: Session, inbound: Inbound, raw: bytes, context: ProcessingContext
-) -> Outcome:
-    """Process one message in a savepoint; on failure quarantine it with the reason.
+def process_batch(
+    session: Session, claimed: Sequence[tuple[Inbound, bytes]], context: ProcessingContext
+) -> list[Outcome]:
+    """Process claimed rows with one flush; fall back to one savepoint per message on failure.
 
-    Transient database errors are re-raised so the whole batch is retried later.
+    Transient database errors are re-raised so that the caller's transaction is retried.
     """
-    inbound.attempts += 1
+    if not claimed:
+        return []
     try:
         with session.begin_nested():
-            return _process(session, inbound, raw, context)
+            outcomes = _Batch(session, context).run(claimed)
+            session.flush()
+        return outcomes
     except exc.SQLAlchemyError as error:
         if is_transient(error):
             raise
-        reason = f"database refused the message: {type(error).__name__}: {error.orig}"
-    except Exception as error:  # anything else is about this message: quarantine it
-        reason = f"{type(error).__name__}: {error}"
-        log.warning("inbound %s quarantined: %s", inbound.id, reason)
-        log.debug("inbound %s traceback", inbound.id, exc_info=True)
+        log.warning("batch of %d refused (%s); retrying one by one", len(claimed), error)
+    return [process_one(session, inbound, raw, context) for inbound, raw in claimed]
+
+
+def process_one(
+    session: Session, inbound: Inbound, raw: bytes, context: ProcessingContext
+) -> Outcome:
+    """Process one message in its own savepoint; quarantine it if even that fails."""
+    try:
+        with session.begin_nested():
+            [outcome] = _Batch(session, context).run([(inbound, raw)])
+            session.flush()
+        return outcome
+    except exc.SQLAlchemyError as error:
+        if is_transient(error):
+            raise
+        reason = f"database refused the message: {type(error).__name__}: {error}"
+    inbound.attempts += 1
     return quarantine(session, inbound, reason, context.clock.now())
 
 
 def quarantine(session: Session, inbound: Inbound, reason: str, now: dt.datetime) -> Outcome:
     """Set a message aside with its reason; it is kept and can be released or replayed."""
+    log.warning("inbound %s quarantined: %s", inbound.id, reason)
     inbound.status = InboundStatus.QUARANTINED
     inbound.last_error = reason[:4000]
     inbound.quarantined_at = now
@@ -143,201 +193,246 @@ def release(session: Session, inbound_ids: Sequence[int], now: dt.datetime) -> l
     return [inbound.id for inbound in rows]
 
 
-def content_hash(parsed: ParsedMessage) -> str:
-    """Fingerprint of what a reader sees: sender, subject and body text."""
-    sender = parsed.sender.addr.lower() if parsed.sender else ""
-    text = "\x00".join((sender, parsed.subject, " ".join(parsed.body_text.split())))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+@dataclass(frozen=True)
+class _Understood:
+    """Everything decided about one message before anything is written."""
+
+    prepared: Prepared
+    sender: SenderIdentity
+    thread: ThreadDecision
+
+    @property
+    def parsed(self) -> ParsedMessage:
+        return self.prepared.parsed
+
+    @property
+    def detection(self) -> Detection:
+        return self.prepared.detection
 
 
-def _process(session: Session, inbound: Inbound, raw: bytes, context: ProcessingContext) -> Outcome:
-    now = context.clock.now()
-    parsed = parse_message(raw, context.limits)
-    fingerprint = content_hash(parsed)
-    if parsed.message_id:
-        earlier = repo.message_by_message_id(session, parsed.message_id)
-        if earlier is not None and earlier.content_hash == fingerprint:
-            return _mark_duplicate(session, inbound, earlier, now)
+class _Batch:
+    """One batch's view of the tickets it touches: preloaded, changed in memory, then flushed.
+
+    It answers the threading core's questions (the TicketLookup protocol) from memory, so a
+    reply later in a batch finds the ticket that an earlier message of the batch opened.
+    """
+
+    def __init__(self, session: Session, context: ProcessingContext) -> None:
+        self.session = session
+        self.context = context
+        self.now = context.clock.now()
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+        self._ticket_by_message_id: dict[str, Ticket] = {}
+        self._first_inbound: dict[str, tuple[str, Ticket | None]] = {}
+        self._unknown_ids: set[str] = set()
+        self._tickets: dict[int, Ticket | None] = {}
+        self._participants: dict[int, dict[str, str]] = {}
+        self._customers: dict[str, Customer | None] = {}
+        self._last_number: int | None = None
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, claimed: Sequence[tuple[Inbound, bytes]]) -> list[Outcome]:
+        """Decide and stage every claimed message; the caller flushes."""
+        outcomes: dict[int, Outcome] = {}
+        prepared: dict[int, Prepared] = {}
+        results = self.context.prepare([(raw, inbound.envelope_from) for inbound, raw in claimed])
+        for (inbound, _), result in zip(claimed, results, strict=True):
+            inbound.attempts += 1
+            if isinstance(result, Exception):  # a message the parser cannot take: set aside
+                outcomes[inbound.id] = self._quarantine(inbound, result)
+            else:
+                prepared[inbound.id] = result
+        with self.session.no_autoflush:
+            self._preload(p.parsed for p in prepared.values())
+            for inbound, _ in claimed:
+                if inbound.id not in outcomes:
+                    outcomes[inbound.id] = self._handle(inbound, prepared[inbound.id])
+        return [outcomes[inbound.id] for inbound, _ in claimed]
+
+    def _quarantine(self, inbound: Inbound, error: Exception) -> Outcome:
+        log.debug("inbound %s traceback", inbound.id, exc_info=error)
+        return quarantine(self.session, inbound, f"{type(error).__name__}: {error}", self.now)
+
+    def _handle(self, inbound: Inbound, prepared: Prepared) -> Outcome:
+        parsed = prepared.parsed
+        earlier = self._first_inbound.get(parsed.message_id) if parsed.message_id else None
+        if earlier is not None and earlier[0] == prepared.fingerprint:
+            return self._duplicate(inbound, earlier[1])
+        try:
+            understood = self._understand(inbound, prepared)
+        except Exception as error:  # a bug meets odd input: keep the mail, report, go on
+            return self._quarantine(inbound, error)
         if earlier is not None:
             inbound.message_id_conflict = True
-            repo.record_event(
-                session,
-                now,
+            self._event(
+                earlier[1],
+                inbound,
                 "inbound.message_id_conflict",
                 f"Message-ID {parsed.message_id} was seen before with different content; "
                 "kept as its own message",
-                ticket_id=earlier.ticket_id,
-                inbound_id=inbound.id,
-                detail={"earlier_message": earlier.id},
             )
-    sender = normalize_address(parsed.sender.addr) if parsed.sender else None
-    ticket, action, reason = _route(session, inbound, parsed, sender, now)
-    message = _store_message(session, inbound, parsed, ticket, sender, fingerprint, now)
-    _add_participants(session, ticket, parsed, sender, context.support_addresses)
-    repo.record_event(
-        session,
-        now,
-        "message.received",
-        reason,
-        ticket_id=ticket.id,
-        inbound_id=inbound.id,
-        detail={
-            "message": message.id,
-            "message_id": parsed.message_id,
-            "body_source": parsed.body_source,
-            "defects": len(parsed.defects),
-        },
-    )
-    inbound.status = InboundStatus.PROCESSED
-    inbound.processed_at = now
-    inbound.last_error = None
-    return Outcome(inbound.id, action, ticket.number, reason)
+        return self._apply(inbound, understood)
 
+    def _understand(self, inbound: Inbound, prepared: Prepared) -> _Understood:
+        parsed = prepared.parsed
+        sender = identify_sender(parsed, self.context.identity, self.customer_by_address)
+        thread = decide_thread(
+            parsed,
+            inbound.envelope_to,
+            sender,
+            self,
+            self.context.threading,
+            self.now,
+            prepared.detection.bounce,
+        )
+        return _Understood(prepared, sender, thread)
 
-def _mark_duplicate(
-    session: Session, inbound: Inbound, earlier: MessageRecord, now: dt.datetime
-) -> Outcome:
-    reason = f"same Message-ID and content as message {earlier.id}: a repeated delivery"
-    inbound.status = InboundStatus.PROCESSED
-    inbound.processed_at = now
-    inbound.kind = "duplicate"
-    inbound.kind_reason = reason
-    repo.record_event(
-        session,
-        now,
-        "inbound.duplicate",
-        reason,
-        ticket_id=earlier.ticket_id,
-        inbound_id=inbound.id,
-    )
-    ticket = session.get(Ticket, earlier.ticket_id) if earlier.ticket_id else None
-    return Outcome(inbound.id, "duplicate", ticket.number if ticket else None, reason)
+    def _duplicate(self, inbound: Inbound, ticket: Ticket | None) -> Outcome:
+        reason = "same Message-ID and content as a message already stored: a repeated delivery"
+        inbound.status = InboundStatus.PROCESSED
+        inbound.processed_at = self.now
+        inbound.kind = "duplicate"
+        inbound.kind_reason = reason
+        self._event(ticket, inbound, "inbound.duplicate", reason)
+        return Outcome(inbound.id, "duplicate", ticket.number if ticket else None, reason)
 
+    # -- writing -------------------------------------------------------------------------
 
-def _route(
-    session: Session,
-    inbound: Inbound,
-    parsed: ParsedMessage,
-    sender: str | None,
-    now: dt.datetime,
-) -> tuple[Ticket, str, str]:
-    """Find the ticket a message belongs to by its reply headers, or open a new one."""
-    matches = repo.tickets_by_message_ids(session, (*parsed.in_reply_to, *parsed.references))
-    for message_id in (*parsed.in_reply_to, *reversed(parsed.references)):
-        if message_id in matches:
-            ticket = session.get(Ticket, matches[message_id])
-            assert ticket is not None
-            ticket.updated_at = now
-            reason = f"In-Reply-To/References names {message_id}, a message of this ticket"
-            if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
-                ticket.status = TicketStatus.OPEN
-                repo.record_event(
-                    session,
-                    now,
-                    "ticket.reopened",
-                    "the customer replied after resolution",
-                    ticket_id=ticket.id,
-                    inbound_id=inbound.id,
+    def _apply(self, inbound: Inbound, understood: _Understood) -> Outcome:
+        detection = understood.detection
+        inbound.kind = detection.kind.value
+        inbound.kind_reason = "; ".join(detection.reasons)[:2000]
+        ticket, action, reason = self._route(inbound, understood)
+        self._store_message(inbound, understood, ticket)
+        if ticket is not None and detection.kind not in AUTOMATIC_KINDS:
+            self._add_participants(ticket, understood)
+        inbound.status = InboundStatus.PROCESSED
+        inbound.processed_at = self.now
+        inbound.last_error = None
+        return Outcome(inbound.id, action, ticket.number if ticket else None, reason)
+
+    def _route(self, inbound: Inbound, understood: _Understood) -> tuple[Ticket | None, str, str]:
+        thread = understood.thread
+        kind = understood.detection.kind
+        target = self._tickets.get(thread.ticket) if thread.ticket is not None else None
+        if kind in AUTOMATIC_KINDS:
+            return self._route_automatic(inbound, understood, target)
+        if thread.action is ThreadAction.ATTACH and target is not None:
+            target.updated_at = self.now
+            if target.status == TicketStatus.WAITING and understood.sender.kind != SenderKind.AGENT:
+                target.status = TicketStatus.OPEN
+                self._event(
+                    target,
+                    inbound,
+                    "ticket.customer_replied",
+                    "the customer replied: no longer waiting on the customer",
                 )
-                return ticket, "reopened", reason
-            return ticket, "appended", reason
-    return _open_ticket(session, inbound, parsed, sender, now)
+            self._event(
+                target, inbound, "message.received", thread.reason, self._message_detail(understood)
+            )
+            return target, "appended", thread.reason
+        if thread.action is ThreadAction.REOPEN and target is not None:
+            target.status = TicketStatus.OPEN
+            target.updated_at = self.now
+            self._event(target, inbound, "ticket.reopened", thread.reason)
+            self._event(
+                target, inbound, "message.received", thread.reason, self._message_detail(understood)
+            )
+            return target, "reopened", thread.reason
+        parent = target if thread.action is ThreadAction.NEW_LINKED else None
+        ticket = self._open_ticket(inbound, understood, parent)
+        return ticket, "created", thread.reason
 
+    def _route_automatic(
+        self, inbound: Inbound, understood: _Understood, target: Ticket | None
+    ) -> tuple[Ticket | None, str, str]:
+        kind = understood.detection.kind
+        evidence = "; ".join(understood.detection.reasons)
+        detail = self._message_detail(understood)
+        if target is not None and understood.thread.action in (
+            ThreadAction.ATTACH,
+            ThreadAction.REOPEN,
+        ):
+            reason = (
+                f"{kind.value} ({evidence}); {understood.thread.reason}; ticket state unchanged"
+            )
+            self._event(target, inbound, f"message.{kind.value}", reason, detail)
+            if understood.detection.bounce is not None:
+                self._mark_undeliverable(target, inbound, understood)
+            return target, "noted", reason
+        reason = f"{kind.value} ({evidence}) that matches no ticket: no ticket opened"
+        self._event(None, inbound, "inbound.not_ticketed", reason, detail)
+        return None, "kept", reason
 
-def _open_ticket(
-    session: Session,
-    inbound: Inbound,
-    parsed: ParsedMessage,
-    sender: str | None,
-    now: dt.datetime,
-) -> tuple[Ticket, str, str]:
-    customer = repo.customer_by_address(session, sender)
-    ticket = Ticket(
-        number=repo.next_ticket_number(session),
-        status=TicketStatus.NEW,
-        subject=parsed.subject or "(no subject)",
-        customer=customer,
-        requester=sender,
-        unknown_customer=customer is None,
-        received_at=inbound.received_at,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(ticket)
-    session.flush()
-    reason = "no reply header matched a known message: new ticket"
-    who = (
-        f"customer {customer.id} ({customer.plan})"
-        if customer
-        else f"unknown customer ({sender or 'no valid From address'})"
-    )
-    repo.record_event(
-        session,
-        now,
-        "ticket.created",
-        f"{reason}; requester is {who}",
-        ticket_id=ticket.id,
-        inbound_id=inbound.id,
-        detail={"number": ticket.number, "customer_id": customer.id if customer else None},
-    )
-    return ticket, "created", reason
+    def _open_ticket(
+        self, inbound: Inbound, understood: _Understood, parent: Ticket | None
+    ) -> Ticket:
+        sender = understood.sender
+        customer = (
+            self._customers.get(sender.address) if sender.customer and sender.address else None
+        )
+        ticket = Ticket(
+            number=self._allocate_number(),
+            status=TicketStatus.NEW,
+            subject=understood.parsed.subject or "(no subject)",
+            customer=customer,
+            requester=sender.address,
+            unknown_customer=customer is None,
+            parent_ticket_id=parent.id if parent is not None else None,
+            received_at=inbound.received_at,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.session.add(ticket)
+        self._tickets[ticket.number] = ticket
+        self._participants[ticket.number] = {}
+        who = (
+            f"customer {customer.id} ({customer.plan})"
+            if customer is not None
+            else f"{sender.kind.value} sender {sender.address or '(no valid From address)'}"
+        )
+        reason = f"{understood.thread.reason}; requester is {who} ({sender.reason})"
+        self._event(
+            ticket,
+            inbound,
+            "ticket.created",
+            reason,
+            {
+                "number": ticket.number,
+                "customer_id": customer.id if customer else None,
+                "linked_to": parent.number if parent is not None else None,
+            },
+        )
+        self._event(
+            ticket,
+            inbound,
+            "message.received",
+            understood.detection.reasons[0],
+            self._message_detail(understood),
+        )
+        return ticket
 
-
-def _store_message(
-    session: Session,
-    inbound: Inbound,
-    parsed: ParsedMessage,
-    ticket: Ticket,
-    sender: str | None,
-    fingerprint: str,
-    now: dt.datetime,
-) -> MessageRecord:
-    message = MessageRecord(
-        inbound_id=inbound.id, ticket_id=ticket.id, direction="in", created_at=now
-    )
-    apply_parsed(session, message, parsed, sender, fingerprint)
-    session.add(message)
-    session.flush()
-    return message
-
-
-def apply_parsed(
-    session: Session,
-    message: MessageRecord,
-    parsed: ParsedMessage,
-    sender: str | None,
-    fingerprint: str,
-) -> list[str]:
-    """Copy parsed fields onto a message row; return the names of the fields that changed."""
-    fields = {
-        "message_id": parsed.message_id,
-        "in_reply_to": list(parsed.in_reply_to),
-        "references": list(parsed.references),
-        "from_address": sender,
-        "from_name": parsed.sender.name if parsed.sender else "",
-        "to": [[a.name, a.addr] for a in parsed.to],
-        "cc": [[a.name, a.addr] for a in parsed.cc],
-        "reply_to": [[a.name, a.addr] for a in parsed.reply_to],
-        "subject": parsed.subject,
-        "sent_at": parsed.date,
-        "content_language": ",".join(parsed.content_language),
-        "body_text": parsed.body_text,
-        "body_source": parsed.body_source,
-        "new_text": parsed.body_text,
-        "quoted_text": "",
-        "content_hash": fingerprint,
-        "defects": list(parsed.defects),
-    }
-    changed = [name for name, value in fields.items() if getattr(message, name) != value]
-    for name in changed:
-        setattr(message, name, fields[name])
-    wanted = [(a.filename, a.content_type, a.size, a.sha256) for a in parsed.attachments]
-    have = [(a.filename, a.content_type, a.size, a.sha256) for a in message.attachments]
-    if wanted != have:
-        changed.append("attachments")
-        message.attachments.clear()
+    def _store_message(
+        self, inbound: Inbound, understood: _Understood, ticket: Ticket | None
+    ) -> None:
+        parsed = understood.parsed
+        message = MessageRecord(
+            inbound_id=inbound.id,
+            ticket=ticket,
+            direction="in",
+            created_at=self.now,
+            sender_kind=understood.sender.kind.value,
+            **message_fields(
+                parsed,
+                understood.sender.address,
+                understood.prepared.fingerprint,
+                understood.prepared.new_text,
+                understood.prepared.quoted_text,
+            ),
+        )
         for attachment in parsed.attachments:
-            store_blob(session, attachment.content, attachment.sha256)
+            store_blob(self.session, attachment.content, attachment.sha256)
             message.attachments.append(
                 AttachmentRecord(
                     filename=attachment.filename,
@@ -346,24 +441,238 @@ def apply_parsed(
                     sha256=attachment.sha256,
                 )
             )
-    return changed
+        self.session.add(message)
+        if parsed.message_id:
+            self._first_inbound.setdefault(
+                parsed.message_id, (understood.prepared.fingerprint, ticket)
+            )
+            self._unknown_ids.discard(parsed.message_id)
+            if ticket is not None:
+                self._ticket_by_message_id.setdefault(parsed.message_id, ticket)
+
+    def _add_participants(self, ticket: Ticket, understood: _Understood) -> None:
+        known = self._participants_of(ticket)
+        sender = understood.sender
+        found: dict[str, str] = {}
+        if sender.address:
+            role = (
+                "agent"
+                if sender.kind is SenderKind.AGENT
+                else ("requester" if sender.address == ticket.requester else "sender")
+            )
+            found[sender.address] = role
+        for cc in understood.parsed.cc:
+            normalized = normalize_address(cc.addr)
+            if normalized and normalized not in self.context.support_addresses:
+                found.setdefault(normalized, "cc")
+        for address, role in found.items():
+            if address not in known:
+                known[address] = role
+                self.session.add(TicketParticipant(ticket=ticket, address=address, role=role))
+
+    def _mark_undeliverable(
+        self, ticket: Ticket, inbound: Inbound, understood: _Understood
+    ) -> None:
+        bounce = understood.detection.bounce
+        assert bounce is not None
+        for failed in bounce.failed:
+            address = normalize_address(failed.address)
+            if address is None:
+                continue
+            row = self.session.get(UndeliverableAddress, address)
+            if row is None:
+                row = UndeliverableAddress(
+                    address=address, permanent=failed.permanent, first_seen=self.now, bounces=0
+                )
+                self.session.add(row)
+            row.permanent = bool(row.permanent) or failed.permanent
+            row.bounces = (row.bounces or 0) + 1
+            row.last_seen = self.now
+            row.ticket_id = ticket.id
+            row.inbound_id = inbound.id
+            row.reason = "permanent failure" if failed.permanent else "temporary failure"
+
+    def _message_detail(self, understood: _Understood) -> dict[str, object]:
+        parsed = understood.parsed
+        detail: dict[str, object] = {
+            "message_id": parsed.message_id,
+            "kind": understood.detection.kind.value,
+            "sender": understood.sender.kind.value,
+            "sender_reason": understood.sender.reason,
+            "trust": understood.thread.trust.value,
+            "body_source": parsed.body_source,
+            "defects": len(parsed.defects),
+        }
+        bounce = understood.detection.bounce
+        if bounce is not None:
+            detail["failed_recipients"] = [
+                {"address": f.address, "permanent": f.permanent} for f in bounce.failed
+            ]
+            detail["original_message_id"] = bounce.original_message_id
+        if understood.sender.lookalike_of:
+            detail["lookalike_of"] = understood.sender.lookalike_of
+        return detail
+
+    def _event(
+        self,
+        ticket: Ticket | None,
+        inbound: Inbound,
+        kind: str,
+        reason: str,
+        detail: Mapping[str, object] | None = None,
+    ) -> None:
+        self.session.add(
+            Event(
+                ticket=ticket,
+                inbound_id=inbound.id,
+                at=self.now,
+                kind=kind,
+                reason=reason,
+                detail=dict(detail or {}),
+            )
+        )
+
+    def _allocate_number(self) -> int:
+        if self._postgres:
+            return repo.next_ticket_number(self.session)
+        if self._last_number is None:  # one writer at a time on SQLite: count in memory
+            self._last_number = repo.next_ticket_number(self.session) - 1
+        self._last_number += 1
+        return self._last_number
+
+    # -- looking up ----------------------------------------------------------------------
+
+    def _preload(self, messages: Iterable[ParsedMessage]) -> None:
+        ids: set[str] = set()
+        senders: set[str] = set()
+        for parsed in messages:
+            ids.update(i for i in (parsed.message_id, *parsed.in_reply_to, *parsed.references) if i)
+            address = normalize_address(parsed.sender.addr) if parsed.sender else None
+            if address:
+                senders.add(address)
+        self._load_message_ids(ids)
+        self._load_customers(senders)
+
+    def _load_message_ids(self, ids: Iterable[str]) -> None:
+        wanted = [
+            i
+            for i in dict.fromkeys(ids)
+            if i not in self._ticket_by_message_id
+            and i not in self._first_inbound
+            and i not in self._unknown_ids
+        ]
+        if not wanted:
+            return
+        rows = self.session.execute(
+            select(
+                MessageRecord.message_id,
+                MessageRecord.ticket_id,
+                MessageRecord.direction,
+                MessageRecord.content_hash,
+            )
+            .where(MessageRecord.message_id.in_(wanted))
+            .order_by(MessageRecord.id)
+        ).all()
+        ticket_ids = {row.ticket_id for row in rows if row.ticket_id is not None}
+        tickets = self._load_tickets(Ticket.id.in_(ticket_ids)) if ticket_ids else {}
+        for message_id, ticket_id, direction, fingerprint in rows:
+            if message_id is None:
+                continue
+            ticket = tickets.get(ticket_id) if ticket_id is not None else None
+            if ticket is not None:
+                self._ticket_by_message_id.setdefault(message_id, ticket)
+            if direction == "in":
+                self._first_inbound.setdefault(message_id, (fingerprint, ticket))
+        self._unknown_ids.update(set(wanted) - {row.message_id for row in rows})
+
+    def _load_tickets(self, condition: ColumnElement[bool]) -> dict[int, Ticket]:
+        found = {t.id: t for t in self.session.scalars(select(Ticket).where(condition))}
+        fresh = [t for t in found.values() if t.number not in self._tickets]
+        for ticket in fresh:
+            self._tickets[ticket.number] = ticket
+            self._participants[ticket.number] = {}
+        if fresh:
+            rows = self.session.execute(
+                select(
+                    TicketParticipant.ticket_id, TicketParticipant.address, TicketParticipant.role
+                ).where(TicketParticipant.ticket_id.in_([t.id for t in fresh]))
+            ).all()
+            number_of = {t.id: t.number for t in fresh}
+            for ticket_id, address, role in rows:
+                self._participants[number_of[ticket_id]][address] = role
+        return {t.id: self._tickets[t.number] or t for t in found.values()}
+
+    def _load_customers(self, addresses: Iterable[str]) -> None:
+        wanted = [a for a in addresses if a not in self._customers]
+        if not wanted:
+            return
+        rows = self.session.execute(
+            select(CustomerAddress.address, Customer)
+            .join(Customer, Customer.id == CustomerAddress.customer_id)
+            .options(selectinload(Customer.addresses))
+            .where(CustomerAddress.address.in_(wanted))
+        ).all()
+        found = {address: customer for address, customer in rows}
+        for address in wanted:
+            self._customers[address] = found.get(address)
+
+    def customer_by_address(self, address: str) -> model.Customer | None:
+        """The core view of the customer owning ``address`` (for sender identity)."""
+        self._load_customers([address])
+        row = self._customers.get(address)
+        return repo.to_core_customer(row) if row is not None else None
+
+    def tickets_by_message_ids(self, message_ids: Sequence[str]) -> Mapping[str, int]:
+        """TicketLookup: ticket numbers of stored or just-staged messages with these ids."""
+        self._load_message_ids(message_ids)
+        return {
+            mid: self._ticket_by_message_id[mid].number
+            for mid in message_ids
+            if mid in self._ticket_by_message_id
+        }
+
+    def ticket_info(self, number: int) -> TicketRef | None:
+        """TicketLookup: status and participants of ticket ``number``."""
+        if number not in self._tickets:
+            self._tickets[number] = None
+            self._load_tickets(Ticket.number == number)
+        ticket = self._tickets[number]
+        if ticket is None:
+            return None
+        participants = set(self._participants_of(ticket))
+        if ticket.customer is not None:
+            participants.update(a.address for a in ticket.customer.addresses)
+        return TicketRef(
+            number, TicketStatus(ticket.status), frozenset(participants), ticket.resolved_at
+        )
+
+    def _participants_of(self, ticket: Ticket) -> dict[str, str]:
+        return self._participants.setdefault(ticket.number, {})
 
 
-def _add_participants(
-    session: Session,
-    ticket: Ticket,
-    parsed: ParsedMessage,
-    sender: str | None,
-    support_addresses: frozenset[str],
-) -> None:
-    found: dict[str, str] = {}
-    if sender:
-        found[sender] = "requester" if sender == ticket.requester else "sender"
-    for address in parsed.cc:
-        normalized = normalize_address(address.addr)
-        if normalized and normalized not in support_addresses:
-            found.setdefault(normalized, "cc")
-    repo.add_participants(session, ticket.id, found)
+def message_fields(
+    parsed: ParsedMessage, sender: str | None, fingerprint: str, new_text: str, quoted_text: str
+) -> dict[str, object]:
+    """The columns of a message row that come from its raw mail."""
+    return {
+        "message_id": parsed.message_id,
+        "in_reply_to": list(parsed.in_reply_to),
+        "references": list(parsed.references),
+        "from_address": sender,
+        "from_name": (parsed.sender.name if parsed.sender else "")[:320],
+        "to": [[a.name, a.addr] for a in parsed.to],
+        "cc": [[a.name, a.addr] for a in parsed.cc],
+        "reply_to": [[a.name, a.addr] for a in parsed.reply_to],
+        "subject": parsed.subject,
+        "sent_at": parsed.date,
+        "content_language": ",".join(parsed.content_language)[:64],
+        "body_text": parsed.body_text,
+        "body_source": parsed.body_source,
+        "new_text": new_text,
+        "quoted_text": quoted_text,
+        "content_hash": fingerprint,
+        "defects": list(parsed.defects),
+    }
 
 
 @dataclass(frozen=True)
@@ -392,7 +701,7 @@ class ReplayResult:
     """What replaying one stored message did (or, in a dry run, would do)."""
 
     inbound_id: int
-    action: str  # created, appended, reopened, duplicate, quarantined, updated, unchanged, failed
+    action: str  # an Outcome action, or updated, unchanged, failed
     detail: str = ""
 
 
@@ -444,13 +753,15 @@ def _replay_one(
     session: Session, inbound: Inbound, raw: bytes, context: ProcessingContext
 ) -> ReplayResult:
     if inbound.status != InboundStatus.PROCESSED:
-        outcome = process_safely(session, inbound, raw, context)
+        outcome = process_one(session, inbound, raw, context)
         where = f"ticket #{outcome.ticket_number}" if outcome.ticket_number else ""
         return ReplayResult(
             inbound.id, outcome.action, "; ".join(filter(None, (where, outcome.reason)))
         )
     message = session.scalars(
-        select(MessageRecord).where(MessageRecord.inbound_id == inbound.id)
+        select(MessageRecord)
+        .where(MessageRecord.inbound_id == inbound.id)
+        .options(selectinload(MessageRecord.attachments))
     ).first()
     if message is None:
         return ReplayResult(inbound.id, "unchanged", inbound.kind_reason or "no message stored")
@@ -458,8 +769,7 @@ def _replay_one(
         parsed = parse_message(raw, context.limits)
     except Exception as error:
         return ReplayResult(inbound.id, "failed", f"{type(error).__name__}: {error}")
-    sender = normalize_address(parsed.sender.addr) if parsed.sender else None
-    changed = apply_parsed(session, message, parsed, sender, content_hash(parsed))
+    changed = _refresh(session, message, parsed)
     if not changed:
         return ReplayResult(inbound.id, "unchanged")
     repo.record_event(
@@ -472,3 +782,28 @@ def _replay_one(
         detail={"changed": changed},
     )
     return ReplayResult(inbound.id, "updated", ", ".join(changed))
+
+
+def _refresh(session: Session, message: MessageRecord, parsed: ParsedMessage) -> list[str]:
+    """Bring a stored message's parsed columns and attachments up to date; list what changed."""
+    sender = normalize_address(parsed.sender.addr) if parsed.sender else None
+    fields = message_fields(parsed, sender, content_hash(parsed), *reply_text(parsed))
+    changed = [name for name, value in fields.items() if getattr(message, name) != value]
+    for name in changed:
+        setattr(message, name, fields[name])
+    wanted = [(a.filename, a.content_type, a.size, a.sha256) for a in parsed.attachments]
+    have = [(a.filename, a.content_type, a.size, a.sha256) for a in message.attachments]
+    if wanted != have:
+        changed.append("attachments")
+        message.attachments.clear()
+        for attachment in parsed.attachments:
+            store_blob(session, attachment.content, attachment.sha256)
+            message.attachments.append(
+                AttachmentRecord(
+                    filename=attachment.filename,
+                    content_type=attachment.content_type,
+                    size=attachment.size,
+                    sha256=attachment.sha256,
+                )
+            )
+    return changed

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
 from conftest import GOLDEN
+
 from mailproc.cli import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, cli
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("mailproc")
@@ -112,8 +112,11 @@ def test_locked_sqlite_gives_tempfail_and_stores_nothing(workdir: Path) -> None:
     holder = sqlite3.connect(workdir / "mailproc.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        result = run("ingest", stdin=(GOLDEN / "french.eml").read_bytes(),
-                     env={"MAILPROC_DATABASE_BUSY_TIMEOUT_MS": "200"})
+        result = run(
+            "ingest",
+            stdin=(GOLDEN / "french.eml").read_bytes(),
+            env={"MAILPROC_DATABASE_BUSY_TIMEOUT_MS": "200"},
+        )
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -123,8 +126,10 @@ def test_locked_sqlite_gives_tempfail_and_stores_nothing(workdir: Path) -> None:
 
 
 def test_postgres_down_gives_tempfail(workdir: Path) -> None:
-    env = {"MAILPROC_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
-           "MAILPROC_DATABASE_BUSY_TIMEOUT_MS": "1000"}
+    env = {
+        "MAILPROC_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "MAILPROC_DATABASE_BUSY_TIMEOUT_MS": "1000",
+    }
     result = run("ingest", stdin=(GOLDEN / "french.eml").read_bytes(), env=env)
     assert result.exit_code == EX_TEMPFAIL
 
@@ -143,16 +148,21 @@ def test_bad_config_gives_config_error(workdir: Path) -> None:
 def test_installed_console_script_as_an_mta_pipe(workdir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPROC_")}
     subprocess.run([CONSOLE_SCRIPT, "init"], check=True, env=env, capture_output=True)
-    mail = b"From bounce@x.example Thu Nov 26 10:00:00 2026\n" + (GOLDEN / "spanish.eml").read_bytes()
+    mail = (
+        b"From bounce@x.example Thu Nov 26 10:00:00 2026\n" + (GOLDEN / "spanish.eml").read_bytes()
+    )
     stored = subprocess.run([CONSOLE_SCRIPT, "ingest"], input=mail, env=env, capture_output=True)
     assert stored.returncode == 0, stored.stderr
-    again = subprocess.run([CONSOLE_SCRIPT, "ingest", "-"], input=mail, env=env,
-                           capture_output=True)
+    again = subprocess.run(
+        [CONSOLE_SCRIPT, "ingest", "-"], input=mail, env=env, capture_output=True
+    )
     assert again.returncode == 0 and b"duplicates 1" in again.stdout
-    junk = subprocess.run([CONSOLE_SCRIPT, "ingest"], input=b"\x00\xff" * 50, env=env,
-                          capture_output=True)
+    junk = subprocess.run(
+        [CONSOLE_SCRIPT, "ingest"], input=b"\x00\xff" * 50, env=env, capture_output=True
+    )
     assert junk.returncode == EX_DATAERR
-    listed = subprocess.run([CONSOLE_SCRIPT, "inbound", "list", "--json"], env=env,
-                            capture_output=True, check=True)
+    listed = subprocess.run(
+        [CONSOLE_SCRIPT, "inbound", "list", "--json"], env=env, capture_output=True, check=True
+    )
     [row] = json.loads(listed.stdout)
     assert row["source"] == "stdin" and row["envelope_from"] == "bounce@x.example"

@@ -37,7 +37,9 @@ def test_file_then_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path.write_text('[database]\nurl = "sqlite:///from-file.db"\n[intake]\nmax_parts = 40\n')
     assert load_settings().database.url == "sqlite:///from-file.db"
     monkeypatch.setenv("MAILPROC_DATABASE_URL", "postgresql://u@127.0.0.1/mp")
-    monkeypatch.setenv("MAILPROC_SUPPORT_ADDRESSES", '["Help@DataFlow.com", "billing@dataflow.com"]')
+    monkeypatch.setenv(
+        "MAILPROC_SUPPORT_ADDRESSES", '["Help@DataFlow.com", "billing@dataflow.com"]'
+    )
     settings = load_settings()
     assert settings.database.url == "postgresql+psycopg://u@127.0.0.1/mp"
     assert settings.intake.max_parts == 40
@@ -54,8 +56,9 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         load_settings()
 
 
-def test_every_bad_value_is_reported_on_its_own_line(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_bad_value_is_reported_on_its_own_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(
         '[database]\nurl = "mysql://x"\n'
@@ -68,8 +71,9 @@ def test_every_bad_value_is_reported_on_its_own_line(tmp_path: Path,
     lines = str(caught.value).splitlines()[1:]
     assert any(line.startswith("  database.url: must start with sqlite") for line in lines)
     assert any(line.startswith("  database.busy_timeout_ms:") for line in lines)
-    assert any("support.addresses: 'not an address' is not a valid mail address" in line
-               for line in lines)
+    assert any(
+        "support.addresses: 'not an address' is not a valid mail address" in line for line in lines
+    )
     assert any("support.domain: '-bad-' is not a valid domain name" in line for line in lines)
     assert any(line.startswith("  intake.max_parts:") for line in lines)
     assert any(line == "  intake.colour: unknown setting" for line in lines)

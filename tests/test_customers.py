@@ -30,19 +30,22 @@ def test_sample_data_fits_the_procedures() -> None:
 
 
 def test_bad_rows_are_reported_with_line_numbers_and_good_rows_load() -> None:
-    text = "\n".join([
-        HEADER,
-        "2001,Good Co,Ann,ann@good.example,Starter,US,en,America/New_York,4.5,Low,2026-01-02,,",
-        "2002,Bad Plan,Bo,bo@x.example,Platinum,US,en,America/New_York,,,,,",
-        "abc,Bad Id,Cy,cy@x.example,Starter,US,en,UTC,,,,,",
-        "2004,Bad Mail,Di,not-an-address,Starter,US,en,UTC,,,,,",
-        "2005,Bad Zone,Ed,ed@x.example,Starter,US,en,Mars/Olympus,,,,,",
-        "2006,Bad Score,Fe,fe@x.example,Starter,US,en,UTC,7,,,,",
-        "2007,Thief,Gu,ann@good.example,Starter,US,en,UTC,,,,,",
-        "2008,Bad Date,Ha,ha@x.example,Starter,US,en,UTC,,,26/11/2026,,",
-        "2009,,Io,io@x.example,Starter,US,en,UTC,,,,,",
-        '2010,"Quoted, Inc.",Jo,JO@Quoted.Example;jo2@quoted.example,enterprise,fr,fr,Europe/Paris,,,,,',
-    ])
+    text = "\n".join(
+        [
+            HEADER,
+            "2001,Good Co,Ann,ann@good.example,Starter,US,en,America/New_York,4.5,Low,2026-01-02,,",
+            "2002,Bad Plan,Bo,bo@x.example,Platinum,US,en,America/New_York,,,,,",
+            "abc,Bad Id,Cy,cy@x.example,Starter,US,en,UTC,,,,,",
+            "2004,Bad Mail,Di,not-an-address,Starter,US,en,UTC,,,,,",
+            "2005,Bad Zone,Ed,ed@x.example,Starter,US,en,Mars/Olympus,,,,,",
+            "2006,Bad Score,Fe,fe@x.example,Starter,US,en,UTC,7,,,,",
+            "2007,Thief,Gu,ann@good.example,Starter,US,en,UTC,,,,,",
+            "2008,Bad Date,Ha,ha@x.example,Starter,US,en,UTC,,,26/11/2026,,",
+            "2009,,Io,io@x.example,Starter,US,en,UTC,,,,,",
+            '2010,"Quoted, Inc.",Jo,JO@Quoted.Example;jo2@quoted.example,enterprise,fr,fr,'
+            "Europe/Paris,,,,,",
+        ]
+    )
     parsed = parse_customers_csv(text)
     assert [c.id for c in parsed.customers] == [2001, 2010]
     reasons = {e.line: e.reason for e in parsed.errors}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from conftest import GOLDEN
 from sqlalchemy import func, select
 
-from conftest import GOLDEN
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.intake import Envelope, store_batch
@@ -48,8 +48,12 @@ def load_sample_customers(app: App) -> None:
 
 def test_raw_bytes_and_envelope_are_stored_exactly(app: App) -> None:
     raw = golden("attachments.eml")
-    envelope = Envelope("smtp", "127.0.0.1:5555", "daniel@streamwise.example",
-                        ("support@dataflow.com", "billing@dataflow.com"))
+    envelope = Envelope(
+        "smtp",
+        "127.0.0.1:5555",
+        "daniel@streamwise.example",
+        ("support@dataflow.com", "billing@dataflow.com"),
+    )
     with transaction(app.sessions) as session:
         [stored] = store_batch(session, [(raw, envelope)], app.clock.now())
     with transaction(app.sessions, commit=False) as session:
@@ -94,7 +98,9 @@ def test_same_message_id_with_other_content_is_kept_and_flagged(app: App) -> Non
 
 def test_same_mail_by_two_routes_makes_one_ticket(app: App) -> None:
     raw = golden("multipart_alternative.eml")
-    via_imap = b"Received: from imap.dataflow.com by mailproc; Thu, 26 Nov 2026 14:03:00 +0000\r\n" + raw
+    via_imap = (
+        b"Received: from imap.dataflow.com by mailproc; Thu, 26 Nov 2026 14:03:00 +0000\r\n" + raw
+    )
     ingest(app, raw, via_imap)
     summary = app.process()
     assert summary.count("created") == 1 and summary.count("duplicate") == 1
@@ -143,16 +149,21 @@ def test_attachments_stored_by_hash_and_participants_recorded(app: App) -> None:
         participants = dict(
             session.execute(select(TicketParticipant.address, TicketParticipant.role)).all()
         )
-    assert participants == {"daniel@streamwise.example": "requester",
-                            "dev-team@streamwise.example": "cc"}
+    assert participants == {
+        "daniel@streamwise.example": "requester",
+        "dev-team@streamwise.example": "cc",
+    }
 
 
-def test_limit_breach_is_quarantined_then_released_after_a_fix(app: App,
-                                                                 clock: FixedClock) -> None:
+def test_limit_breach_is_quarantined_then_released_after_a_fix(app: App, clock: FixedClock) -> None:
     raw = golden("attachments.eml")
     ingest(app, raw)
-    strict = App(app.settings.model_copy(update={"intake": app.settings.intake.model_copy(
-        update={"max_message_bytes": 1024})}), clock)
+    strict = App(
+        app.settings.model_copy(
+            update={"intake": app.settings.intake.model_copy(update={"max_message_bytes": 1024})}
+        ),
+        clock,
+    )
     try:
         summary = strict.process()
     finally:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import GOLDEN
+
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.parse import html_to_text, parse_message, sanitize_filename
 

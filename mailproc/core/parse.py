@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import functools
 import hashlib
 import re
 import unicodedata
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 from inscriptis import get_text
 from inscriptis.css_profiles import CSS_PROFILES
@@ -21,7 +25,27 @@ from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits
 from mailproc.core.model import Address, Attachment, ParsedMessage
 from mailproc.core.rawmail import bare_message_id
 
-_PARSER = BytesParser(policy=policy.default)
+
+class _MemoizingPolicy(EmailPolicy):
+    """policy.default, but a header value seen before is not parsed again.
+
+    The stdlib re-parses Content-Type and friends on every ``get()``; header objects are
+    immutable, so one parse per distinct (name, value) is enough, across messages too.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value
+        return _parse_header(name.lower(), value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_header(name: str, value: str) -> Any:
+    return policy.default.header_fetch_parse(name, value)
+
+
+_POLICY = _MemoizingPolicy()
+_PARSER = BytesParser(policy=_POLICY)
 _HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HEADER_BREAKS = re.compile(r"[\r\n\x00]+")
@@ -55,9 +79,11 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
         to=_addresses(message, "To", defects),
         cc=_addresses(message, "Cc", defects),
         reply_to=_addresses(message, "Reply-To", defects),
-        subject=_single_line(_header_text(message, "Subject", defects)),
+        subject=_single_line(
+            _decode_words(_raw_value(message, "Subject") or "", "Subject", defects)
+        ),
         date=_date(message, defects),
-        content_language=_languages(_header_text(message, "Content-Language", defects)),
+        content_language=_languages(_raw_header(message, "Content-Language")),
         content_type=message.get_content_type(),
         body_text=body_text,
         body_source=body_source,
@@ -105,20 +131,6 @@ def _has_raw_8bit(value: str) -> bool:
     return False
 
 
-def _header_text(message: EmailMessage, name: str, defects: list[str]) -> str:
-    """Decoded (RFC 2047/2231) value of the first ``name`` header, or ''."""
-    raw = _raw_value(message, name)
-    if raw is None:
-        return ""
-    if _has_raw_8bit(raw):  # the stdlib would turn these bytes into U+FFFD
-        return clean_text(raw)
-    try:
-        return str(message.policy.header_fetch_parse(name, raw))
-    except Exception as exc:  # the stdlib header parser has known crash bugs on hostile input
-        defects.append(f"{name}: undecodable header ({type(exc).__name__})")
-        return raw
-
-
 def clean_text(value: str) -> str:
     """Undo surrogate escapes (raw 8-bit bytes in headers): UTF-8 if it fits, else cp1252."""
     try:
@@ -137,20 +149,25 @@ def _single_line(value: str) -> str:
 
 
 def _decoded_headers(message: EmailMessage, defects: list[str]) -> tuple[tuple[str, str], ...]:
+    """Every header as (name, decoded single-line value), cheaply: RFC 2047 words only."""
     decoded = []
     for name, raw in message.raw_items():
-        if _has_raw_8bit(str(raw)):
-            value = clean_text(str(raw))
-        else:
-            try:
-                value = str(message.policy.header_fetch_parse(name, raw))
-            except Exception as exc:
-                defects.append(f"{name}: undecodable header ({type(exc).__name__})")
-                value = str(raw)
-        if _HEADER_BREAKS.search(value):
+        value = str(raw)
+        if _HEADER_BREAKS.search(value.replace("\r\n", "").replace("\n", "")):
             defects.append(f"{name}: header value contains CR, LF or NUL")
-        decoded.append((clean_text(name), _single_line(value)))
+        decoded.append((clean_text(name), _single_line(_decode_words(value, name, defects))))
     return tuple(decoded)
+
+
+def _decode_words(value: str, name: str, defects: list[str]) -> str:
+    """Decode RFC 2047 encoded words; raw 8-bit text is kept for clean_text to repair."""
+    if "=?" not in value or _has_raw_8bit(value):
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception as exc:  # malformed encoded words
+        defects.append(f"{name}: undecodable encoded word ({type(exc).__name__})")
+        return value
 
 
 def _message_id(message: Message) -> str | None:
@@ -170,7 +187,7 @@ def _addresses(message: EmailMessage, name: str, defects: list[str]) -> tuple[Ad
     if raw is None:
         return ()
     try:
-        header = None if _has_raw_8bit(raw) else message.policy.header_fetch_parse(name, raw)
+        header = None if _has_raw_8bit(raw) else _POLICY.header_fetch_parse(name, raw)
         if isinstance(header, AddressHeader):
             found = [
                 Address(_single_line(a.display_name), _single_line(a.addr_spec))
@@ -264,7 +281,9 @@ def _attachments(
         if part.is_multipart() and content_type != "message/rfc822":
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend((child, depth + 1) for child in reversed(children))
+                stack.extend(
+                    (child, depth + 1) for child in reversed(children) if isinstance(child, Message)
+                )
             continue
         if part is body_part or _is_inline_text(part):
             continue

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -157,6 +158,12 @@ class Ticket(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # why the ticket has its priority and due times (issue 4): rule hits, codes, SLA row, calendar
+    classification: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    triage_reason: Mapped[str | None] = mapped_column(Text)
+    triage_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    sla: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sla_pauses: Mapped[list[list[str | None]]] = mapped_column(JSON, default=list)
 
     customer: Mapped[Customer | None] = relationship(lazy="joined")
 
@@ -169,6 +176,8 @@ class TicketParticipant(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
     address: Mapped[str] = mapped_column(String(320), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
+
+    ticket: Mapped[Ticket] = relationship()
 
 
 class MessageRecord(Base):
@@ -200,6 +209,7 @@ class MessageRecord(Base):
     sender_kind: Mapped[str] = mapped_column(String(16), default="unknown")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
+    ticket: Mapped[Ticket | None] = relationship()
     attachments: Mapped[list[AttachmentRecord]] = relationship(
         back_populates="message", cascade="all, delete-orphan", order_by="AttachmentRecord.id"
     )
@@ -232,3 +242,101 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(48))
     reason: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    ticket: Mapped[Ticket | None] = relationship()
+
+
+# --- IMAP poller (issue 6) ---------------------------------------------------------------------
+
+
+class ImapKey(Base):
+    """An IMAP message already stored, keyed by (mailbox, UIDVALIDITY, UID)."""
+
+    __tablename__ = "imap_keys"
+
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), index=True)
+    stored_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class Lease(Base):
+    """A job only one process may run at a time (an IMAP mailbox's poller): holder and expiry."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+# --- threading and detection (issue 3) -----------------------------------------------------
+
+
+class UndeliverableAddress(Base):
+    """An address our mail bounced from: permanent failures stop further automatic mail."""
+
+    __tablename__ = "undeliverable_addresses"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    permanent: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
+    first_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    bounces: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AppSecret(Base):
+    """A secret generated once and shared by every process (the reply-token key)."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+# --- outbound mail (issue 5) ---------------------------------------------------------------
+
+
+class Outbox(Base):
+    """One outbound mail, composed and queued in the transaction that caused it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    template: Mapped[str] = mapped_column(String(48))
+    locale: Mapped[str] = mapped_column(String(8))
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    envelope_from: Mapped[str] = mapped_column(String(998))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    auto_submitted: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    deadline_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    recipients: Mapped[list[OutboxRecipient]] = relationship(
+        cascade="all, delete-orphan", order_by="OutboxRecipient.address", lazy="selectin"
+    )
+
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class OutboxRecipient(Base):
+    """One envelope recipient of an outbound mail: pending, sent or failed (with the reason)."""
+
+    __tablename__ = "outbox_recipients"
+
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")

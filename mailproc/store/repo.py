@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -10,7 +11,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from mailproc.core import model
+from mailproc.intake import insert_ignoring_duplicates
 from mailproc.store.models import (
+    AppSecret,
     Blob,
     Customer,
     CustomerAddress,
@@ -151,3 +154,13 @@ def record_event(
             detail=detail or {},
         )
     )
+
+
+def shared_secret(session: Session, name: str, now: dt.datetime) -> str:
+    """A random secret stored once in the database and shared by every process."""
+    session.execute(
+        insert_ignoring_duplicates(session, AppSecret).values(
+            name=name, value=secrets.token_urlsafe(32), created_at=now
+        )
+    )
+    return session.scalars(select(AppSecret.value).where(AppSecret.name == name)).one()

@@ -20,8 +20,15 @@ def nested(depth: int) -> bytes:
     for level in reversed(range(depth)):
         boundary = f"b{level}".encode()
         body = (
-            b"Content-Type: multipart/mixed; boundary=\"" + boundary + b"\"\r\n\r\n--" + boundary
-            + b"\r\n" + body + b"\r\n--" + boundary + b"--\r\n"
+            b'Content-Type: multipart/mixed; boundary="'
+            + boundary
+            + b'"\r\n\r\n--'
+            + boundary
+            + b"\r\n"
+            + body
+            + b"\r\n--"
+            + boundary
+            + b"--\r\n"
         )
     return head + body
 

@@ -1,0 +1,58 @@
+"""The pure first step of processing: parse, detect automatic mail, split off quoted history.
+
+Everything here depends only on the raw bytes and fixed policies, so it can run in a separate
+process (see ``mailproc.parsepool``) while the database work of another batch goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+
+from mailproc.core.detect import Detection, DetectPolicy, detect
+from mailproc.core.limits import IntakeLimits
+from mailproc.core.model import ParsedMessage
+from mailproc.core.parse import parse_message
+from mailproc.core.quotes import split_reply
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One message understood without any lookup; ``parsed.mime`` is dropped (not needed after)."""
+
+    parsed: ParsedMessage
+    fingerprint: str
+    detection: Detection
+    new_text: str
+    quoted_text: str
+
+
+def prepare(
+    raw: bytes, limits: IntakeLimits, policy: DetectPolicy, envelope_sender: str | None
+) -> Prepared:
+    """Parse and classify one raw message; raises LimitExceeded for oversized mail."""
+    parsed = parse_message(raw, limits)
+    detection = detect(parsed, policy, envelope_sender)
+    new_text, quoted_text = reply_text(parsed)
+    return Prepared(
+        parsed=dataclasses.replace(parsed, mime=None),
+        fingerprint=content_hash(parsed),
+        detection=detection,
+        new_text=new_text,
+        quoted_text=quoted_text,
+    )
+
+
+def content_hash(parsed: ParsedMessage) -> str:
+    """Fingerprint of what a reader sees: sender, subject and body text."""
+    sender = parsed.sender.addr.lower() if parsed.sender else ""
+    text = "\x00".join((sender, parsed.subject, " ".join(parsed.body_text.split())))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def reply_text(parsed: ParsedMessage) -> tuple[str, str]:
+    """The new text of a mail (what agents and the classifier read) and the rest."""
+    parts = split_reply(parsed.body_text, parsed.sender.name if parsed.sender else None)
+    rest = "\n\n".join(part for part in (parts.signature, parts.quoted) if part)
+    return (parts.new_text or parsed.body_text), rest

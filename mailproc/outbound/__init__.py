@@ -1,0 +1,1 @@
+"""Outbound mail: localized templates rendered with Babel catalogs and composed into messages."""

@@ -1,0 +1,68 @@
+"""Run the pure ``prepare`` step in worker processes, so parsing overlaps on several cores."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from mailproc.core.detect import DetectPolicy
+from mailproc.core.limits import IntakeLimits
+from mailproc.core.understand import Prepared, prepare
+
+PrepareResult = Prepared | Exception
+Job = tuple[bytes, str | None]  # raw bytes, envelope sender
+
+
+def prepare_all(
+    jobs: Sequence[Job], limits: IntakeLimits, policy: DetectPolicy
+) -> list[PrepareResult]:
+    """Prepare each job; a message that cannot be prepared yields its exception instead."""
+    results: list[PrepareResult] = []
+    for raw, sender in jobs:
+        try:
+            results.append(prepare(raw, limits, policy, sender))
+        except Exception as error:  # reported per message; the caller quarantines it
+            results.append(error)
+    return results
+
+
+class ParsePool:
+    """A few worker processes (forkserver: no database handles are inherited) for ``prepare``."""
+
+    min_jobs = 16  # below this, the round trip to another process is not worth it
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def prepare(
+        self, jobs: Sequence[Job], limits: IntakeLimits, policy: DetectPolicy
+    ) -> list[PrepareResult]:
+        """Prepare ``jobs`` in order, sharing them between this process and the workers."""
+        if self.workers <= 0 or len(jobs) < self.min_jobs:
+            return prepare_all(jobs, limits, policy)
+        share = len(jobs) // (self.workers + 1)
+        futures: list[Future[list[PrepareResult]]] = []
+        for index in range(self.workers):
+            chunk = jobs[
+                share * (index + 1) : share * (index + 2) if index + 1 < self.workers else None
+            ]
+            futures.append(self._pool().submit(prepare_all, chunk, limits, policy))
+        results = prepare_all(jobs[:share], limits, policy)
+        for future in futures:
+            results.extend(future.result())
+        return results
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None

@@ -1,0 +1,267 @@
+"""Tests for template rendering: every template in every locale, escaping, fallbacks, Babel."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from click.testing import CliRunner
+
+from mailproc.core.locale_policy import SUPPORTED_LOCALES
+from mailproc.core.model import Plan
+from mailproc.outbound.cli_templates import templates
+from mailproc.outbound.render import (
+    SAMPLES,
+    TEMPLATES,
+    CommandErrorContext,
+    Company,
+    Renderer,
+    RenderError,
+    catalog_path,
+    check_templates,
+    compatible,
+    mailto,
+    ticket_number_of,
+)
+from mailproc.resources import resource_path
+
+CUSTOMER_TEMPLATES = {
+    "acknowledgment",
+    "escalation_notice",
+    "sla_breach_apology",
+    "refund_confirmation",
+    "low_satisfaction_followup",
+    "survey_request",
+    "resolved_notice",
+    "agent_reply",
+}
+# Words that only the right language's catalog produces (footers of both layouts).
+MARKERS = {
+    "en": {"customer": "simply reply to this email", "staff": "Automatic notification"},
+    "es": {"customer": "responder a este correo", "staff": "Notificación automática"},
+    "fr": {"customer": "répondre à cet e-mail", "staff": "Notification automatique"},
+}
+PAYLOAD = "<script>alert(1)</script> {{ 7*191 }} {% if true %}X{% endif %} %(number)s"
+# Fields that are codes or addresses, not free text: keep them valid.
+NOT_FREE_TEXT = {"timezone", "mail_language", "reply_locale", "reply_address", "email", "currency"}
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_template_renders_in_every_locale(renderer: Renderer, name: str, locale: str) -> None:
+    mail = renderer.render(name, locale, SAMPLES[name])
+    number = str(ticket_number_of(SAMPLES[name]))
+    assert mail.subject and "\n" not in mail.subject
+    assert number in mail.text and number in mail.html
+    audience = "customer" if name in CUSTOMER_TEMPLATES else "staff"
+    for other, markers in MARKERS.items():
+        assert (markers[audience] in mail.text) is (other == locale), other
+        assert (markers[audience] in mail.html) is (other == locale), other
+    assert f'<html lang="{locale}">' in mail.html
+    assert mail.text.endswith("\n") and "\n\n\n" not in mail.text
+
+
+def test_shipped_templates_and_catalogs_have_no_problems(renderer: Renderer) -> None:
+    assert check_templates(renderer) == []
+    assert renderer.fallbacks("es") == renderer.fallbacks("fr") == frozenset()
+
+
+def _hostile(value: Any, name: str = "") -> Any:
+    """``value`` with every free-text string (customer data) replaced by PAYLOAD."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _hostile(getattr(value, f.name), f.name) for f in dataclasses.fields(value)
+        }
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, tuple):
+        return tuple(_hostile(item, name) for item in value)
+    if isinstance(value, str) and not hasattr(value, "value") and name not in NOT_FREE_TEXT:
+        return PAYLOAD
+    return value
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_customer_text_is_data_escaped_in_html_and_literal_everywhere(
+    renderer: Renderer, name: str, locale: str
+) -> None:
+    mail = renderer.render(name, locale, _hostile(SAMPLES[name]))
+    assert "<script>" not in mail.html
+    assert "&lt;script&gt;" in mail.html
+    for part in (mail.text, mail.html):
+        assert "{{ 7*191 }}" in part
+        assert "{% if true %}X{% endif %}" in part
+        assert "%(number)s" in part
+        assert "1337" not in part
+
+
+def test_agent_reply_subject_carries_the_customer_subject_literally(renderer: Renderer) -> None:
+    sample = SAMPLES["agent_reply"]
+    context = dataclasses.replace(
+        sample, ticket=dataclasses.replace(sample.ticket, subject="Help {{ 7*7 }}\r\n\tnow")
+    )
+    assert renderer.render("agent_reply", "en", context).subject == "Re: Help {{ 7*7 }} now"
+
+
+def test_wrong_inputs_raise_render_error(renderer: Renderer) -> None:
+    with pytest.raises(RenderError, match="unknown template"):
+        renderer.render("../../etc/passwd", "en", SAMPLES["acknowledgment"])
+    with pytest.raises(RenderError, match="unsupported locale"):
+        renderer.render("acknowledgment", "de", SAMPLES["acknowledgment"])
+    with pytest.raises(RenderError, match="takes AcknowledgmentContext"):
+        renderer.render("acknowledgment", "en", SAMPLES["survey_request"])
+
+
+def test_naive_datetimes_and_unknown_zones_are_refused(renderer: Renderer) -> None:
+    sample = SAMPLES["acknowledgment"]
+    naive = dataclasses.replace(sample, first_response_due=dt.datetime(2025, 6, 9, 12))
+    with pytest.raises(RenderError, match="naive"):
+        renderer.render("acknowledgment", "en", naive)
+    lost = dataclasses.replace(
+        sample, customer=dataclasses.replace(sample.customer, timezone="Mars/Olympus")
+    )
+    with pytest.raises(RenderError, match="time zone"):
+        renderer.render("acknowledgment", "en", lost)
+
+
+def test_undefined_variables_fail_instead_of_rendering_empty(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(resource_path("templates"), templates)
+    subject = templates / "acknowledgment" / "subject.txt"
+    subject.write_text("{{ no_such_field }}\n", encoding="utf-8")
+    renderer = Renderer(templates_dir=templates)
+    with pytest.raises(RenderError, match="no_such_field"):
+        renderer.render("acknowledgment", "en", SAMPLES["acknowledgment"])
+    assert any("no_such_field" in problem for problem in check_templates(renderer))
+
+
+def test_babel_formats_dates_times_money_and_durations_per_locale(renderer: Renderer) -> None:
+    en = renderer.render("acknowledgment", "en", SAMPLES["acknowledgment"]).text
+    es = renderer.render("acknowledgment", "es", SAMPLES["acknowledgment"]).text
+    fr = renderer.render("sla_breach_apology", "fr", SAMPLES["sla_breach_apology"]).text
+    # 18:30 UTC is 20:30 in Madrid, the customer's zone.
+    assert "within 4 hours" in en and "June 9, 2025, 8:30\u202fPM" in en
+    assert "4 horas" in es and "lunes, 9 de junio de 2025, 20:30" in es
+    assert "50,00\xa0$US" in fr and "4\xa0heures" in fr
+    refund = renderer.render("refund_confirmation", "es", SAMPLES["refund_confirmation"])
+    assert "149,00\xa0US$" in refund.text
+
+
+def test_survey_offers_one_mailto_link_per_score(renderer: Renderer) -> None:
+    html = renderer.render("survey_request", "fr", SAMPLES["survey_request"]).html
+    hrefs = [chunk.split('"', 1)[0] for chunk in html.split('href="')[1:]]
+    assert len(hrefs) == 5
+    for score, href in zip((5, 4, 3, 2, 1), hrefs, strict=True):
+        url = urlsplit(href.replace("&amp;", "&"))
+        query = parse_qs(url.query)
+        assert (url.scheme, url.path) == ("mailto", "support+12345-k7x2q9@dataflow.com")
+        assert query["subject"] == [f"[Ticket #12345] Note de satisfaction\xa0: {score}/5"]
+        assert query["body"][0].startswith(f"{score}\n")
+
+
+def test_mailto_quotes_everything_but_the_address() -> None:
+    assert mailto("a+b@x.com", "Re: 1 & 2", "x=y") == (
+        "mailto:a+b@x.com?subject=Re%3A%201%20%26%202&body=x%3Dy"
+    )
+
+
+def test_phone_is_offered_only_on_plans_with_phone_support() -> None:
+    renderer = Renderer(Company(phone="+34 900 000 000"))
+    sample = SAMPLES["acknowledgment"]
+    with_phone = renderer.render("acknowledgment", "en", sample).text
+    starter_ticket = dataclasses.replace(sample.ticket, plan=Plan.STARTER)
+    starter = dataclasses.replace(sample, ticket=starter_ticket)
+    without_phone = renderer.render("acknowledgment", "en", starter).text
+    assert "+34 900 000 000" in with_phone
+    assert "+34 900 000 000" not in without_phone
+
+
+def _partial_catalog(tmp_path: Path, drop: str, break_: str) -> Path:
+    """A Spanish catalog missing ``drop`` and with a wrong placeholder in ``break_``."""
+    source = resource_path("locales") / "es" / "LC_MESSAGES" / "mailproc.po"
+    with source.open("rb") as handle:
+        catalog = read_po(handle, locale="es")
+    catalog.delete(drop)
+    catalog[break_].string = "Su ticket #%(numero)s"
+    target = catalog_path(tmp_path, "es")
+    target.parent.mkdir(parents=True)
+    with target.open("wb") as handle:
+        write_mo(handle, catalog)
+    return tmp_path
+
+
+def test_missing_or_broken_translations_fall_back_to_english_string_by_string(
+    tmp_path: Path,
+) -> None:
+    dropped = "Your Support Request"
+    broken = "To add information to ticket #%(number)s, simply reply to this email."
+    renderer = Renderer(locales_dir=_partial_catalog(tmp_path, dropped, broken))
+    mail = renderer.render("acknowledgment", "es", SAMPLES["acknowledgment"])
+    assert mail.subject == dropped
+    assert "To add information to ticket #12345, simply reply to this email." in mail.text
+    assert "Gracias por ponerse en contacto" in mail.text
+    assert renderer.fallbacks("es") >= {dropped, broken}
+    problems = {p for p in check_templates(renderer) if p.startswith("es:")}
+    assert problems == {f"es: no translation, English shown: {m!r}" for m in (dropped, broken)}
+
+
+def test_a_missing_catalog_means_english_and_a_reported_problem(tmp_path: Path) -> None:
+    renderer = Renderer(locales_dir=tmp_path)
+    mail = renderer.render("acknowledgment", "fr", SAMPLES["acknowledgment"])
+    assert mail.subject == "Your Support Request"
+    assert any(
+        problem.startswith("fr: no compiled catalog") for problem in check_templates(renderer)
+    )
+
+
+def test_compatible_demands_the_same_placeholders_and_a_clean_format() -> None:
+    assert compatible("Ticket #%(n)s", "Ticket n.º %(n)s")
+    assert not compatible("Ticket #%(n)s", "Ticket")
+    assert not compatible("Ticket #%(n)s", "Ticket %(n)s %(m)s")
+    assert not compatible("Done", "100 % fait")
+    assert compatible("100%% done", "100 %% fait")
+
+
+def test_command_error_without_a_ticket_renders_without_a_number(renderer: Renderer) -> None:
+    context = CommandErrorContext(agent_name="Eve", command="#close", problem="no ticket")
+    mail = renderer.render("command_error", "en", context)
+    assert "We could not carry out the command in your email:" in mail.text
+    assert ticket_number_of(context) is None
+
+
+def test_rendering_is_fast_once_warm(renderer: Renderer) -> None:
+    jobs = [(name, locale) for name in TEMPLATES for locale in SUPPORTED_LOCALES]
+    for name, locale in jobs:
+        renderer.render(name, locale, SAMPLES[name])
+    start = time.perf_counter()
+    for name, locale in jobs * 5:
+        renderer.render(name, locale, SAMPLES[name])
+    per_mail = (time.perf_counter() - start) / (len(jobs) * 5)
+    assert per_mail < 0.01
+
+
+def test_cli_renders_a_sample_and_checks_everything() -> None:
+    runner = CliRunner()
+    rendered = runner.invoke(templates, ["render", "acknowledgment", "--locale", "es"])
+    assert rendered.exit_code == 0
+    assert rendered.output.startswith("Subject: Su solicitud de soporte\n\nHola, Ana García:")
+    html = runner.invoke(templates, ["render", "survey_request", "--part", "html"])
+    assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>")
+    checked = runner.invoke(templates, ["check"])
+    assert checked.exit_code == 0
+    assert "15 templates x 3 locales: no problems" in checked.output
+    unknown = runner.invoke(templates, ["render", "nope"])
+    assert unknown.exit_code == 2
