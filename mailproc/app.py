@@ -11,12 +11,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.clock import Clock, SystemClock
 from mailproc.config import Settings
+from mailproc.core.addresses import normalize_address
+from mailproc.core.assess import Assessment, assess
+from mailproc.core.catalog import load_default_catalog
+from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.customers_csv import RowError, parse_customers_csv
 from mailproc.core.detect import DetectPolicy
 from mailproc.core.identity import Agent, AgentRole, IdentityPolicy
+from mailproc.core.model import Customer
+from mailproc.core.sla import sla_policy_from_config
 from mailproc.core.threading import ThreadPolicy
 from mailproc.core.tokens import ReplyAddressScheme
+from mailproc.core.understand import Prepared, prepare
 from mailproc.customers import export_customers_csv, upsert_customers
+from mailproc.errors import PermanentError
 from mailproc.intake import store_batch
 from mailproc.parsepool import ParsePool
 from mailproc.processing import (
@@ -32,6 +40,8 @@ from mailproc.processing import (
 from mailproc.sources import RawInput
 from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
+from mailproc.store.models import Customer as CustomerRow
+from mailproc.ticketops import recompute_for_plan_change
 
 
 @dataclass
@@ -51,6 +61,7 @@ class ImportReport:
     created: int
     updated: int
     errors: tuple[RowError, ...]
+    tickets_recomputed: int = 0
 
 
 class App:
@@ -98,10 +109,17 @@ class App:
                     reply_scheme=scheme,
                     reopen_window=dt.timedelta(days=settings.threading.reopen_window_days),
                 ),
+                classifier=self.classifier(),
+                sla=sla_policy_from_config(settings.sla),
                 clock=self.clock,
                 pool=ParsePool(settings.processing.parse_workers),
             )
         return self._context
+
+    def classifier(self) -> Classifier:
+        """The priority rules and the error-code catalog, with the config's overrides."""
+        catalog = load_default_catalog().with_overrides(self.settings.catalog)
+        return classifier_from_config(catalog, self.settings.classify)
 
     def message_id_domain(self) -> str:
         """The domain of our outbound Message-IDs (never one our agents' mail clients use)."""
@@ -183,12 +201,47 @@ class App:
             progress=progress,
         )
 
+    def assess_message(
+        self, raw: bytes, customer_id: int | None, received_at: dt.datetime
+    ) -> tuple[Prepared, Customer | None, Assessment]:
+        """Classify a raw message and compute its due times without storing anything."""
+        context = self.processing_context()
+        prepared = prepare(raw, context.limits, context.detection, None)
+        sender = prepared.parsed.sender
+        with transaction(self.sessions, commit=False) as session:
+            if customer_id is not None:
+                row = session.get(CustomerRow, customer_id)
+                if row is None:
+                    raise PermanentError(f"no customer {customer_id}")
+            else:
+                row = repo.customer_by_address(
+                    session, normalize_address(sender.addr) if sender else None
+                )
+            customer = repo.to_core_customer(row) if row is not None else None
+        assessment = assess(
+            prepared.parsed.subject,
+            prepared.new_text,
+            customer,
+            received_at,
+            context.classifier,
+            context.sla,
+        )
+        return prepared, customer, assessment
+
     def import_customers(self, text: str) -> ImportReport:
         """Upsert customers from customer_analytics CSV text."""
         parsed = parse_customers_csv(text)
+        now = self.clock.now()
+        policy = self.processing_context().sla
         with transaction(self.sessions) as session:
-            created, updated, errors = upsert_customers(session, parsed, self.clock.now())
-        return ImportReport(created, updated, tuple(sorted(errors, key=lambda e: e.line)))
+            created, updated, errors, plan_changes = upsert_customers(session, parsed, now)
+            recomputed = sum(
+                recompute_for_plan_change(session, customer_id, old, new, policy, now)
+                for customer_id, old, new in plan_changes
+            )
+        return ImportReport(
+            created, updated, tuple(sorted(errors, key=lambda e: e.line)), recomputed
+        )
 
     def export_customers(self) -> str:
         """Every customer in the import format."""

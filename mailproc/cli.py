@@ -16,13 +16,15 @@ import click
 from mailproc import __version__, views
 from mailproc.app import App
 from mailproc.config import ConfigError, config_path, load_settings
-from mailproc.errors import TransientError
+from mailproc.core.model import Priority
+from mailproc.errors import PermanentError, TransientError
 from mailproc.processing import ReplaySelection, release
 from mailproc.resources import resource_path
 from mailproc.sources import RawInput, read_path, read_stdin
-from mailproc.store import migrate
+from mailproc.store import migrate, repo
 from mailproc.store.db import transaction
 from mailproc.store.models import Blob, Inbound
+from mailproc.ticketops import change_priority
 
 # sysexits.h: what an MTA pipe understands
 EX_OK = 0
@@ -263,6 +265,8 @@ def _print_import(report: Any) -> None:
         f"customers: created {report.created}, updated {report.updated}, "
         f"rejected {len(report.errors)}"
     )
+    if report.tickets_recomputed:
+        click.echo(f"plan changes re-timed {report.tickets_recomputed} open ticket(s)")
     for error in report.errors:
         click.echo(f"  line {error.line}: {error.reason}", err=True)
 
@@ -348,7 +352,29 @@ def tickets_show(number: int, as_json: bool) -> None:
         click.echo(f"Customer: {detail['customer_id']} {detail['company']} ({detail['plan']})")
     else:
         click.echo(f"Customer: unknown ({detail['requester']})")
-    click.echo(f"Received: {detail['received_at']}")
+    local = detail["local_times"]
+    click.echo(
+        f"Received: {detail['received_at']} (local {local['received_at']}, {detail['timezone']})"
+    )
+    if detail["priority"]:
+        click.echo(
+            f"Priority: {detail['priority']} ({detail['intent']})"
+            f"{'  NEEDS TRIAGE: ' + detail['triage_reason'] if detail['needs_triage'] else ''}"
+        )
+        for hit in detail["classification"].get("rule_hits", []):
+            click.echo(f"  rule {hit['rule']}: {hit['reason']}")
+        codes = detail["classification"].get("error_codes") or []
+        unknown = detail["classification"].get("unknown_codes") or []
+        click.echo(
+            f"Error codes: {', '.join(codes) or '-'}"
+            f"{'  (unknown: ' + ', '.join(unknown) + ')' if unknown else ''}"
+        )
+        sla = detail["sla"]
+        click.echo(f"SLA row: {sla.get('sla_row')}; calendar: {sla.get('calendar')}")
+        for name in ("first_response_due", "resolution_due", "triage_due"):
+            if detail[name]:
+                label = name.replace("_", " ")
+                click.echo(f"  {label}: {detail[name]} UTC = {local[name]} local")
     for message in detail["messages"]:
         click.echo(
             f"\n--- {message['direction']} {message['sent_at'] or ''} "
@@ -363,6 +389,85 @@ def tickets_show(number: int, as_json: bool) -> None:
     click.echo("\nEvents:")
     for event in detail["events"]:
         click.echo(f"  {event['at']}  {event['kind']}: {event['reason']}")
+
+
+@tickets.command("priority")
+@click.argument("number", type=int)
+@click.argument("priority", type=click.Choice(["P0", "P1", "P2", "P3"]))
+@handles_errors
+def tickets_priority(number: int, priority: str) -> None:
+    """Change a ticket's priority; its due times are recomputed and the change is logged."""
+    app = _app()
+    policy = app.processing_context().sla
+    with transaction(app.sessions) as session:
+        ticket = repo.ticket_by_number(session, number)
+        if ticket is None:
+            fail(f"no ticket #{number}", EX_DATAERR)
+            return
+        changed = change_priority(
+            session, ticket, Priority(priority), policy, app.clock.now(), "an admin (CLI)"
+        )
+        due = ticket.first_response_due
+    click.echo(
+        f"#{number}: priority {priority}; first response due {due}"
+        if changed
+        else f"#{number} already has priority {priority}"
+    )
+
+
+@cli.command("classify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--customer", "customer_id", type=int, help="Time it for this customer id.")
+@click.option("--received", help="Receipt time (ISO; default now, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handles_errors
+def classify_command(
+    file: Path, customer_id: int | None, received: str | None, as_json: bool
+) -> None:
+    """Print the priority, rules, error codes and due times of FILE.eml; store nothing."""
+    app = _app()
+    received_at = _parse_since(received) or app.clock.now()
+    try:
+        prepared, customer, assessment = app.assess_message(
+            file.read_bytes(), customer_id, received_at
+        )
+    except PermanentError as error:
+        fail(str(error), EX_DATAERR)
+        return
+    found, deadlines = assessment.classification, assessment.deadlines
+    zone = views.zone_of(customer.timezone if customer else "UTC")
+    result = {
+        "subject": prepared.parsed.subject,
+        "kind": prepared.detection.kind.value,
+        "customer_id": customer.id if customer else None,
+        "plan": deadlines.plan.value,
+        "priority": found.priority.value,
+        "intent": found.intent.value,
+        "needs_triage": found.needs_triage,
+        "triage_reason": found.triage_reason,
+        **assessment.classification_record(),
+        "sla_row": deadlines.sla_row,
+        "calendar": deadlines.calendar_description,
+        "received_at": received_at.isoformat(),
+        "first_response_due": deadlines.first_response_due.isoformat(),
+        "first_response_due_local": deadlines.first_response_due.astimezone(zone).isoformat(),
+        "resolution_due": deadlines.resolution_due.isoformat()
+        if deadlines.resolution_due
+        else None,
+        "explanation": list(deadlines.explanation),
+    }
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(
+        f"{result['subject']}\n  kind {result['kind']}; customer "
+        f"{result['customer_id'] or 'unknown'} ({result['plan']})"
+    )
+    click.echo(f"  {assessment.explain_priority()}")
+    if found.needs_triage:
+        click.echo(f"  needs triage: {found.triage_reason}")
+    for line in deadlines.explanation:
+        click.echo(f"  {line}")
 
 
 # ----------------------------------------------------------------------------- quarantine

@@ -16,14 +16,16 @@ from mailproc.store.models import Customer, CustomerAddress
 
 def upsert_customers(
     session: Session, parsed: ParsedCsv, now: dt.datetime
-) -> tuple[int, int, list[RowError]]:
-    """Insert or update the parsed customers; return (created, updated, rejected rows).
+) -> tuple[int, int, list[RowError], list[tuple[int, str, str]]]:
+    """Insert or update the parsed customers.
 
-    A row whose address already belongs to another customer in the database is rejected
+    Returns (created, updated, rejected rows, plan changes as (customer id, old, new)). A row
+    whose address already belongs to another customer in the database is rejected
     (addresses identify senders, so one address has one owner).
     """
     created = updated = 0
     errors = list(parsed.errors)
+    plan_changes: list[tuple[int, str, str]] = []
     for customer in parsed.customers:
         line = parsed.lines.get(customer.id, 0)
         owners = dict(
@@ -50,6 +52,8 @@ def upsert_customers(
             created += 1
         else:
             updated += 1
+            if row.plan != customer.plan.value:
+                plan_changes.append((customer.id, row.plan, customer.plan.value))
         _copy(row, customer, now)
         session.flush()
         session.execute(delete(CustomerAddress).where(CustomerAddress.customer_id == customer.id))
@@ -59,7 +63,7 @@ def upsert_customers(
             )
         session.flush()
         session.expire(row, ["addresses"])
-    return created, updated, errors
+    return created, updated, errors, plan_changes
 
 
 def _copy(row: Customer, customer: CoreCustomer, now: dt.datetime) -> None:

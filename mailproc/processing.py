@@ -19,11 +19,14 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from mailproc.clock import Clock
 from mailproc.core import model
 from mailproc.core.addresses import normalize_address
+from mailproc.core.assess import assess, sla_record
+from mailproc.core.classify import Classifier
 from mailproc.core.detect import Detection, DetectPolicy, MailKind
 from mailproc.core.identity import IdentityPolicy, SenderIdentity, SenderKind, identify_sender
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.model import InboundStatus, ParsedMessage, TicketStatus
 from mailproc.core.parse import parse_message
+from mailproc.core.sla import SlaPolicy
 from mailproc.core.threading import (
     ThreadAction,
     ThreadDecision,
@@ -63,6 +66,8 @@ class ProcessingContext:
     identity: IdentityPolicy
     detection: DetectPolicy
     threading: ThreadPolicy
+    classifier: Classifier
+    sla: SlaPolicy
     clock: Clock
     pool: ParsePool | None = field(default=None, compare=False)
 
@@ -399,7 +404,6 @@ class _Batch:
             "ticket.created",
             reason,
             {
-                "number": ticket.number,
                 "customer_id": customer.id if customer else None,
                 "linked_to": parent.number if parent is not None else None,
             },
@@ -411,7 +415,67 @@ class _Batch:
             understood.detection.reasons[0],
             self._message_detail(understood),
         )
+        self._classify(ticket, inbound, understood, sender.customer)
         return ticket
+
+    def _classify(
+        self,
+        ticket: Ticket,
+        inbound: Inbound,
+        understood: _Understood,
+        customer: model.Customer | None,
+    ) -> None:
+        """Priority, intent and due times at intake (the 15-minute assignment target)."""
+        assessment = assess(
+            understood.parsed.subject,
+            understood.prepared.new_text,
+            customer,
+            inbound.received_at,
+            self.context.classifier,
+            self.context.sla,
+        )
+        found, deadlines = assessment.classification, assessment.deadlines
+        ticket.priority = found.priority.value
+        ticket.intent = found.intent.value
+        ticket.needs_triage = found.needs_triage
+        ticket.triage_reason = found.triage_reason
+        ticket.triage_due = assessment.triage_due
+        ticket.classified_at = self.now
+        ticket.first_response_due = deadlines.first_response_due
+        ticket.resolution_due = deadlines.resolution_due
+        ticket.classification = assessment.classification_record()
+        ticket.sla = sla_record(deadlines)
+        seconds = (self.now - inbound.received_at).total_seconds()
+        self._event(
+            ticket,
+            inbound,
+            "ticket.classified",
+            assessment.explain_priority(),
+            {**ticket.classification, "seconds_after_receipt": seconds},
+        )
+        self._event(
+            ticket,
+            inbound,
+            "ticket.sla",
+            "; ".join(deadlines.explanation),
+            {
+                "sla_row": deadlines.sla_row,
+                "calendar": deadlines.calendar_description,
+                "first_response_due": deadlines.first_response_due.isoformat(),
+                "resolution_due": deadlines.resolution_due.isoformat()
+                if deadlines.resolution_due
+                else None,
+            },
+        )
+        if found.needs_triage and assessment.triage_due is not None:
+            self._event(
+                ticket,
+                inbound,
+                "ticket.triage_needed",
+                f"{found.triage_reason}; Support Manager escalation due by "
+                f"{assessment.triage_due.isoformat()}",
+                {"triage_due": assessment.triage_due.isoformat()},
+            )
 
     def _store_message(
         self, inbound: Inbound, understood: _Understood, ticket: Ticket | None
@@ -587,7 +651,7 @@ class _Batch:
 
     def _load_tickets(self, condition: ColumnElement[bool]) -> dict[int, Ticket]:
         found = {t.id: t for t in self.session.scalars(select(Ticket).where(condition))}
-        fresh = [t for t in found.values() if t.number not in self._tickets]
+        fresh = [t for t in found.values() if self._tickets.get(t.number) is None]
         for ticket in fresh:
             self._tickets[ticket.number] = ticket
             self._participants[ticket.number] = {}
@@ -634,8 +698,8 @@ class _Batch:
     def ticket_info(self, number: int) -> TicketRef | None:
         """TicketLookup: status and participants of ticket ``number``."""
         if number not in self._tickets:
-            self._tickets[number] = None
             self._load_tickets(Ticket.number == number)
+            self._tickets.setdefault(number, None)
         ticket = self._tickets[number]
         if ticket is None:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -14,6 +15,14 @@ from mailproc.store.models import Event, Inbound, MessageRecord, Ticket
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def zone_of(name: str) -> ZoneInfo:
+    """The time zone ``name``, or UTC when it is unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def ticket_summary(ticket: Ticket) -> dict[str, Any]:
@@ -52,6 +61,11 @@ def ticket_detail(session: Session, number: int) -> dict[str, Any] | None:
     ticket = repo.ticket_by_number(session, number)
     if ticket is None:
         return None
+    parent_number = (
+        session.scalar(select(Ticket.number).where(Ticket.id == ticket.parent_ticket_id))
+        if ticket.parent_ticket_id
+        else None
+    )
     messages = session.scalars(
         select(MessageRecord)
         .where(MessageRecord.ticket_id == ticket.id)
@@ -62,6 +76,23 @@ def ticket_detail(session: Session, number: int) -> dict[str, Any] | None:
         select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)
     ).all()
     detail = ticket_summary(ticket)
+    zone = zone_of(ticket.customer.timezone if ticket.customer else "UTC")
+    detail["timezone"] = zone.key
+    detail["local_times"] = {
+        name: _iso(value.astimezone(zone)) if value else None
+        for name, value in (
+            ("received_at", ticket.received_at),
+            ("first_response_due", ticket.first_response_due),
+            ("resolution_due", ticket.resolution_due),
+            ("triage_due", ticket.triage_due),
+        )
+    }
+    detail["triage_reason"] = ticket.triage_reason
+    detail["triage_due"] = _iso(ticket.triage_due)
+    detail["classified_at"] = _iso(ticket.classified_at)
+    detail["classification"] = ticket.classification
+    detail["sla"] = ticket.sla
+    detail["parent_ticket"] = parent_number
     detail["messages"] = [
         {
             "id": m.id,
