@@ -26,6 +26,8 @@ from mailproc.core.understand import Prepared, prepare
 from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import PermanentError
 from mailproc.intake import store_batch
+from mailproc.notify import Notifier, company_from, locale_policy_from
+from mailproc.outbound.render import Renderer
 from mailproc.parsepool import ParsePool
 from mailproc.processing import (
     ProcessingContext,
@@ -42,6 +44,7 @@ from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
 from mailproc.store.models import Customer as CustomerRow
 from mailproc.ticketops import recompute_for_plan_change
+from mailproc.workflows import CheckSummary, Workflows
 
 
 @dataclass
@@ -89,14 +92,13 @@ class App:
         if self._context is None:
             settings = self.settings
             scheme = self.reply_scheme()
+            sla = sla_policy_from_config(settings.sla)
+            notifier = self.notifier(scheme)
             self._context = ProcessingContext(
                 limits=settings.intake.limits(),
                 support_addresses=frozenset(settings.support.addresses),
                 identity=IdentityPolicy(
-                    agents=tuple(
-                        Agent(a.name, frozenset(AgentRole(r) for r in a.roles), a.addresses)
-                        for a in settings.identity.agents
-                    ),
+                    agents=self._agents(),
                     trusted_authserv_id=settings.identity.trusted_authserv_id or None,
                     own_addresses=settings.support.addresses,
                 ),
@@ -110,8 +112,10 @@ class App:
                     reopen_window=dt.timedelta(days=settings.threading.reopen_window_days),
                 ),
                 classifier=self.classifier(),
-                sla=sla_policy_from_config(settings.sla),
+                sla=sla,
                 clock=self.clock,
+                notifier=notifier,
+                workflows=Workflows(notifier, sla),
                 pool=ParsePool(settings.processing.parse_workers),
             )
         return self._context
@@ -120,6 +124,25 @@ class App:
         """The priority rules and the error-code catalog, with the config's overrides."""
         catalog = load_default_catalog().with_overrides(self.settings.catalog)
         return classifier_from_config(catalog, self.settings.classify)
+
+    def notifier(self, scheme: ReplyAddressScheme) -> Notifier:
+        """Outbound ticket mail: templates, languages, recipients by role."""
+        settings = self.settings
+        return Notifier(
+            settings,
+            Renderer(company_from(settings)),
+            scheme,
+            self.message_id_domain(),
+            load_default_catalog().with_overrides(settings.catalog),
+            locale_policy_from(settings),
+            self._agents(),
+        )
+
+    def _agents(self) -> tuple[Agent, ...]:
+        return tuple(
+            Agent(a.name, frozenset(AgentRole(r) for r in a.roles), a.addresses)
+            for a in self.settings.identity.agents
+        )
 
     def message_id_domain(self) -> str:
         """The domain of our outbound Message-IDs (never one our agents' mail clients use)."""
@@ -227,6 +250,27 @@ class App:
             context.sla,
         )
         return prepared, customer, assessment
+
+    def workflows(self) -> Workflows:
+        """The procedures' workflows, sharing the worker's notifier and SLA policy."""
+        workflows = self.processing_context().workflows
+        assert workflows is not None
+        return workflows
+
+    def check(self, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
+        """The breach notifier and scheduler tick: breaches, timers, surveys, incidents.
+
+        Safe to run from cron on several hosts at once: every mail and credit has a unique
+        key, and timers and surveys are claimed with row locks.
+        """
+        workflows = self.workflows()
+        summary = CheckSummary()
+        with transaction(self.sessions, commit=not dry_run) as session:
+            workflows.send_breach_notices(session, now, dry_run, summary)
+            workflows.fire_due_timers(session, now, dry_run=dry_run, summary=summary)
+            workflows.send_due_surveys(session, now, dry_run, summary)
+            workflows.detect_incidents(session, now, dry_run, summary)
+        return summary
 
     def import_customers(self, text: str) -> ImportReport:
         """Upsert customers from customer_analytics CSV text."""

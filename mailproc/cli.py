@@ -18,12 +18,14 @@ from mailproc.app import App
 from mailproc.config import ConfigError, config_path, load_settings
 from mailproc.core.model import Priority
 from mailproc.errors import PermanentError, TransientError
+from mailproc.outbound.cli_deliver import deliver
+from mailproc.outbound.cli_templates import templates
 from mailproc.processing import ReplaySelection, release
 from mailproc.resources import resource_path
 from mailproc.sources import RawInput, read_path, read_stdin
 from mailproc.store import migrate, repo
 from mailproc.store.db import transaction
-from mailproc.store.models import Blob, Inbound
+from mailproc.store.models import Blob, Inbound, Incident
 from mailproc.ticketops import change_priority
 
 # sysexits.h: what an MTA pipe understands
@@ -610,6 +612,79 @@ def replay_command(
         counts[result.action] = counts.get(result.action, 0) + 1
     summary = ", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or "nothing"
     click.echo(f"{'dry run: ' if dry_run else ''}replayed {len(results)}: {summary}")
+
+
+cli.add_command(templates)
+cli.add_command(deliver)
+
+
+@cli.group()
+def sla() -> None:
+    """SLA breaches, escalation timers, surveys and incidents (the cron breach notifier)."""
+
+
+@sla.command("check")
+@click.option("--now", "now_text", help="Run as of this ISO time (default: now, UTC).")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
+@handles_errors
+def sla_check(now_text: str | None, dry_run: bool) -> None:
+    """Send what falls due: breach apologies and alerts, escalations, surveys, incidents.
+
+    Made for cron (and run by `serve` on its tick); overlapping runs send nothing twice.
+    """
+    app = _app()
+    now = _parse_since(now_text) or app.clock.now()
+    summary = app.check(now, dry_run=dry_run)
+    for line in summary.lines():
+        click.echo(("would: " if dry_run else "") + line)
+    click.echo(
+        f"{'dry run: ' if dry_run else ''}sla check at {now.isoformat()}: "
+        f"{len(summary.breaches)} breach notice(s), {len(summary.escalations)} escalation(s), "
+        f"{len(summary.voided)} void timer(s), {len(summary.surveys)} survey(s), "
+        f"{len(summary.incidents)} incident(s)"
+    )
+
+
+@cli.group()
+def incidents() -> None:
+    """Multi-customer P0 incidents: list and resolve."""
+
+
+@incidents.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handles_errors
+def incidents_list(as_json: bool) -> None:
+    """List incidents with their tickets."""
+    with transaction(_app().sessions, commit=False) as session:
+        rows = views.list_incidents(session)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>4}  {row['status']:<8} {row['code']:<10} started "
+            f"{row['started_at']}  tickets {', '.join(map(str, row['tickets']))}"
+        )
+    click.echo(f"{len(rows)} incident(s)")
+
+
+@incidents.command("resolve")
+@click.argument("incident_id", type=int)
+@click.option("--summary", default="", help="What was fixed (sent to every customer).")
+@handles_errors
+def incidents_resolve(incident_id: int, summary: str) -> None:
+    """Resolve an incident: its tickets are resolved and every customer is updated."""
+    app = _app()
+    with transaction(app.sessions) as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            fail(f"no incident {incident_id}", EX_DATAERR)
+            return
+        numbers = app.workflows().resolve_incident(session, incident, summary, app.clock.now())
+    click.echo(
+        f"incident {incident_id} resolved; customers of tickets "
+        f"{', '.join(map(str, numbers)) or '-'} updated"
+    )
 
 
 def main() -> None:

@@ -219,6 +219,42 @@ class LocaleSettings(_Section):
     region_overrides: dict[str, str] = Field(default_factory=dict)
 
 
+class NotifySettings(_Section):
+    """Where internal notifications go: the agents' address and one address per role.
+
+    A role's mail goes to the configured agents with that role and to its address here.
+    """
+
+    agents_address: str = "agents@dataflow.com"
+    role_addresses: dict[str, str] = Field(
+        default_factory=lambda: {
+            "support_manager": "support-manager@dataflow.com",
+            "support_director": "support-director@dataflow.com",
+            "finance_director": "finance@dataflow.com",
+            "devops": "devops@dataflow.com",
+            "engineering": "engineering@dataflow.com",
+            "product": "product@dataflow.com",
+            "cto": "cto@dataflow.com",
+        }
+    )
+
+    @field_validator("agents_address")
+    @classmethod
+    def _valid_agents_address(cls, address: str) -> str:
+        return _normalized_addresses((address,))[0]
+
+    @field_validator("role_addresses")
+    @classmethod
+    def _valid_roles(cls, addresses: dict[str, str]) -> dict[str, str]:
+        from mailproc.core.identity import AgentRole
+
+        known = {role.value for role in AgentRole}
+        unknown = sorted(set(addresses) - known)
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; known: {sorted(known)}")
+        return {role: _normalized_addresses((a,))[0] for role, a in addresses.items()}
+
+
 class RelaySettings(_Section):
     """Where outbound mail goes: ``smtp://host:port``, ``smtps://host:port`` or ``maildir:PATH``."""
 
@@ -370,6 +406,7 @@ class Settings(_Section):
     company: CompanySettings = CompanySettings()
     credits: CreditSettings = CreditSettings()
     locales: LocaleSettings = LocaleSettings()
+    notify: NotifySettings = NotifySettings()
     relay: RelaySettings = RelaySettings()
     outbox: OutboxSettings = OutboxSettings()
 

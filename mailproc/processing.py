@@ -27,6 +27,7 @@ from mailproc.core.limits import IntakeLimits
 from mailproc.core.model import InboundStatus, ParsedMessage, TicketStatus
 from mailproc.core.parse import parse_message
 from mailproc.core.sla import SlaPolicy
+from mailproc.core.survey import parse_survey_reply
 from mailproc.core.threading import (
     ThreadAction,
     ThreadDecision,
@@ -35,7 +36,9 @@ from mailproc.core.threading import (
     decide_thread,
 )
 from mailproc.core.understand import Prepared, content_hash, reply_text
+from mailproc.errors import PermanentError
 from mailproc.intake import store_blob
+from mailproc.notify import FirstMail, Notifier, Thread, notify_new_ticket
 from mailproc.parsepool import Job, ParsePool, PrepareResult, prepare_all
 from mailproc.store import repo
 from mailproc.store.db import is_transient, transaction
@@ -50,6 +53,8 @@ from mailproc.store.models import (
     TicketParticipant,
     UndeliverableAddress,
 )
+from mailproc.ticketops import end_waiting
+from mailproc.workflows import Workflows
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,8 @@ class ProcessingContext:
     classifier: Classifier
     sla: SlaPolicy
     clock: Clock
+    notifier: Notifier | None = field(default=None, compare=False)
+    workflows: Workflows | None = field(default=None, compare=False)
     pool: ParsePool | None = field(default=None, compare=False)
 
     def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
@@ -134,8 +141,10 @@ def process_batch(
         return []
     try:
         with session.begin_nested():
-            outcomes = _Batch(session, context).run(claimed)
+            batch = _Batch(session, context)
+            outcomes = batch.run(claimed)
             session.flush()
+            batch.notify()
         return outcomes
     except exc.SQLAlchemyError as error:
         if is_transient(error):
@@ -150,8 +159,10 @@ def process_one(
     """Process one message in its own savepoint; quarantine it if even that fails."""
     try:
         with session.begin_nested():
-            [outcome] = _Batch(session, context).run([(inbound, raw)])
+            batch = _Batch(session, context)
+            [outcome] = batch.run([(inbound, raw)])
             session.flush()
+            batch.notify()
         return outcome
     except exc.SQLAlchemyError as error:
         if is_transient(error):
@@ -234,6 +245,7 @@ class _Batch:
         self._participants: dict[int, dict[str, str]] = {}
         self._customers: dict[str, Customer | None] = {}
         self._last_number: int | None = None
+        self._followups: list[tuple[Ticket, Callable[[], object]]] = []
 
     # -- running -------------------------------------------------------------------------
 
@@ -323,31 +335,53 @@ class _Batch:
         target = self._tickets.get(thread.ticket) if thread.ticket is not None else None
         if kind in AUTOMATIC_KINDS:
             return self._route_automatic(inbound, understood, target)
-        if thread.action is ThreadAction.ATTACH and target is not None:
-            target.updated_at = self.now
-            if target.status == TicketStatus.WAITING and understood.sender.kind != SenderKind.AGENT:
-                target.status = TicketStatus.OPEN
-                self._event(
-                    target,
-                    inbound,
-                    "ticket.customer_replied",
-                    "the customer replied: no longer waiting on the customer",
-                )
-            self._event(
-                target, inbound, "message.received", thread.reason, self._message_detail(understood)
-            )
-            return target, "appended", thread.reason
-        if thread.action is ThreadAction.REOPEN and target is not None:
-            target.status = TicketStatus.OPEN
-            target.updated_at = self.now
-            self._event(target, inbound, "ticket.reopened", thread.reason)
-            self._event(
-                target, inbound, "message.received", thread.reason, self._message_detail(understood)
-            )
-            return target, "reopened", thread.reason
+        if target is not None and thread.action in (ThreadAction.ATTACH, ThreadAction.REOPEN):
+            return self._reply(inbound, understood, target)
         parent = target if thread.action is ThreadAction.NEW_LINKED else None
         ticket = self._open_ticket(inbound, understood, parent)
         return ticket, "created", thread.reason
+
+    def _reply(
+        self, inbound: Inbound, understood: _Understood, target: Ticket
+    ) -> tuple[Ticket, str, str]:
+        """A person's mail on an existing ticket: an agent's, a survey answer, or a reply."""
+        thread, sender, parsed = understood.thread, understood.sender, understood.parsed
+        new_text = understood.prepared.new_text
+        target.updated_at = self.now
+        self._event(
+            target, inbound, "message.received", thread.reason, self._message_detail(understood)
+        )
+        workflows = self.context.workflows
+        if sender.kind is SenderKind.AGENT and sender.agent is not None:
+            agent = sender.agent
+            if workflows is not None:
+                self._later(
+                    target,
+                    lambda: workflows.agent_mail(self.session, target, agent, new_text, self.now),
+                )
+            return target, "appended", f"{thread.reason}; agent {agent.name}"
+        answered = target.survey_sent_at is not None and target.survey_answered_at is None
+        if answered and workflows is not None and parse_survey_reply(parsed.subject, new_text):
+            self._later(
+                target,
+                lambda: workflows.survey_reply(
+                    self.session, target, parsed.subject, new_text, self.now
+                ),
+            )
+            return target, "appended", f"{thread.reason}; survey answer (ticket stays resolved)"
+        if thread.action is ThreadAction.REOPEN:
+            target.status = TicketStatus.OPEN
+            self._event(target, inbound, "ticket.reopened", thread.reason)
+            return target, "reopened", thread.reason
+        if target.status == TicketStatus.WAITING:
+            end_waiting(self.session, target, self.context.sla, self.now)
+            self._event(
+                target,
+                inbound,
+                "ticket.customer_replied",
+                "the customer replied: no longer waiting on the customer",
+            )
+        return target, "appended", thread.reason
 
     def _route_automatic(
         self, inbound: Inbound, understood: _Understood, target: Ticket | None
@@ -416,6 +450,16 @@ class _Batch:
             self._message_detail(understood),
         )
         self._classify(ticket, inbound, understood, sender.customer)
+        parsed = understood.parsed
+        customer_core = sender.customer
+        first = FirstMail(
+            thread=Thread(parsed.message_id, parsed.references),
+            content_language=parsed.content_language,
+            new_text=understood.prepared.new_text,
+            may_auto_reply=understood.detection.may_auto_reply,
+            from_agent=sender.kind is SenderKind.AGENT,
+        )
+        self._later(ticket, lambda: self._announce(ticket, customer_core, first))
         return ticket
 
     def _classify(
@@ -476,6 +520,37 @@ class _Batch:
                 f"{assessment.triage_due.isoformat()}",
                 {"triage_due": assessment.triage_due.isoformat()},
             )
+
+    def _later(self, ticket: Ticket, action: Callable[[], object]) -> None:
+        """Run ``action`` after the batch is flushed (the ticket has its id by then)."""
+        self._followups.append((ticket, action))
+
+    def _announce(self, ticket: Ticket, customer: model.Customer | None, first: FirstMail) -> None:
+        notifier, workflows = self.context.notifier, self.context.workflows
+        if notifier is not None:
+            notify_new_ticket(notifier, self.session, ticket, customer, first, self.now)
+        if workflows is not None:
+            workflows.ticket_opened(self.session, ticket, first.new_text, self.now)
+
+    def notify(self) -> None:
+        """Run the follow-ups (mail, timers, workflows) once the batch has been flushed.
+
+        Each runs in its own savepoint: one that fails is logged on its ticket and never
+        undoes the ticket or the rest of the batch.
+        """
+        for ticket, action in self._followups:
+            try:
+                with self.session.begin_nested():
+                    action()
+            except (PermanentError, ValueError) as error:
+                log.warning("ticket #%s: follow-up failed: %s", ticket.number, error)
+                repo.record_event(
+                    self.session,
+                    self.now,
+                    "notify.failed",
+                    f"{type(error).__name__}: {error}",
+                    ticket_id=ticket.id,
+                )
 
     def _store_message(
         self, inbound: Inbound, understood: _Understood, ticket: Ticket | None

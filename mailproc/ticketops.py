@@ -89,3 +89,33 @@ def recompute_for_plan_change(
             session, ticket, policy, now, f"customer {customer_id} plan {old_plan} → {new_plan}"
         )
     return len(tickets)
+
+
+def start_waiting(session: Session, ticket: Ticket, policy: SlaPolicy, now: dt.datetime) -> None:
+    """The ticket waits on the customer from now: status, an open pause, the clock held."""
+    ticket.status = TicketStatus.WAITING
+    if not ticket.sla_pauses or ticket.sla_pauses[-1][1] is not None:
+        ticket.sla_pauses = [*ticket.sla_pauses, [now.isoformat(), None]]
+        if policy.pause_resolution and ticket.priority:
+            recompute_deadlines(session, ticket, policy, now, "waiting on the customer")
+
+
+def end_waiting(session: Session, ticket: Ticket, policy: SlaPolicy, now: dt.datetime) -> None:
+    """The customer answered: back to open, the pause closed and the due times re-timed."""
+    ticket.status = TicketStatus.OPEN
+    if ticket.sla_pauses and ticket.sla_pauses[-1][1] is None:
+        start = ticket.sla_pauses[-1][0]
+        ticket.sla_pauses = [*ticket.sla_pauses[:-1], [start, now.isoformat()]]
+        if policy.pause_resolution and ticket.priority:
+            recompute_deadlines(session, ticket, policy, now, "the customer replied: pause ended")
+
+
+def resolve(ticket: Ticket, now: dt.datetime, status: TicketStatus = TicketStatus.RESOLVED) -> None:
+    """Mark a ticket resolved (or closed); an open waiting pause ends with it."""
+    ticket.status = status
+    ticket.resolved_at = ticket.resolved_at or now
+    if status is TicketStatus.CLOSED:
+        ticket.closed_at = now
+    if ticket.sla_pauses and ticket.sla_pauses[-1][1] is None:
+        start = ticket.sla_pauses[-1][0]
+        ticket.sla_pauses = [*ticket.sla_pauses[:-1], [start, now.isoformat()]]

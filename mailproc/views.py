@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mailproc.store import repo
-from mailproc.store.models import Event, Inbound, MessageRecord, Ticket
+from mailproc.store.models import Event, Inbound, Incident, MessageRecord, Ticket
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -172,3 +172,25 @@ def inbound_events(session: Session, inbound_id: int) -> list[dict[str, Any]]:
         select(Event).where(Event.inbound_id == inbound_id).order_by(Event.id)
     ).all()
     return [event_view(e) for e in events]
+
+
+def list_incidents(session: Session) -> list[dict[str, Any]]:
+    """Incidents, newest first, with the numbers of their tickets."""
+    incidents = session.scalars(select(Incident).order_by(Incident.id.desc())).all()
+    numbers: dict[int, list[int]] = {}
+    for incident_id, number in session.execute(
+        select(Ticket.incident_id, Ticket.number).where(Ticket.incident_id.is_not(None))
+    ).all():
+        if incident_id is not None:
+            numbers.setdefault(incident_id, []).append(number)
+    return [
+        {
+            "id": i.id,
+            "code": i.code,
+            "status": i.status,
+            "started_at": _iso(i.started_at),
+            "resolved_at": _iso(i.resolved_at),
+            "tickets": sorted(numbers.get(i.id, [])),
+        }
+        for i in incidents
+    ]

@@ -205,6 +205,20 @@ class ResolvedNoticeContext:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentResolvedContext:
+    """The incident behind the ticket was resolved (§4.2 step 5, §4.3); ``summary`` is
+    DevOps' plain-text account of it, ``status_page`` where the incident history is kept."""
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    code: str
+    resolved_at: dt.datetime
+    summary: str = ""
+    agent_name: str | None = None
+    status_page: str = "status.dataflow.com"
+
+
+@dataclass(frozen=True, slots=True)
 class AgentReplyContext:
     """An agent's answer relayed to the customer; ``body`` is the agent's text."""
 
@@ -297,6 +311,72 @@ class RefundApprovalRequestContext:
 
 
 @dataclass(frozen=True, slots=True)
+class BreachAlertContext:
+    """To the Support Manager (§3.2): a ticket's first response is overdue.
+
+    ``due_at`` is the missed deadline, shown in ``timezone`` and in the customer's zone;
+    ``credit`` is the account credit of the apology the customer was sent (Template 3).
+    """
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    sla_target: dt.timedelta
+    due_at: dt.datetime
+    overdue_by: dt.timedelta
+    credit: Money | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolutionAlertContext:
+    """To the Support Manager (§3.1, §4.3): a ticket missed its resolution target."""
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    resolution_target: dt.timedelta
+    due_at: dt.datetime
+    overdue_by: dt.timedelta
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentTicket:
+    """One ticket of an incident; ``company`` is the customer's company or name (their data),
+    None for an unknown sender."""
+
+    number: int
+    company: str | None
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentAlertContext:
+    """To DevOps, once per incident (§4.3 edge case): several customers report one P0 code.
+
+    ``tickets`` in order of receipt, the lead ticket first; ``customer_count`` the distinct
+    customers among them; ``title`` None for a code the troubleshooting guide does not know.
+    """
+
+    code: str
+    title: str | None
+    started_at: dt.datetime
+    tickets: tuple[IncidentTicket, ...]
+    customer_count: int
+    devops_due: dt.datetime
+    status_page: str = "status.dataflow.com"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if not self.tickets:
+            raise ValueError("an incident has at least one ticket")
+
+    @property
+    def ticket(self) -> IncidentTicket:
+        """The lead ticket, the one the alert is filed under."""
+        return self.tickets[0]
+
+
+@dataclass(frozen=True, slots=True)
 class CommandErrorContext:
     """To an agent whose email command was invalid; ``command`` is the agent's line."""
 
@@ -323,6 +403,10 @@ TemplateContext = (
     | LowScoreAlertContext
     | RefundApprovalRequestContext
     | CommandErrorContext
+    | IncidentResolvedContext
+    | BreachAlertContext
+    | ResolutionAlertContext
+    | IncidentAlertContext
 )
 
 TEMPLATES: Final[Mapping[str, type[TemplateContext]]] = {
@@ -341,6 +425,10 @@ TEMPLATES: Final[Mapping[str, type[TemplateContext]]] = {
     "low_score_alert": LowScoreAlertContext,
     "refund_approval_request": RefundApprovalRequestContext,
     "command_error": CommandErrorContext,
+    "incident_resolved": IncidentResolvedContext,
+    "breach_alert": BreachAlertContext,
+    "resolution_alert": ResolutionAlertContext,
+    "incident_alert": IncidentAlertContext,
 }
 
 
@@ -752,6 +840,50 @@ SAMPLES: Final[Mapping[str, TemplateContext]] = {
         problem="unknown priority 'P7'",
         ticket_number=12345,
         usage="#priority P0|P1|P2|P3",
+    ),
+    "incident_resolved": IncidentResolvedContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=TicketInfo(
+            number=12345,
+            subject="Dashboards down: Error 503",
+            priority=Priority.P0,
+            plan=Plan.ENTERPRISE,
+            error_code="DB-2002",
+            error_title="Service Unavailable",
+        ),
+        code="DB-2002",
+        resolved_at=_SAMPLE_TIME + dt.timedelta(hours=3),
+        summary="A failed database node made the API return errors 503.\n"
+        "It was replaced and all pending syncs have been replayed.",
+        agent_name="Marco Rossi",
+    ),
+    "breach_alert": BreachAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=_SAMPLE_TICKET,
+        sla_target=dt.timedelta(hours=4),
+        due_at=_SAMPLE_TIME + dt.timedelta(hours=4),
+        overdue_by=dt.timedelta(minutes=45),
+        credit=Money(Decimal("50.00")),
+    ),
+    "resolution_alert": ResolutionAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=_SAMPLE_TICKET,
+        resolution_target=dt.timedelta(hours=24),
+        due_at=_SAMPLE_TIME + dt.timedelta(hours=24),
+        overdue_by=dt.timedelta(hours=3),
+    ),
+    "incident_alert": IncidentAlertContext(
+        code="DB-2002",
+        title="Service Unavailable",
+        started_at=_SAMPLE_TIME,
+        tickets=(
+            IncidentTicket(12345, "Acme Analytics S.L.", _SAMPLE_TIME),
+            IncidentTicket(12347, "Northwind Traders", _SAMPLE_TIME + dt.timedelta(minutes=6)),
+            IncidentTicket(12351, None, _SAMPLE_TIME + dt.timedelta(minutes=11)),
+            IncidentTicket(12352, "Globex GmbH", _SAMPLE_TIME + dt.timedelta(minutes=14)),
+        ),
+        customer_count=3,
+        devops_due=_SAMPLE_TIME + dt.timedelta(minutes=30),
     ),
 }
 

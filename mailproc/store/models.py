@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     TypeDecorator,
@@ -164,6 +166,14 @@ class Ticket(Base):
     triage_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     sla: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sla_pauses: Mapped[list[list[str | None]]] = mapped_column(JSON, default=list)
+    # workflows (issue 7): assignment, escalations, incident, survey
+    assignee: Mapped[str | None] = mapped_column(String(100))
+    escalated_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    survey_sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    survey_score: Mapped[int | None] = mapped_column(Integer)
+    survey_comment: Mapped[str | None] = mapped_column(Text)
+    survey_answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
     customer: Mapped[Customer | None] = relationship(lazy="joined")
 
@@ -340,3 +350,78 @@ class OutboxRecipient(Base):
     address: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- workflows: timers, incidents, refunds, credits (issue 7) ------------------------------
+
+
+class Timer(Base):
+    """An escalation due at a time unless the ticket no longer needs it; unique per key."""
+
+    __tablename__ = "timers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    team: Mapped[str] = mapped_column(String(32))
+    notify_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    priority: Mapped[str] = mapped_column(String(2))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_timers_status_due_at", "status", "due_at"),)
+
+
+class Incident(Base):
+    """Several customers reporting the same P0 error code: one incident, one DevOps alert."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    code: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class RefundCaseRecord(Base):
+    """A refund or cancellation request and the authorization level it needs (§6.1)."""
+
+    __tablename__ = "refund_cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    plan: Mapped[str] = mapped_column(String(16))
+    days_since_purchase: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    required_level: Mapped[str] = mapped_column(String(24))
+    level_reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    approved_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+
+
+class Credit(Base):
+    """An account credit promised to a customer (SLA breach §5.2, low score §8), once per key."""
+
+    __tablename__ = "credits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -42,6 +42,7 @@ CUSTOMER_TEMPLATES = {
     "survey_request",
     "resolved_notice",
     "agent_reply",
+    "incident_resolved",
 }
 # Words that only the right language's catalog produces (footers of both layouts).
 MARKERS = {
@@ -262,6 +263,6 @@ def test_cli_renders_a_sample_and_checks_everything() -> None:
     assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>")
     checked = runner.invoke(templates, ["check"])
     assert checked.exit_code == 0
-    assert "15 templates x 3 locales: no problems" in checked.output
+    assert "19 templates x 3 locales: no problems" in checked.output
     unknown = runner.invoke(templates, ["render", "nope"])
     assert unknown.exit_code == 2

@@ -1,0 +1,337 @@
+"""Agent commands by email: ``#status``, ``#priority``, … lines at the top of an agent's reply."""
+
+# Syntax. After leading blank lines, every line that starts with ``#word`` is a command; blank
+# lines between commands are allowed. The block ends at the first other non-blank line: from
+# there on the text is relayed to the customer. ``#note`` takes the rest of its line and the
+# lines below it up to the next blank line or command line, so an internal note is never
+# relayed. A known command written below the relayed text is an error (it would otherwise
+# reach the customer), not a command. Names and keywords are case-insensitive.
+#
+# Errors. Each syntax error or refused command yields one CommandError for the error mail.
+# When there is any, the caller changes nothing and relays nothing: the agent corrects the
+# mail and sends it again.
+#
+# Roles. Every staff role may use #status, #priority (P0 included: an outage must not wait
+# for a manager), #note, #assign and #escalate. #refund approve or deny needs the level the
+# refund case requires (refunds.required_level): whoever may grant a refund may refuse it.
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+
+from mailproc.core.identity import Agent, AgentRole
+from mailproc.core.model import Priority, TicketStatus
+from mailproc.core.refunds import (
+    DEFAULT_REFUND_POLICY,
+    ROLE_LEVELS,
+    Decision,
+    RefundCase,
+    RefundPolicy,
+    can_approve,
+    parse_amount,
+    required_level,
+)
+
+
+class CommandName(StrEnum):
+    """The commands an agent may write."""
+
+    STATUS = "status"
+    PRIORITY = "priority"
+    ESCALATE = "escalate"
+    NOTE = "note"
+    REFUND = "refund"
+    ASSIGN = "assign"
+
+
+USAGE: Mapping[CommandName, str] = MappingProxyType(
+    {
+        CommandName.STATUS: "#status open|waiting|resolved|closed",
+        CommandName.PRIORITY: "#priority P0|P1|P2|P3",
+        CommandName.ESCALATE: "#escalate devops|engineering|product|support_manager [reason]",
+        CommandName.NOTE: "#note TEXT (up to the next blank line)",
+        CommandName.REFUND: "#refund approve AMOUNT | #refund deny REASON",
+        CommandName.ASSIGN: "#assign NAME",
+    }
+)
+# Which roles may use each command; refunds are further limited by the case's level.
+COMMAND_ROLES: Mapping[CommandName, frozenset[AgentRole]] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                CommandName.STATUS,
+                CommandName.PRIORITY,
+                CommandName.ESCALATE,
+                CommandName.NOTE,
+                CommandName.ASSIGN,
+            ),
+            frozenset(AgentRole),
+        ),
+        CommandName.REFUND: frozenset(ROLE_LEVELS),
+    }
+)
+ESCALATION_TEAMS = (
+    AgentRole.DEVOPS,
+    AgentRole.ENGINEERING,
+    AgentRole.PRODUCT,
+    AgentRole.SUPPORT_MANAGER,
+)
+_SETTABLE_STATUSES = tuple(status for status in TicketStatus if status is not TicketStatus.NEW)
+_ONCE = frozenset(
+    {CommandName.STATUS, CommandName.PRIORITY, CommandName.REFUND, CommandName.ASSIGN}
+)
+_COMMAND = re.compile(r"\s*#([A-Za-z]\w*)(?![\w-])\s*:?(.*)")
+_KNOWN = re.compile(rf"\s*#(?:{'|'.join(CommandName)})(?![\w-])", re.IGNORECASE)
+_PRIORITY = re.compile(r"p?([0-3])", re.IGNORECASE)
+MAX_ARGUMENT_CHARS = 200  # a name or a reason; notes may be longer
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCommand:
+    """Set the ticket's status."""
+
+    source: str
+    status: TicketStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityCommand:
+    """Set the ticket's priority (the SLA and the escalation timers follow)."""
+
+    source: str
+    priority: Priority
+
+
+@dataclass(frozen=True, slots=True)
+class EscalateCommand:
+    """Escalate the ticket to a team now."""
+
+    source: str
+    team: AgentRole
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoteCommand:
+    """An internal note: recorded on the ticket, never sent to the customer."""
+
+    source: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundApproveCommand:
+    """Approve a refund of ``amount`` (currency None: the case's currency)."""
+
+    source: str
+    amount: Decimal
+    currency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundDenyCommand:
+    """Refuse the refund, with the reason."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssignCommand:
+    """Assign the ticket to a staff member, by name or address (resolved by the caller)."""
+
+    source: str
+    assignee: str
+
+
+Command = (
+    StatusCommand
+    | PriorityCommand
+    | EscalateCommand
+    | NoteCommand
+    | RefundApproveCommand
+    | RefundDenyCommand
+    | AssignCommand
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandError:
+    """One problem for the error mail: the agent's line, what is wrong, the expected form."""
+
+    source: str
+    problem: str
+    usage: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCommands:
+    """The commands at the top of a reply, the syntax errors, and the text for the customer."""
+
+    commands: tuple[Command, ...]
+    errors: tuple[CommandError, ...]
+    remaining_text: str
+
+
+def command_name(command: Command) -> CommandName:
+    """The name a command was written with."""
+    return _NAMES[type(command)]
+
+
+_NAMES: Mapping[type[Command], CommandName] = MappingProxyType(
+    {
+        StatusCommand: CommandName.STATUS,
+        PriorityCommand: CommandName.PRIORITY,
+        EscalateCommand: CommandName.ESCALATE,
+        NoteCommand: CommandName.NOTE,
+        RefundApproveCommand: CommandName.REFUND,
+        RefundDenyCommand: CommandName.REFUND,
+        AssignCommand: CommandName.ASSIGN,
+    }
+)
+
+
+def parse_commands(new_text: str) -> ParsedCommands:
+    """Split an agent's new text (quotes and signature removed) into commands and relayed text."""
+    lines = new_text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    commands: list[Command] = []
+    errors: list[CommandError] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        match = _COMMAND.fullmatch(line)
+        if match is None:
+            if line.strip():
+                break
+            index += 1
+            continue
+        index += 1
+        argument = match[2].strip()
+        if match[1].lower() == CommandName.NOTE:
+            while index < len(lines) and lines[index].strip() and not _COMMAND.match(lines[index]):
+                argument = f"{argument}\n{lines[index].strip()}".strip()
+                index += 1
+        parsed = _parse_one(line.strip(), match[1], argument)
+        if isinstance(parsed, CommandError):
+            errors.append(parsed)
+        else:
+            commands.append(parsed)
+    remaining = lines[index:]
+    errors.extend(
+        CommandError(line.strip(), "commands must come before any other text of the reply")
+        for line in remaining
+        if _KNOWN.match(line)
+    )
+    errors.extend(_repeated(commands))
+    return ParsedCommands(tuple(commands), tuple(errors), "\n".join(remaining).rstrip())
+
+
+def authorize(
+    command: Command,
+    agent: Agent,
+    refund_case: RefundCase | None = None,
+    policy: RefundPolicy = DEFAULT_REFUND_POLICY,
+) -> Decision:
+    """Whether ``agent`` may carry out ``command``, and why.
+
+    For ``#refund`` the caller passes the ticket's open case; an approval is checked at the
+    approved amount (and currency, when written), not at the amount the customer asked for.
+    """
+    name = command_name(command)
+    if not agent.roles & COMMAND_ROLES[name]:
+        roles = ", ".join(sorted(agent.roles)) or "no role"
+        return Decision(False, f"{agent.name} ({roles}) may not use #{name}")
+    if not isinstance(command, RefundApproveCommand | RefundDenyCommand):
+        return Decision(True, f"{agent.name} may use #{name}")
+    if refund_case is None:
+        return Decision(False, "this ticket has no open refund or cancellation request")
+    if isinstance(command, RefundApproveCommand):
+        refund_case = dataclasses.replace(
+            refund_case,
+            amount=command.amount,
+            currency=command.currency or refund_case.currency,
+        )
+    needed = required_level(refund_case, policy)
+    verdict = can_approve(agent.roles, needed.level)
+    return Decision(verdict.allowed, f"{agent.name}: {verdict.reason}: {needed.reason}")
+
+
+def check_commands(
+    parsed: ParsedCommands,
+    agent: Agent,
+    refund_case: RefundCase | None = None,
+    policy: RefundPolicy = DEFAULT_REFUND_POLICY,
+) -> tuple[CommandError, ...]:
+    """Every problem of a parsed reply: syntax errors, then each refused command."""
+    refused = []
+    for command in parsed.commands:
+        decision = authorize(command, agent, refund_case, policy)
+        if not decision.allowed:
+            refused.append(CommandError(command.source, decision.reason))
+    return (*parsed.errors, *refused)
+
+
+def _parse_one(source: str, written: str, argument: str) -> Command | CommandError:
+    try:
+        name = CommandName(written.lower())
+    except ValueError:
+        known = ", ".join(f"#{name}" for name in CommandName)
+        return CommandError(source, f"unknown command #{written}; known commands: {known}")
+    usage = USAGE[name]
+    if not argument:
+        return CommandError(source, f"#{name} needs an argument", usage)
+    if name is not CommandName.NOTE and len(argument) > MAX_ARGUMENT_CHARS:
+        return CommandError(source, f"argument longer than {MAX_ARGUMENT_CHARS} characters", usage)
+    first, rest = (*argument.split(None, 1), "")[:2]
+    match name:
+        case CommandName.STATUS:
+            status = next((s for s in _SETTABLE_STATUSES if s == argument.lower()), None)
+            if status is not None:
+                return StatusCommand(source, status)
+            return CommandError(source, f"unknown status {argument!r}", usage)
+        case CommandName.PRIORITY:
+            level = _PRIORITY.fullmatch(argument)
+            if level is not None:
+                return PriorityCommand(source, Priority(f"P{level[1]}"))
+            return CommandError(source, f"unknown priority {argument!r}", usage)
+        case CommandName.ESCALATE:
+            team = next((t for t in ESCALATION_TEAMS if t == first.lower().replace("-", "_")), None)
+            if team is not None:
+                return EscalateCommand(source, team, rest)
+            return CommandError(source, f"unknown team {first!r}", usage)
+        case CommandName.NOTE:
+            return NoteCommand(source, argument)
+        case CommandName.ASSIGN:
+            return AssignCommand(source, argument)
+        case CommandName.REFUND:
+            return _refund(source, first.lower(), rest, usage)
+
+
+def _refund(source: str, action: str, rest: str, usage: str) -> Command | CommandError:
+    if action == "approve":
+        amount = parse_amount(rest)
+        if amount is None:
+            return CommandError(source, f"{rest or 'nothing'} is not a positive amount", usage)
+        return RefundApproveCommand(source, amount.value, amount.currency)
+    if action == "deny":
+        if rest:
+            return RefundDenyCommand(source, rest)
+        return CommandError(source, "#refund deny needs a reason", usage)
+    return CommandError(source, f"#refund takes approve or deny, not {action!r}", usage)
+
+
+def _repeated(commands: list[Command]) -> list[CommandError]:
+    seen: set[CommandName] = set()
+    errors = []
+    for command in commands:
+        name = command_name(command)
+        if name in seen and name in _ONCE:
+            errors.append(CommandError(command.source, f"#{name} is given more than once"))
+        seen.add(name)
+    return errors

@@ -1,0 +1,287 @@
+"""Refunds and cancellations (§6): request detection, amounts, authorization levels (§6.1)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+
+from mailproc.core.classify import fold_text
+from mailproc.core.identity import AgentRole
+from mailproc.core.model import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A yes or no with the reason recorded in the event log or the error mail."""
+
+    allowed: bool
+    reason: str
+
+
+class AuthorizationLevel(StrEnum):
+    """Who may decide a refund or cancellation (§6.1): levels 1 to 3."""
+
+    AGENT = "agent"
+    SUPPORT_MANAGER = "support_manager"
+    FINANCE_DIRECTOR = "finance_director"
+
+    @property
+    def rank(self) -> int:
+        """1 for agent, 2 for Support Manager, 3 for Finance Director."""
+        return _RANKS[self]
+
+    @property
+    def label(self) -> str:
+        """A human name with the level, e.g. ``Support Manager (level 2)``."""
+        return f"{self.value.replace('_', ' ').title()} (level {self.rank})"
+
+
+_RANKS = {level: rank for rank, level in enumerate(AuthorizationLevel, start=1)}
+
+# The refund authority of each role. The Support Director heads the Support Managers, so
+# approves what they may (level 2); money over the limit and contract disputes stay with the
+# Finance Director (§6.1). The CTO and the technical teams have no refund authority.
+ROLE_LEVELS: Mapping[AgentRole, AuthorizationLevel] = MappingProxyType(
+    {
+        AgentRole.AGENT: AuthorizationLevel.AGENT,
+        AgentRole.SUPPORT_MANAGER: AuthorizationLevel.SUPPORT_MANAGER,
+        AgentRole.SUPPORT_DIRECTOR: AuthorizationLevel.SUPPORT_MANAGER,
+        AgentRole.FINANCE_DIRECTOR: AuthorizationLevel.FINANCE_DIRECTOR,
+    }
+)
+
+
+class RefundKind(StrEnum):
+    """What the customer gets back."""
+
+    REFUND = "refund"
+    PARTIAL_CREDIT = "partial_credit"
+    CANCELLATION = "cancellation"
+
+
+def _default_prices() -> Mapping[Plan, Decimal]:
+    # Monthly list prices (§6.1 "$49–$149"); Enterprise has custom pricing, so no list price.
+    return MappingProxyType({Plan.STARTER: Decimal(49), Plan.PROFESSIONAL: Decimal(149)})
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPolicy:
+    """Plan prices, the money-back guarantee and the Support Manager's limit (§6.1)."""
+
+    plan_prices: Mapping[Plan, Decimal] = field(default_factory=_default_prices)
+    currency: str = "USD"
+    guarantee_days: int = 30
+    manager_limit: Decimal = Decimal(1000)
+
+
+DEFAULT_REFUND_POLICY = RefundPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class RefundCase:
+    """A refund, credit or cancellation to decide; ``amount`` is 0 for a plain cancellation."""
+
+    amount: Decimal
+    currency: str
+    plan: Plan
+    days_since_purchase: int
+    kind: RefundKind = RefundKind.REFUND
+    contract_dispute: bool = False
+    price_lock: bool = False  # an Enterprise contract with a price lock (§6.3 edge case)
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredLevel:
+    """The lowest level that may decide a case, and why."""
+
+    level: AuthorizationLevel
+    reason: str
+
+
+def required_level(case: RefundCase, policy: RefundPolicy = DEFAULT_REFUND_POLICY) -> RequiredLevel:
+    """The level a case needs (§6.1, §6.3); the reason names each rule that sets it."""
+    fd, sm = AuthorizationLevel.FINANCE_DIRECTOR, AuthorizationLevel.SUPPORT_MANAGER
+    amount = f"{case.amount} {case.currency}"
+    kind = case.kind.value.replace("_", " ")
+    money_back = case.kind is not RefundKind.CANCELLATION or case.amount > 0
+    price = policy.plan_prices.get(case.plan)
+    limit = f"{policy.manager_limit} {policy.currency}"
+    rules = [
+        (fd, case.amount > policy.manager_limit, f"{amount} is over the {limit} manager limit"),
+        (fd, case.contract_dispute, "contract dispute"),
+        (fd, case.price_lock, "price-locked contract"),
+        (
+            sm,
+            case.currency != policy.currency,
+            f"amount in {case.currency}, limits in {policy.currency}",
+        ),
+        (
+            sm,
+            money_back and case.days_since_purchase > policy.guarantee_days,
+            f"{case.days_since_purchase} days since purchase, over the"
+            f" {policy.guarantee_days}-day guarantee",
+        ),
+        (sm, case.kind is RefundKind.PARTIAL_CREDIT, "partial credit"),
+        (sm, price is None, f"{case.plan} {kind} (custom pricing)"),
+        (
+            sm,
+            price is not None and case.amount > price,
+            f"{amount} is over the {case.plan} price of {price}",
+        ),
+    ]
+    applying = [(level, reason) for level, holds, reason in rules if holds]
+    if not applying:
+        if not money_back:
+            return RequiredLevel(AuthorizationLevel.AGENT, f"{case.plan} cancellation")
+        return RequiredLevel(
+            AuthorizationLevel.AGENT,
+            f"{case.plan} {kind} of {amount} within {policy.guarantee_days} days,"
+            " up to the plan price",
+        )
+    level = max((level for level, _ in applying), key=lambda lvl: lvl.rank)
+    return RequiredLevel(level, "; ".join(reason for lvl, reason in applying if lvl is level))
+
+
+def can_approve(roles: Iterable[AgentRole], level: AuthorizationLevel) -> Decision:
+    """Whether someone with ``roles`` may decide a case of ``level``; higher levels may too."""
+    roles = tuple(roles)
+    held = [ROLE_LEVELS[role] for role in roles if role in ROLE_LEVELS]
+    if not held:
+        return Decision(False, f"no refund authority (roles: {', '.join(sorted(roles)) or 'none'})")
+    best = max(held, key=lambda lvl: lvl.rank)
+    verb = "covers" if best.rank >= level.rank else "is below"
+    return Decision(best.rank >= level.rank, f"{best.label} {verb} the {level.label} this needs")
+
+
+# --- detection in customer mail --------------------------------------------------------------
+
+_SPACES = " \u00a0\u202f"
+
+
+def _number(groups: str) -> str:
+    """1,234.56 · 1.234,56 · 1 234,56 · 149 · 149.00 · 149,5 (two decimals at most)."""
+    return rf"\d{{1,3}}(?:[{groups}]\d{{3}})+(?:[.,]\d{{1,2}})?|\d+(?:[.,]\d{{1,2}})?"
+
+
+# A plain space groups digits only before the currency ("1 000,00 €"): after "$149" it more
+# likely starts another number ("$149 200 times").
+_NUMBER = _number(",.\u00a0\u202f")
+_SPACED_NUMBER = _number(_SPACES + ",.")
+_SYMBOLS = {
+    "us$": "USD",
+    "ca$": "CAD",
+    "c$": "CAD",
+    "au$": "AUD",
+    "a$": "AUD",
+    "mx$": "MXN",
+    "$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+}
+_WORDS = {
+    "dollars": "USD",
+    "dollar": "USD",
+    "dolares": "USD",
+    "dólares": "USD",
+    "euros": "EUR",
+    "euro": "EUR",
+    "pounds": "GBP",
+    "libras": "GBP",
+}
+_CODES = ("USD", "EUR", "GBP", "CAD", "AUD", "NZD", "MXN", "CHF", "SGD", "ARS", "CLP", "COP")
+_SYMBOL = "|".join(re.escape(symbol) for symbol in _SYMBOLS)
+_CODE = "|".join(_CODES)
+_WORD = "|".join(_WORDS)
+_BEFORE = rf"(?P<before>{_SYMBOL}|(?:{_CODE})(?![a-z]))"
+_AFTER = rf"(?P<after>{_SYMBOL}|(?:{_CODE}|{_WORD})(?![a-z]))"
+_ANY_AMOUNT = rf"(?:{_BEFORE}[ \u00a0]?)?(?P<number>{_SPACED_NUMBER})(?:[ \u00a0]?{_AFTER})?"
+_AMOUNT_ONLY = re.compile(rf"\s*{_ANY_AMOUNT}\s*", re.IGNORECASE)
+_AMOUNT_IN_TEXT = re.compile(
+    rf"(?<![\w.,$€£])(?:{_BEFORE}[ \u00a0]?(?P<n1>{_NUMBER})"
+    rf"|(?P<n2>{_SPACED_NUMBER})[ \u00a0]?{_AFTER})(?!\d)",
+    re.IGNORECASE,
+)
+_REFUND = re.compile(
+    r"(?<!\w)(?:refund\w*|money back|reimburs\w*|reembols\w*|reintegro"
+    r"|devolucion (?:del? )?(?:dinero|importe|pago|cobro)|devuelv\w* (?:el|mi|nuestro) dinero"
+    r"|rembours\w*)(?!\w)"
+)
+_CANCEL = re.compile(
+    r"(?<!\w)(?:cancell?ation|cancel(?:l?ing)? (?:my |our |the |this )?(?:subscription|account"
+    r"|plan|contract|service|membership)|(?:want|like|need|wish) to cancel"
+    r"|close (?:my |our )account|terminate (?:my |our |the )(?:subscription|contract|account)"
+    r"|cancelacion|cancelar (?:mi |nuestra |nuestro |la |el )?(?:suscripcion|cuenta|plan"
+    r"|contrato|servicio)|dar(?:nos|me)? de baja|annulation|annuler (?:mon |notre |l'|la |le )?"
+    r"(?:abonnement|compte|contrat|souscription)|resili\w*|desabonner)(?!\w)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A positive amount with the currency it was written in (None when none was written)."""
+
+    value: Decimal
+    currency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """What a customer asks for: money back, cancellation or both, with the first amount."""
+
+    refund: bool
+    cancellation: bool
+    amount: Amount | None
+
+
+def parse_amount(text: str) -> Amount | None:
+    """``text`` read as exactly one positive amount ("149.00", "$149", "149,00 €"), else None."""
+    match = _AMOUNT_ONLY.fullmatch(text)
+    if match is None or (match["before"] and match["after"]):
+        return None
+    return _amount(match["number"], match["before"] or match["after"])
+
+
+def find_amount(text: str) -> Amount | None:
+    """The first amount written with a currency in ``text``, e.g. "$149" or "149 USD"."""
+    for match in _AMOUNT_IN_TEXT.finditer(text):
+        found = _amount(match["n1"] or match["n2"], match["before"] or match["after"])
+        if found is not None:
+            return found
+    return None
+
+
+def detect_refund_request(subject: str, new_text: str) -> RefundRequest | None:
+    """A refund or cancellation request in English, Spanish or French, else None."""
+    folded = fold_text(f"{subject}\n{new_text}")
+    refund = _REFUND.search(folded) is not None
+    cancellation = _CANCEL.search(folded) is not None
+    if not (refund or cancellation):
+        return None
+    return RefundRequest(refund, cancellation, find_amount(f"{subject}\n{new_text}"))
+
+
+def _amount(number: str, marker: str | None) -> Amount | None:
+    value = Decimal(_plain_number(number))
+    if value <= 0:
+        return None
+    key = marker.lower() if marker else None
+    currency = _SYMBOLS.get(key or "") or _WORDS.get(key or "") or (marker or "").upper() or None
+    return Amount(value, currency)
+
+
+def _plain_number(number: str) -> str:
+    """ "1.234,56", "1,234.56", "1 234,56" and "149,5" as "1234.56" and "149.5"."""
+    digits = "".join(ch for ch in number if ch not in _SPACES)
+    separators = [ch for ch in digits if ch in ",."]
+    if not separators:
+        return digits
+    last = separators[-1]
+    decimals = len(digits) - digits.rindex(last) - 1
+    if len(set(separators)) == 2 or (len(separators) == 1 and decimals <= 2):
+        whole, _, fraction = digits.rpartition(last)
+        return whole.replace(",", "").replace(".", "") + "." + fraction
+    return digits.replace(",", "").replace(".", "")

@@ -1,0 +1,389 @@
+"""The transactional outbox: queue composed mail in the caller's transaction, claim, record.
+
+These functions run inside a transaction the caller opens and commits; none talks to the network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from enum import StrEnum
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mailproc.config import OutboxSettings, Settings
+from mailproc.core.addresses import normalize_address
+from mailproc.core.rawmail import bare_message_id
+from mailproc.outbound.compose import HeaderError
+from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient, UndeliverableAddress
+from mailproc.store.repo import record_event
+
+log = logging.getLogger(__name__)
+
+NOT_AUTOMATIC: Final = "no"
+AUTO_SUBMITTED_VALUES: Final = frozenset({NOT_AUTOMATIC, "auto-replied", "auto-generated"})
+MAX_KEY_LENGTH: Final = 200
+_MAX_BACKOFF_DOUBLINGS: Final = 62
+
+
+class OutboxStatus(StrEnum):
+    """Where an outbound mail (or one of its recipients) stands."""
+
+    PENDING = "pending"  # waiting for its next attempt
+    SENDING = "sending"  # claimed by a deliverer until ``next_attempt_at`` (the lease)
+    SENT = "sent"  # accepted by the relay (a row: for at least one recipient)
+    FAILED = "failed"  # given up, ``last_error`` / ``reason`` says why
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a recipient did not get a mail this time; permanent failures are not retried."""
+
+    reason: str
+    permanent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An outbound mail taken for one delivery attempt: what to send, from whom, to whom.
+
+    ``finished`` is set, and ``recipients`` empty, when no deliverable recipient was left and
+    the row was closed without an attempt.
+    """
+
+    outbox_id: int
+    ticket_id: int | None
+    message_id: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    attempt: int
+    finished: OutboxStatus | None = None
+
+
+def retry_deadline(now: dt.datetime, settings: OutboxSettings) -> dt.datetime:
+    """The time after which a mail queued ``now`` is no longer retried."""
+    return now + dt.timedelta(hours=settings.retry_deadline_hours)
+
+
+def envelope_sender(settings: Settings) -> str:
+    """The SMTP envelope sender (bounces go there): ``relay.envelope_sender`` or support's."""
+    return settings.relay.envelope_sender or settings.support.addresses[0]
+
+
+def queue_mail(
+    session: Session,
+    *,
+    key: str,
+    ticket_id: int | None,
+    template: str,
+    locale: str,
+    message: EmailMessage,
+    envelope_from: str,
+    recipients: Iterable[str],
+    auto_submitted: str,
+    now: dt.datetime,
+    deadline: dt.datetime,
+) -> bool:
+    """Queue a composed mail under the idempotency ``key``; False if that key was queued before.
+
+    The bytes are stored as they go on the wire (CRLF), so every retry sends the same. The mail
+    is also recorded in the ticket's thread (a ``messages`` row, direction ``out``) so that
+    replies find their ticket by In-Reply-To. ``envelope_from`` may be empty (null sender).
+    Raises HeaderError or ValueError for a mail that could never be sent. Never commits.
+    """
+    if not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise ValueError(f"outbox key must have 1 to {MAX_KEY_LENGTH} characters: {key!r}")
+    message_id = bare_message_id(str(message.get("Message-ID", "")))
+    if message_id is None:
+        raise HeaderError("the message has no usable Message-ID")
+    declared = str(message.get("Auto-Submitted", NOT_AUTOMATIC))
+    if auto_submitted not in AUTO_SUBMITTED_VALUES or str(auto_submitted) != declared:
+        raise ValueError(f"auto_submitted {auto_submitted!r} but the message says {declared!r}")
+    envelope_to = list(dict.fromkeys(_smtp_address(address) for address in recipients))
+    if not envelope_to:
+        raise HeaderError("at least one envelope recipient is required")
+    row_id = session.scalars(
+        _insert_if_new_key(session)
+        .values(
+            key=key,
+            ticket_id=ticket_id,
+            template=template,
+            locale=locale,
+            message_id=message_id,
+            envelope_from=_smtp_address(envelope_from) if envelope_from else "",
+            raw=message.as_bytes(policy=message.policy.clone(linesep="\r\n")),
+            auto_submitted=declared,
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            deadline_at=deadline,
+            created_at=now,
+        )
+        .returning(Outbox.id)
+    ).first()
+    if row_id is None:
+        return False
+    session.add_all(
+        OutboxRecipient(outbox_id=row_id, address=address, status=OutboxStatus.PENDING, reason="")
+        for address in envelope_to
+    )
+    session.add(_thread_record(message, message_id, ticket_id, now))
+    return True
+
+
+def recent_auto_replies(session: Session, address: str, since: dt.datetime) -> list[dt.datetime]:
+    """When automatic mails (Auto-Submitted not ``no``) were queued to ``address`` since then."""
+    normalized = normalize_address(address)
+    if normalized is None:
+        return []
+    return list(
+        session.scalars(
+            select(Outbox.created_at)
+            .join(OutboxRecipient, OutboxRecipient.outbox_id == Outbox.id)
+            .where(
+                OutboxRecipient.address == normalized,
+                Outbox.auto_submitted != NOT_AUTOMATIC,
+                Outbox.created_at >= since,
+            )
+            .order_by(Outbox.created_at)
+        )
+    )
+
+
+def count_due(session: Session, now: dt.datetime) -> int:
+    """How many mails are due for an attempt at ``now``."""
+    return int(session.scalar(select(func.count()).select_from(Outbox).where(_due(now))) or 0)
+
+
+def claim_next(session: Session, now: dt.datetime, lease: dt.timedelta) -> Claim | None:
+    """Take the next due mail for one attempt: mark it ``sending`` until ``now + lease``.
+
+    Rows other deliverers hold are skipped (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite
+    serializes writers). A ``sending`` row whose lease ran out is taken again: its previous
+    attempt ended without a recorded result. Recipients whose address bounced permanently are
+    marked failed here; if none is left, the row is finished without an attempt.
+    """
+    row = session.scalars(
+        select(Outbox)
+        .where(_due(now))
+        .order_by(Outbox.next_attempt_at, Outbox.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is None:
+        return None
+    if row.status == OutboxStatus.SENDING:
+        log.warning("outbox %s: attempt %s left no result; sending again", row.id, row.attempts)
+        _event(
+            session,
+            row,
+            now,
+            "outbound.retry",
+            f"attempt {row.attempts} left no result within its lease (interrupted);"
+            " sending again with the same Message-ID",
+        )
+    _drop_undeliverable(session, row)
+    recipients = tuple(r.address for r in row.recipients if r.status == OutboxStatus.PENDING)
+    finished = None
+    if recipients:
+        row.attempts += 1
+        row.status = OutboxStatus.SENDING
+        row.next_attempt_at = now + lease
+    else:
+        finished = _finish(session, row, now)
+    return Claim(
+        outbox_id=row.id,
+        ticket_id=row.ticket_id,
+        message_id=row.message_id,
+        envelope_from=row.envelope_from,
+        recipients=recipients,
+        raw=row.raw,
+        attempt=row.attempts,
+        finished=finished,
+    )
+
+
+def record_attempt(
+    session: Session,
+    claim: Claim,
+    refused: Mapping[str, Failure],
+    now: dt.datetime,
+    settings: OutboxSettings,
+) -> OutboxStatus | None:
+    """Record an attempt: recipients not in ``refused`` were accepted; return the row's status.
+
+    Transiently refused recipients are retried after an exponential backoff, the last time at
+    the row's deadline; then they fail. Returns None, changing nothing, when the claim's lease
+    ran out and another attempt has taken the row over since.
+    """
+    row = session.get(Outbox, claim.outbox_id, with_for_update=True, populate_existing=True)
+    if row is None or row.status != OutboxStatus.SENDING or row.attempts != claim.attempt:
+        log.warning(
+            "outbox %s: attempt %s was superseded, not recorded", claim.outbox_id, claim.attempt
+        )
+        return None
+    for recipient in row.recipients:
+        if recipient.address not in claim.recipients:
+            continue
+        failure = refused.get(recipient.address)
+        if failure is None:
+            recipient.status, recipient.reason = OutboxStatus.SENT, ""
+        else:
+            recipient.reason = failure.reason
+            if failure.permanent:
+                recipient.status = OutboxStatus.FAILED
+    pending = [r for r in row.recipients if r.status == OutboxStatus.PENDING]
+    if pending and now < row.deadline_at:
+        row.status = OutboxStatus.PENDING
+        row.next_attempt_at = min(now + backoff_delay(row.attempts, settings), row.deadline_at)
+        row.last_error = _summary(pending)
+        log.warning("outbox %s: attempt %s failed: %s", row.id, row.attempts, row.last_error)
+        _event(
+            session,
+            row,
+            now,
+            "outbound.retry",
+            f"attempt {row.attempts} failed: {row.last_error};"
+            f" next attempt at {row.next_attempt_at.isoformat()}",
+        )
+        return OutboxStatus.PENDING
+    for recipient in pending:
+        recipient.status = OutboxStatus.FAILED
+        recipient.reason = (
+            f"retry deadline passed after {row.attempts} attempts: {recipient.reason}"
+        )
+    return _finish(session, row, now)
+
+
+def backoff_delay(attempts: int, settings: OutboxSettings) -> dt.timedelta:
+    """The wait after failed attempt number ``attempts``: doubling from the initial, capped."""
+    doublings = min(max(attempts - 1, 0), _MAX_BACKOFF_DOUBLINGS)
+    seconds = settings.backoff_initial_s * 2**doublings
+    return dt.timedelta(seconds=min(seconds, settings.backoff_max_s))
+
+
+def _due(now: dt.datetime) -> ColumnElement[bool]:
+    return Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)) & (
+        Outbox.next_attempt_at <= now
+    )
+
+
+def _drop_undeliverable(session: Session, row: Outbox) -> None:
+    """Fail the pending recipients our mail already bounced from permanently."""
+    pending = {r.address: r for r in row.recipients if r.status == OutboxStatus.PENDING}
+    if not pending:
+        return
+    bounced = session.execute(
+        select(UndeliverableAddress.address, UndeliverableAddress.reason).where(
+            UndeliverableAddress.address.in_(list(pending)),
+            UndeliverableAddress.permanent.is_(True),
+        )
+    ).all()
+    for address, reason in bounced:
+        pending[address].status = OutboxStatus.FAILED
+        pending[address].reason = f"undeliverable address, our mail bounced ({reason})"
+
+
+def _finish(session: Session, row: Outbox, now: dt.datetime) -> OutboxStatus:
+    """Close a row none of whose recipients is pending: sent if anyone got it, else failed."""
+    failed = [r for r in row.recipients if r.status == OutboxStatus.FAILED]
+    row.last_error = _summary(failed) or None
+    if any(r.status == OutboxStatus.SENT for r in row.recipients):
+        row.status = OutboxStatus.SENT
+        row.sent_at = now
+        log.info("outbox %s: sent <%s>", row.id, row.message_id)
+        reason = "accepted by the relay" + (f"; not delivered: {row.last_error}" if failed else "")
+        _event(session, row, now, "outbound.sent", reason)
+    else:
+        row.status = OutboxStatus.FAILED
+        log.error("outbox %s: failed: %s", row.id, row.last_error)
+        _event(session, row, now, "outbound.failed", row.last_error or "no recipient")
+    return OutboxStatus(row.status)
+
+
+def _summary(recipients: Iterable[OutboxRecipient]) -> str:
+    """Reasons with the recipients they apply to: ``550 no such user (a@x.example)``."""
+    by_reason: dict[str, list[str]] = {}
+    for recipient in recipients:
+        by_reason.setdefault(recipient.reason, []).append(recipient.address)
+    return "; ".join(
+        f"{reason} ({', '.join(addresses)})" for reason, addresses in by_reason.items()
+    )
+
+
+def _event(session: Session, row: Outbox, now: dt.datetime, kind: str, reason: str) -> None:
+    record_event(
+        session,
+        now,
+        kind,
+        reason,
+        ticket_id=row.ticket_id,
+        detail={
+            "outbox_id": row.id,
+            "key": row.key,
+            "message_id": row.message_id,
+            "attempt": row.attempts,
+            "recipients": {r.address: r.status for r in row.recipients},
+        },
+    )
+
+
+def _insert_if_new_key(session: Session) -> Insert:
+    """INSERT into the outbox that does nothing when the key exists (any other conflict raises)."""
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement: Insert = module.insert(Outbox).on_conflict_do_nothing(index_elements=[Outbox.key])
+    return statement
+
+
+def _smtp_address(address: str) -> str:
+    """A normalized address SMTP can carry without SMTPUTF8; HeaderError otherwise."""
+    normalized = normalize_address(address)
+    if normalized is None or not normalized.isascii():
+        raise HeaderError(f"{address!r} is not an address the relay can deliver to")
+    return normalized
+
+
+def _thread_record(
+    message: EmailMessage, message_id: str, ticket_id: int | None, now: dt.datetime
+) -> MessageRecord:
+    """The ``messages`` row of an outbound mail, built from its headers and text part."""
+    sender = _mailboxes(message, "From")
+    body = message.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    date: Any = message.get("Date")
+    return MessageRecord(
+        ticket_id=ticket_id,
+        direction="out",
+        message_id=message_id,
+        in_reply_to=_message_ids(message, "In-Reply-To"),
+        references=_message_ids(message, "References"),
+        from_address=normalize_address(sender[0][1]) if sender else None,
+        from_name=sender[0][0] if sender else "",
+        to=_mailboxes(message, "To"),
+        cc=_mailboxes(message, "Cc"),
+        reply_to=_mailboxes(message, "Reply-To"),
+        subject=str(message.get("Subject", "")),
+        sent_at=getattr(date, "datetime", None),
+        content_language=str(message.get("Content-Language", ""))[:64],
+        body_text=text,
+        body_source="plain" if text else "none",
+        new_text=text,
+        created_at=now,
+    )
+
+
+def _mailboxes(message: EmailMessage, name: str) -> list[list[str]]:
+    header: Any = message.get(name)
+    return [[a.display_name, a.addr_spec] for a in getattr(header, "addresses", ())]
+
+
+def _message_ids(message: EmailMessage, name: str) -> list[str]:
+    found = (bare_message_id(token) for token in str(message.get(name, "")).split())
+    return [message_id for message_id in found if message_id]
