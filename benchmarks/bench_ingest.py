@@ -4,7 +4,10 @@ Usage: python benchmarks/bench_ingest.py [--count 5000] [--runs 3] [--postgres U
 
 Prints messages/s (median of runs) for: the bare ``email.message_from_bytes(...,
 policy=default)`` + ``get_body()`` on the same corpus, and mailproc's end-to-end ``ingest`` +
-``process`` into a fresh database, plus each run's peak memory (max RSS of a child process).
+``process`` into a fresh database, twice: "tickets only" (``[processing] followups = false``:
+parse, detect, thread, classify, SLA) and "with mail" (acknowledgments, alerts, escalation
+timers queued as well), plus each run's peak memory (max RSS of the measuring process; the
+parse worker process is not included).
 The bar (issue 2): end-to-end at least half the bare-parse rate.
 """
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus_gen import generate  # noqa: E402
+from corpus_gen import generate
 
 
 def bare_parse(mails: list[bytes]) -> float:
@@ -36,13 +39,15 @@ def bare_parse(mails: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-def end_to_end(mails: list[bytes], url: str) -> float:
+def end_to_end(mails: list[bytes], url: str, followups: bool = True) -> float:
     from mailproc.app import App
     from mailproc.config import Settings
     from mailproc.intake import Envelope
     from mailproc.sources import RawInput
 
-    app = App(Settings.model_validate({"database": {"url": url}}))
+    app = App(
+        Settings.model_validate({"database": {"url": url}, "processing": {"followups": followups}})
+    )
     try:
         app.upgrade_database()
         started = time.perf_counter()
@@ -58,7 +63,10 @@ def end_to_end(mails: list[bytes], url: str) -> float:
 
 def _child(target: str, count: int, url: str, queue: multiprocessing.Queue) -> None:
     mails = generate(count)
-    seconds = bare_parse(mails) if target == "bare" else end_to_end(mails, url)
+    if target == "bare":
+        seconds = bare_parse(mails)
+    else:
+        seconds = end_to_end(mails, url, followups=target == "e2e")
     queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
@@ -89,8 +97,9 @@ def drop_postgres(base: str, name: str) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    admin = create_engine(make_url(base).set(drivername="postgresql+psycopg"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        make_url(base).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -100,32 +109,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--postgres", default=os.environ.get(
-        "MAILPROC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "MAILPROC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
     args = parser.parse_args()
     sizes = [len(m) for m in generate(args.count)]
-    print(f"corpus: {args.count} generated support mails, mean {statistics.mean(sizes)/1024:.1f} KiB")
-    results: dict[str, list[tuple[float, float]]] = {"bare": [], "sqlite": [], "postgresql": []}
+    mean_kib = statistics.mean(sizes) / 1024
+    print(f"corpus: {args.count} generated support mails, mean {mean_kib:.1f} KiB")
+    results: dict[str, list[tuple[float, float]]] = {
+        "bare": [],
+        "sqlite-core": [],
+        "sqlite": [],
+        "postgresql-core": [],
+        "postgresql": [],
+    }
     for _ in range(args.runs):  # interleaved, so machine noise hits every target alike
         results["bare"].append(measure("bare", args.count))
-        with tempfile.TemporaryDirectory() as scratch:
-            results["sqlite"].append(measure("e2e", args.count, f"sqlite:///{scratch}/bench.db"))
-        if args.postgres:
-            url, name = postgres_database(args.postgres)
-            try:
-                results["postgresql"].append(measure("e2e", args.count, url))
-            finally:
-                drop_postgres(args.postgres, name)
+        for target, suffix in (("core", "-core"), ("e2e", "")):
+            with tempfile.TemporaryDirectory() as scratch:
+                url = f"sqlite:///{scratch}/bench.db"
+                results["sqlite" + suffix].append(measure(target, args.count, url))
+            if args.postgres:
+                url, name = postgres_database(args.postgres)
+                try:
+                    results["postgresql" + suffix].append(measure(target, args.count, url))
+                finally:
+                    drop_postgres(args.postgres, name)
     bare_rate = args.count / statistics.median(s for s, _ in results["bare"])
-    print(f"{'target':<34}{'msgs/s (median)':>16}{'ratio to bare':>15}{'peak RSS MiB':>14}")
-    labels = {"bare": "bare stdlib parse + get_body()", "sqlite": "mailproc ingest+process SQLite",
-              "postgresql": "mailproc ingest+process PostgreSQL"}
+    print(f"{'target':<42}{'msgs/s (median)':>16}{'ratio to bare':>15}{'peak RSS MiB':>14}")
+    labels = {
+        "bare": "bare stdlib parse + get_body()",
+        "sqlite-core": "ingest+process SQLite, tickets only",
+        "sqlite": "ingest+process SQLite, with mail",
+        "postgresql-core": "ingest+process PostgreSQL, tickets only",
+        "postgresql": "ingest+process PostgreSQL, with mail",
+    }
     for key, runs in results.items():
         if not runs:
             continue
         rate = args.count / statistics.median(s for s, _ in runs)
         peak = max(m for _, m in runs)
-        print(f"{labels[key]:<34}{rate:>16.0f}{rate / bare_rate:>15.2f}{peak:>14.0f}")
+        print(f"{labels[key]:<42}{rate:>16.0f}{rate / bare_rate:>15.2f}{peak:>14.0f}")
 
 
 if __name__ == "__main__":

@@ -8,26 +8,54 @@ import random
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-CODES = ["DS-1001", "DS-1002", "DB-2002", "DB-2003", "DR-3003", "API-4001", "API-4004",
-         "PERM-5005", "MOB-6006", "MOB-6007", "CALC-7007", "SSO-9001", "COL-11001",
-         "MAP-12001", "WH-13001"]
+CODES = [
+    "DS-1001",
+    "DS-1002",
+    "DB-2002",
+    "DB-2003",
+    "DR-3003",
+    "API-4001",
+    "API-4004",
+    "PERM-5005",
+    "MOB-6006",
+    "MOB-6007",
+    "CALC-7007",
+    "SSO-9001",
+    "COL-11001",
+    "MAP-12001",
+    "WH-13001",
+]
 TEXTS = {
-    "en": ("Problem with {code}", "Hello support,\n\nSince this morning we get {code} when opening "
-           "our sales dashboard. We already refreshed the credentials and cleared the cache, but "
-           "the error keeps coming back and the team cannot work.\n\nCould you take a look?\n\n"
-           "Thanks,\n{name}\n{company}"),
-    "es": ("Problema con {code}", "Hola equipo de soporte:\n\nDesde esta mañana recibimos el error "
-           "{code} al abrir el tablero de ventas. Ya actualizamos las credenciales y borramos la "
-           "caché, pero el error sigue apareciendo.\n\n¿Podrían revisarlo?\n\nSaludos,\n{name}\n"
-           "{company}"),
-    "fr": ("Problème avec {code}", "Bonjour,\n\nDepuis ce matin nous obtenons l'erreur {code} en "
-           "ouvrant le tableau de bord des ventes. Nous avons déjà renouvelé les identifiants et "
-           "vidé le cache, mais l'erreur revient.\n\nPourriez-vous regarder ?\n\nCordialement,\n"
-           "{name}\n{company}"),
+    "en": (
+        "Problem with {code}",
+        "Hello support,\n\nSince this morning we get {code} when opening "
+        "our sales dashboard. We already refreshed the credentials and cleared the cache, but "
+        "the error keeps coming back and the team cannot work.\n\nCould you take a look?\n\n"
+        "Thanks,\n{name}\n{company}",
+    ),
+    "es": (
+        "Problema con {code}",
+        "Hola equipo de soporte:\n\nDesde esta mañana recibimos el error "
+        "{code} al abrir el tablero de ventas. Ya actualizamos las credenciales y borramos la "
+        "caché, pero el error sigue apareciendo.\n\n¿Podrían revisarlo?\n\nSaludos,\n{name}\n"
+        "{company}",
+    ),
+    "fr": (
+        "Problème avec {code}",
+        "Bonjour,\n\nDepuis ce matin nous obtenons l'erreur {code} en "
+        "ouvrant le tableau de bord des ventes. Nous avons déjà renouvelé les identifiants et "
+        "vidé le cache, mais l'erreur revient.\n\nPourriez-vous regarder ?\n\nCordialement,\n"
+        "{name}\n{company}",
+    ),
 }
-NAMES = [("Laura Chen", "Northwind Analytics"), ("María López", "Grupo Sierra"),
-         ("Antoine Moreau", "Banque Rivière"), ("Daniel Okafor", "Streamwise"),
-         ("Oliver Hughes", "Thames Valley Energy"), ("Camille Laurent", "Atelier Lune")]
+NAMES = [
+    ("Laura Chen", "Northwind Analytics"),
+    ("María López", "Grupo Sierra"),
+    ("Antoine Moreau", "Banque Rivière"),
+    ("Daniel Okafor", "Streamwise"),
+    ("Oliver Hughes", "Thames Valley Energy"),
+    ("Camille Laurent", "Atelier Lune"),
+]
 
 
 def generate(count: int, seed: int = 7) -> list[bytes]:
@@ -62,12 +90,17 @@ def generate(count: int, seed: int = 7) -> list[bytes]:
         message.set_content(body)
         kind = rng.random()
         if kind < 0.45:
-            html = "<html><body>" + "".join(f"<p>{p}</p>" for p in body.split("\n\n")) + "</body></html>"
+            html = (
+                "<html><body>"
+                + "".join(f"<p>{p}</p>" for p in body.split("\n\n"))
+                + "</body></html>"
+            )
             message.add_alternative(html, subtype="html")
         if kind > 0.8:
             data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(2000, 6000)))
-            message.add_attachment(data, maintype="image", subtype="png",
-                                   filename=f"screenshot-{i}.png")
+            message.add_attachment(
+                data, maintype="image", subtype="png", filename=f"screenshot-{i}.png"
+            )
         sent.append((message["Message-ID"], str(message["Subject"]), sender))
         mails.append(message.as_bytes())
     return mails

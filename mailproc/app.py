@@ -26,8 +26,8 @@ from mailproc.core.understand import Prepared, prepare
 from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import PermanentError
 from mailproc.intake import store_batch
-from mailproc.notify import Notifier, company_from, locale_policy_from
-from mailproc.outbound.render import Renderer
+from mailproc.notify import Notifier, locale_policy_from
+from mailproc.outbound.render import Renderer, company_from
 from mailproc.parsepool import ParsePool
 from mailproc.processing import (
     ProcessingContext,
@@ -114,8 +114,8 @@ class App:
                 classifier=self.classifier(),
                 sla=sla,
                 clock=self.clock,
-                notifier=notifier,
-                workflows=Workflows(notifier, sla),
+                notifier=notifier if settings.processing.followups else None,
+                workflows=Workflows(notifier, sla) if settings.processing.followups else None,
                 pool=ParsePool(settings.processing.parse_workers),
             )
         return self._context
@@ -253,9 +253,9 @@ class App:
 
     def workflows(self) -> Workflows:
         """The procedures' workflows, sharing the worker's notifier and SLA policy."""
-        workflows = self.processing_context().workflows
-        assert workflows is not None
-        return workflows
+        context = self.processing_context()
+        assert context.notifier is not None, "followups are off: [processing] followups = false"
+        return Workflows(context.notifier, context.sla)
 
     def check(self, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
         """The breach notifier and scheduler tick: breaches, timers, surveys, incidents.

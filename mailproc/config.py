@@ -114,6 +114,8 @@ class ProcessingSettings(_Section):
     batch_size: int = Field(100, ge=1, le=5_000)
     # extra processes that parse while this one writes to the database (0: parse in-process)
     parse_workers: int = Field(1, ge=0, le=16)
+    # acknowledgments, alerts, timers and agent commands; false imports history silently
+    followups: bool = True
 
 
 # --- threading, identity and automatic replies (issue 3) --------------------------------------

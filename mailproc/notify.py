@@ -28,16 +28,15 @@ from mailproc.core.locale_policy import (
 )
 from mailproc.core.model import Address, Customer, Plan, Priority
 from mailproc.core.tokens import ReplyAddressScheme, reply_address
-from mailproc.outbound.compose import AutoSubmitted, Envelope, compose, make_message_id
+from mailproc.outbound.compose import AutoSubmitted, Envelope, make_message_id
 from mailproc.outbound.outbox import (
     envelope_sender,
-    queue_mail,
+    queue_deferred,
     recent_auto_replies,
     retry_deadline,
 )
 from mailproc.outbound.render import (
     AcknowledgmentContext,
-    Company,
     CustomerInfo,
     Money,
     NewTicketAlertContext,
@@ -160,9 +159,8 @@ class Notifier:
         now: dt.datetime,
         thread: Thread | None = None,
     ) -> bool:
-        """Render, compose and queue one mail; False when ``key`` was queued before."""
+        """Queue one mail (rendered at delivery); False when ``key`` was queued before."""
         support = self.settings.support
-        rendered = self.renderer.render(template, locale, context)
         envelope = Envelope(
             sender=Address(support.name, support.addresses[0]),
             to=tuple(to),
@@ -174,16 +172,15 @@ class Notifier:
             in_reply_to=thread.message_id if thread else None,
             references=thread.chain() if thread else (),
         )
-        return queue_mail(
+        return queue_deferred(
             session,
             key=key,
             ticket_id=ticket.id,
             template=template,
             locale=locale,
-            message=compose(rendered, envelope),
+            context=context,
+            envelope=envelope,
             envelope_from=envelope_sender(self.settings),
-            recipients=[address.addr for address in to],
-            auto_submitted=str(automatic),
             now=now,
             deadline=retry_deadline(now, self.settings.outbox),
         )
@@ -207,21 +204,6 @@ class Notifier:
     ) -> None:
         """One notification decision in the ticket's event log."""
         repo.record_event(session, now, kind, reason, ticket_id=ticket.id, detail=dict(detail))
-
-
-def company_from(settings: Settings) -> Company:
-    """The signature block of outbound mail, from ``[company]`` and ``[support]``."""
-    company = settings.company
-    return Company(
-        brand=company.brand,
-        legal_name=company.legal_name,
-        support_email=settings.support.addresses[0],
-        billing_email=company.billing_email,
-        phone=settings.support.phone,
-        phone_plans=frozenset(Plan(p) for p in company.phone_plans),
-        postal_address=company.postal_address,
-        incident_channel=company.incident_channel,
-    )
 
 
 def locale_policy_from(settings: Settings) -> LocalePolicy:

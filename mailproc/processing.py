@@ -535,12 +535,21 @@ class _Batch:
     def notify(self) -> None:
         """Run the follow-ups (mail, timers, workflows) once the batch has been flushed.
 
-        Each runs in its own savepoint: one that fails is logged on its ticket and never
-        undoes the ticket or the rest of the batch.
+        All run in one savepoint; if one fails, they are redone one savepoint each, so the
+        failing one is logged on its ticket and never undoes a ticket or the rest.
         """
+        if not self._followups:
+            return
+        try:
+            with self.session.begin_nested(), self.session.no_autoflush:
+                for _, action in self._followups:
+                    action()
+            return
+        except (PermanentError, ValueError) as error:
+            log.info("follow-ups of a batch failed (%s); retrying one by one", error)
         for ticket, action in self._followups:
             try:
-                with self.session.begin_nested():
+                with self.session.begin_nested(), self.session.no_autoflush:
                     action()
             except (PermanentError, ValueError) as error:
                 log.warning("ticket #%s: follow-up failed: %s", ticket.number, error)

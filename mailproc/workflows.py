@@ -903,7 +903,9 @@ class Workflows:
     ) -> list[int]:
         """Resolve an incident: every linked ticket is resolved and its customer updated."""
         incident.status, incident.resolved_at, incident.summary = "resolved", now, summary_text
-        tickets = session.scalars(select(Ticket).where(Ticket.incident_id == incident.id)).all()
+        tickets = session.scalars(
+            select(Ticket).where(Ticket.incident_id == incident.id).order_by(Ticket.number)
+        ).all()
         for ticket in tickets:
             if ticket.status in OPEN_STATUSES:
                 resolve(ticket, now)

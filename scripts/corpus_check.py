@@ -41,8 +41,16 @@ def main(folder: Path) -> int:
             ingested = time.perf_counter()
             summary = app.process()
             finished = time.perf_counter()
-            return _report(app, folder, len(inputs), len(candidates), report, summary,
-                           ingested - started, finished - ingested)
+            return _report(
+                app,
+                folder,
+                len(inputs),
+                len(candidates),
+                report,
+                summary,
+                ingested - started,
+                finished - ingested,
+            )
         finally:
             app.close()
 
@@ -53,30 +61,53 @@ def _is_expectation(item: object) -> bool:
     return name.startswith("_") or name == "README.md"
 
 
-def _report(app: App, folder: Path, files: int, candidates: int, report: object,
-            summary: object, ingest_s: float, process_s: float) -> int:
+def _report(
+    app: App,
+    folder: Path,
+    files: int,
+    candidates: int,
+    report: object,
+    summary: object,
+    ingest_s: float,
+    process_s: float,
+) -> int:
     with transaction(app.sessions, commit=False) as session:
         stored = session.scalar(select(func.count()).select_from(Inbound)) or 0
-        by_status = dict(session.execute(
-            select(Inbound.status, func.count()).group_by(Inbound.status)).all())
+        by_status = dict(
+            session.execute(select(Inbound.status, func.count()).group_by(Inbound.status)).all()
+        )
         tickets = session.scalar(select(func.count()).select_from(Ticket)) or 0
         messages = session.scalar(select(func.count()).select_from(MessageRecord)) or 0
-        empty = session.scalar(select(func.count()).select_from(MessageRecord).where(
-            func.trim(MessageRecord.body_text) == "")) or 0
-        sources = dict(session.execute(
-            select(MessageRecord.body_source, func.count()).group_by(MessageRecord.body_source)
-        ).all())
+        empty = (
+            session.scalar(
+                select(func.count())
+                .select_from(MessageRecord)
+                .where(func.trim(MessageRecord.body_text) == "")
+            )
+            or 0
+        )
+        sources = dict(
+            session.execute(
+                select(MessageRecord.body_source, func.count()).group_by(MessageRecord.body_source)
+            ).all()
+        )
         quarantined = session.execute(
             select(Inbound.source_ref, Inbound.last_error).where(Inbound.status == "quarantined")
         ).all()
-        duplicates = session.scalar(select(func.count()).select_from(Inbound).where(
-            Inbound.kind == "duplicate")) or 0
+        duplicates = (
+            session.scalar(
+                select(func.count()).select_from(Inbound).where(Inbound.kind == "duplicate")
+            )
+            or 0
+        )
     rejected = getattr(report, "rejected", [])
     print(f"corpus: {folder}")
     print(f"files read: {files}; not mail (rejected with a reason): {len(rejected)}")
-    print(f"stored: {stored} distinct messages (identical files: "
-          f"{getattr(report, 'duplicates', 0)}); Message-ID conflicts flagged: "
-          f"{getattr(report, 'message_id_conflicts', 0)}")
+    print(
+        f"stored: {stored} distinct messages (identical files: "
+        f"{getattr(report, 'duplicates', 0)}); Message-ID conflicts flagged: "
+        f"{getattr(report, 'message_id_conflicts', 0)}"
+    )
     print(f"status: {dict(sorted(by_status.items()))}")
     print(f"tickets: {tickets}; messages: {messages}; repeated deliveries: {duplicates}")
     print(f"body from: {dict(sorted(sources.items()))}; empty bodies: {empty}")
@@ -92,8 +123,11 @@ def _report(app: App, folder: Path, files: int, candidates: int, report: object,
     unaccounted = by_status.get("pending", 0) + lost
     accounted = messages + duplicates + len(quarantined)
     if unaccounted or accounted != stored:
-        print(f"FAIL: {unaccounted} message(s) lost or left pending; "
-              f"{stored - accounted} stored but not accounted for", file=sys.stderr)
+        print(
+            f"FAIL: {unaccounted} message(s) lost or left pending; "
+            f"{stored - accounted} stored but not accounted for",
+            file=sys.stderr,
+        )
         return 1
     print("OK: every message is in a ticket, recognised as a repeat, or quarantined")
     return 0

@@ -14,6 +14,8 @@ from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
 from mailproc.intake import Envelope
+from mailproc.outbound.deliver import renderer_for
+from mailproc.outbound.outbox import materialize
 from mailproc.processing import ReplaySelection
 from mailproc.resources import resource_path
 from mailproc.sources import RawInput
@@ -50,7 +52,16 @@ def run(app: App, *raws: bytes) -> None:
     app.process()
 
 
+def render_pending(app: App) -> None:
+    """Render queued mail as the deliverer would at its first attempt."""
+    renderer = renderer_for(app.settings)
+    with transaction(app.sessions) as session:
+        for row in session.scalars(select(Outbox).where(Outbox.raw.is_(None))):
+            materialize(session, row, renderer)
+
+
 def outbox(app: App) -> list[Outbox]:
+    render_pending(app)
     with transaction(app.sessions, commit=False) as session:
         rows = session.scalars(
             select(Outbox).options(selectinload(Outbox.recipients)).order_by(Outbox.id)

@@ -16,6 +16,8 @@ from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
 from mailproc.intake import Envelope
+from mailproc.outbound.deliver import renderer_for
+from mailproc.outbound.outbox import materialize
 from mailproc.resources import resource_path
 from mailproc.sources import RawInput
 from mailproc.store.db import transaction
@@ -69,7 +71,16 @@ def agent_reply(
     send(app, agent, f"Re: [Ticket #{number}]", body, *headers, mid=mid)
 
 
+def render_pending(app: App) -> None:
+    """Render queued mail as the deliverer would at its first attempt."""
+    renderer = renderer_for(app.settings)
+    with transaction(app.sessions) as session:
+        for row in session.scalars(select(Outbox).where(Outbox.raw.is_(None))):
+            materialize(session, row, renderer)
+
+
 def mails(app: App, template: str, number: int | None = None) -> list[Outbox]:
+    render_pending(app)
     with transaction(app.sessions, commit=False) as session:
         query = (
             select(Outbox)

@@ -26,11 +26,12 @@ from mailproc.core.model import Address, Attachment, ParsedMessage
 from mailproc.core.rawmail import bare_message_id
 
 
-class _MemoizingPolicy(EmailPolicy):
+class MemoizingPolicy(EmailPolicy):
     """policy.default, but a header value seen before is not parsed again.
 
-    The stdlib re-parses Content-Type and friends on every ``get()``; header objects are
-    immutable, so one parse per distinct (name, value) is enough, across messages too.
+    The stdlib re-parses Content-Type and friends on every ``get()`` and on every header
+    set; header objects are immutable, so one parse per distinct (name, value) is enough,
+    across messages too. Outbound composition uses it as well.
     """
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
@@ -38,17 +39,26 @@ class _MemoizingPolicy(EmailPolicy):
             return value
         return _parse_header(name.lower(), value)
 
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if isinstance(value, str) and not hasattr(value, "name"):
+            if _BREAKS.search(value):  # the stdlib's own refusal, with its message
+                return super().header_store_parse(name, value)
+            return name, _parse_header(name, value)
+        return super().header_store_parse(name, value)
+
 
 @functools.lru_cache(maxsize=8192)
 def _parse_header(name: str, value: str) -> Any:
     return policy.default.header_fetch_parse(name, value)
 
 
-_POLICY = _MemoizingPolicy()
+MEMOIZING_POLICY = MemoizingPolicy()
+_POLICY = MEMOIZING_POLICY
 _PARSER = BytesParser(policy=_POLICY)
 _HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HEADER_BREAKS = re.compile(r"[\r\n\x00]+")
+_BREAKS = re.compile(r"[\r\n]")
 _ANGLE_IDS = re.compile(r"<([^<>\s]{1,994})>")
 _LANGUAGE_TAG = re.compile(r"^[a-z]{1,8}(?:-[a-z0-9]{1,8})*$")
 _BIDI_AND_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")

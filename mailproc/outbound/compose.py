@@ -14,6 +14,7 @@ from typing import Final
 
 from mailproc.core.addresses import has_forbidden_chars, normalize_address, normalize_domain
 from mailproc.core.model import Address
+from mailproc.core.parse import MEMOIZING_POLICY
 from mailproc.outbound.render import RenderedMail, ticket_tag
 
 MAX_REFERENCES: Final = 20
@@ -110,7 +111,7 @@ def compose(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
     if envelope.date.tzinfo is None:
         raise HeaderError("Date: a naive datetime; give an aware one")
 
-    message = EmailMessage()
+    message = EmailMessage(policy=MEMOIZING_POLICY)
     message["From"] = sender
     message["To"] = to
     if cc:
@@ -131,7 +132,7 @@ def compose(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
     message.make_alternative(boundary=f"=_mailproc_{digest}")
     message["Content-Language"] = mail.locale
     for body, subtype in ((mail.text, "plain"), (mail.html, "html")):
-        part = EmailMessage()
+        part = EmailMessage(policy=MEMOIZING_POLICY)
         part.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
         del part["MIME-Version"]  # set_content adds it; only the top level carries it
         message.attach(part)

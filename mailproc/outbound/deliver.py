@@ -23,6 +23,7 @@ is reported as ``skipped``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import smtplib
@@ -47,6 +48,7 @@ from mailproc.outbound.outbox import (
     count_due,
     record_attempt,
 )
+from mailproc.outbound.render import Company, Renderer, company_from
 from mailproc.store.db import transaction
 
 log = logging.getLogger(__name__)
@@ -116,10 +118,11 @@ def deliver_due(
     lease = dt.timedelta(seconds=LEASE_TIMEOUTS * settings.relay.timeout_s)
     counts = dict.fromkeys(("sent", "retried", "failed", "skipped"), 0)
     transport = make_transport(settings.relay)
+    renderer = renderer_for(settings)
     try:
         for _ in range(settings.outbox.batch_size):
             with transaction(sessions) as session:
-                claim = claim_next(session, clock.now(), lease)
+                claim = claim_next(session, clock.now(), lease, renderer)
             if claim is None:
                 break
             if claim.finished is not None:
@@ -136,6 +139,16 @@ def deliver_due(
     finally:
         transport.close()
     return DeliverySummary(**counts)
+
+
+def renderer_for(settings: Settings) -> Renderer:
+    """The renderer for deferred mail, built once per distinct company settings."""
+    return _renderer(company_from(settings))
+
+
+@functools.cache
+def _renderer(company: Company) -> Renderer:
+    return Renderer(company)
 
 
 def deliver_all_due(

@@ -13,14 +13,16 @@ from email.message import EmailMessage
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Insert, func, select
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import ColumnElement, Insert, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailproc.config import OutboxSettings, Settings
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import bare_message_id
-from mailproc.outbound.compose import HeaderError
+from mailproc.outbound.compose import Envelope, HeaderError, compose
+from mailproc.outbound.render import TEMPLATES, Renderer, RenderError, TemplateContext
 from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient, UndeliverableAddress
 from mailproc.store.repo import record_event
 
@@ -107,35 +109,190 @@ def queue_mail(
     if auto_submitted not in AUTO_SUBMITTED_VALUES or str(auto_submitted) != declared:
         raise ValueError(f"auto_submitted {auto_submitted!r} but the message says {declared!r}")
     envelope_to = list(dict.fromkeys(_smtp_address(address) for address in recipients))
-    if not envelope_to:
-        raise HeaderError("at least one envelope recipient is required")
-    row_id = session.scalars(
-        _insert_if_new_key(session)
-        .values(
-            key=key,
-            ticket_id=ticket_id,
-            template=template,
-            locale=locale,
-            message_id=message_id,
-            envelope_from=_smtp_address(envelope_from) if envelope_from else "",
-            raw=message.as_bytes(policy=message.policy.clone(linesep="\r\n")),
-            auto_submitted=declared,
-            status=OutboxStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            deadline_at=deadline,
-            created_at=now,
-        )
-        .returning(Outbox.id)
-    ).first()
+    row_id = _insert_row(
+        session,
+        key=key,
+        ticket_id=ticket_id,
+        template=template,
+        locale=locale,
+        message_id=message_id,
+        envelope_from=envelope_from,
+        raw=message.as_bytes(policy=message.policy.clone(linesep="\r\n")),
+        context=None,
+        envelope=None,
+        auto_submitted=declared,
+        recipients=envelope_to,
+        now=now,
+        deadline=deadline,
+    )
     if row_id is None:
         return False
-    session.add_all(
-        OutboxRecipient(outbox_id=row_id, address=address, status=OutboxStatus.PENDING, reason="")
-        for address in envelope_to
-    )
     session.add(_thread_record(message, message_id, ticket_id, now))
     return True
+
+
+def queue_deferred(
+    session: Session,
+    *,
+    key: str,
+    ticket_id: int | None,
+    template: str,
+    locale: str,
+    context: TemplateContext,
+    envelope: Envelope,
+    envelope_from: str,
+    now: dt.datetime,
+    deadline: dt.datetime,
+) -> bool:
+    """Queue a mail to be rendered by the deliverer; False if ``key`` was queued before.
+
+    Intake stays fast: the template context and envelope are stored as JSON, and the mail is
+    rendered and composed once, at its first delivery attempt (then kept for retries). The
+    Message-ID is fixed now, and the thread record is written at once, so a reply threads even
+    before delivery. The context must be the template's context type.
+    """
+    if type(context) is not TEMPLATES.get(template):
+        raise RenderError(f"template {template!r} does not take {type(context).__name__}")
+    envelope_to = list(dict.fromkeys(_smtp_address(a.addr) for a in (*envelope.to, *envelope.cc)))
+    row_id = _insert_row(
+        session,
+        key=key,
+        ticket_id=ticket_id,
+        template=template,
+        locale=locale,
+        message_id=envelope.message_id,
+        envelope_from=envelope_from,
+        raw=None,
+        context=_adapter(template).dump_python(context, mode="json"),
+        envelope=_ENVELOPE.dump_python(envelope, mode="json"),
+        auto_submitted=str(envelope.auto_submitted),
+        recipients=envelope_to,
+        now=now,
+        deadline=deadline,
+    )
+    if row_id is None:
+        return False
+    session.execute(
+        insert(MessageRecord),
+        {
+            "ticket_id": ticket_id,
+            "direction": "out",
+            "message_id": envelope.message_id,
+            "in_reply_to": [envelope.in_reply_to] if envelope.in_reply_to else [],
+            "references": list(envelope.references),
+            "from_address": normalize_address(envelope.sender.addr),
+            "from_name": envelope.sender.name,
+            "to": [[a.name, a.addr] for a in envelope.to],
+            "cc": [[a.name, a.addr] for a in envelope.cc],
+            "reply_to": [[envelope.reply_to.name, envelope.reply_to.addr]],
+            "subject": "",
+            "sent_at": envelope.date,
+            "content_language": locale,
+            "body_text": "",
+            "body_source": "none",
+            "new_text": "",
+            "quoted_text": "",
+            "content_hash": "",
+            "defects": [],
+            "sender_kind": "unknown",
+            "created_at": now,
+        },
+    )
+    return True
+
+
+def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
+    """Render and compose a deferred row once; its thread record gets subject and text.
+
+    Raises RenderError or HeaderError (permanent) when the mail cannot be built.
+    """
+    if row.raw is not None:
+        return
+    if row.context is None or row.envelope is None or row.template not in TEMPLATES:
+        raise RenderError(f"outbox {row.id} has neither bytes nor a template context")
+    try:
+        context = _adapter(row.template).validate_python(row.context)
+        envelope = _ENVELOPE.validate_python(row.envelope)
+    except ValidationError as error:
+        raise RenderError(f"stored context no longer fits {row.template}: {error}") from error
+    mail = renderer.render(row.template, row.locale, context)
+    message = compose(mail, envelope)
+    row.raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    thread = session.scalars(
+        select(MessageRecord).where(
+            MessageRecord.message_id == row.message_id, MessageRecord.direction == "out"
+        )
+    ).first()
+    if thread is not None:
+        thread.subject = str(message.get("Subject", ""))
+        thread.body_text = thread.new_text = mail.text
+        thread.body_source = "plain"
+
+
+def _adapter(template: str) -> TypeAdapter[Any]:
+    """The JSON (de)serializer of a template's context, built on first use."""
+    if template not in _ADAPTERS:
+        _ADAPTERS[template] = TypeAdapter(TEMPLATES[template])
+    return _ADAPTERS[template]
+
+
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+_ENVELOPE: Final = TypeAdapter(Envelope)
+
+
+def _insert_row(
+    session: Session,
+    *,
+    key: str,
+    ticket_id: int | None,
+    template: str,
+    locale: str,
+    message_id: str,
+    envelope_from: str,
+    raw: bytes | None,
+    context: dict[str, Any] | None,
+    envelope: dict[str, Any] | None,
+    auto_submitted: str,
+    recipients: list[str],
+    now: dt.datetime,
+    deadline: dt.datetime,
+) -> int | None:
+    """Insert an outbox row and its recipients unless ``key`` exists; the new row's id."""
+    if not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise ValueError(f"outbox key must have 1 to {MAX_KEY_LENGTH} characters: {key!r}")
+    if not recipients:
+        raise HeaderError("at least one envelope recipient is required")
+    row_id = session.scalars(
+        _insert_if_new_key(session).returning(Outbox.id),
+        {
+            "key": key,
+            "ticket_id": ticket_id,
+            "template": template,
+            "locale": locale,
+            "message_id": message_id,
+            "envelope_from": _smtp_address(envelope_from) if envelope_from else "",
+            "raw": raw,
+            "context": context,
+            "envelope": envelope,
+            "auto_submitted": auto_submitted,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "deadline_at": deadline,
+            "created_at": now,
+        },
+    ).first()
+    if row_id is not None:
+        session.execute(  # a statement, not ORM objects: budget checks see it without a flush
+            insert(OutboxRecipient),
+            [
+                {"outbox_id": row_id, "address": a, "status": OutboxStatus.PENDING, "reason": ""}
+                for a in recipients
+            ],
+        )
+    return row_id
 
 
 def recent_auto_replies(session: Session, address: str, since: dt.datetime) -> list[dt.datetime]:
@@ -162,7 +319,9 @@ def count_due(session: Session, now: dt.datetime) -> int:
     return int(session.scalar(select(func.count()).select_from(Outbox).where(_due(now))) or 0)
 
 
-def claim_next(session: Session, now: dt.datetime, lease: dt.timedelta) -> Claim | None:
+def claim_next(
+    session: Session, now: dt.datetime, lease: dt.timedelta, renderer: Renderer
+) -> Claim | None:
     """Take the next due mail for one attempt: mark it ``sending`` until ``now + lease``.
 
     Rows other deliverers hold are skipped (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite
@@ -193,6 +352,14 @@ def claim_next(session: Session, now: dt.datetime, lease: dt.timedelta) -> Claim
     recipients = tuple(r.address for r in row.recipients if r.status == OutboxStatus.PENDING)
     finished = None
     if recipients:
+        try:
+            materialize(session, row, renderer)
+        except (RenderError, HeaderError) as error:
+            for recipient in row.recipients:
+                if recipient.status == OutboxStatus.PENDING:
+                    recipient.status, recipient.reason = OutboxStatus.FAILED, str(error)
+            recipients = ()
+    if recipients:
         row.attempts += 1
         row.status = OutboxStatus.SENDING
         row.next_attempt_at = now + lease
@@ -204,7 +371,7 @@ def claim_next(session: Session, now: dt.datetime, lease: dt.timedelta) -> Claim
         message_id=row.message_id,
         envelope_from=row.envelope_from,
         recipients=recipients,
-        raw=row.raw,
+        raw=row.raw or b"",
         attempt=row.attempts,
         finished=finished,
     )

@@ -27,6 +27,7 @@ from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from markupsafe import Markup, escape
 
+from mailproc.config import Settings
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan, Priority
 from mailproc.resources import resource_path
@@ -937,3 +938,18 @@ def check_templates(renderer: Renderer) -> list[str]:
             for message in sorted(renderer.fallbacks(locale))
         )
     return problems
+
+
+def company_from(settings: Settings) -> Company:
+    """The signature block of outbound mail, from ``[company]`` and ``[support]``."""
+    company = settings.company
+    return Company(
+        brand=company.brand,
+        legal_name=company.legal_name,
+        support_email=settings.support.addresses[0],
+        billing_email=company.billing_email,
+        phone=settings.support.phone,
+        phone_plans=frozenset(Plan(p) for p in company.phone_plans),
+        postal_address=company.postal_address,
+        incident_channel=company.incident_channel,
+    )

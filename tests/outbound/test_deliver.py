@@ -33,6 +33,7 @@ from mailproc.outbound.deliver import (
     deliver_due,
 )
 from mailproc.outbound.outbox import claim_next
+from mailproc.outbound.render import Renderer
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, UndeliverableAddress
 
@@ -325,7 +326,7 @@ def test_a_mail_left_sending_by_a_crash_is_resent_after_its_lease(
     with transaction(deliverer.sessions) as session:
         queue(session, "ack:1")
     with transaction(deliverer.sessions) as session:  # a deliverer claims it, then dies
-        assert claim_next(session, clock.now(), lease) is not None
+        assert claim_next(session, clock.now(), lease, Renderer()) is not None
     assert run(deliverer) == DeliverySummary()
     clock.advance(lease - dt.timedelta(seconds=1))
     assert run(deliverer) == DeliverySummary()
