@@ -17,6 +17,8 @@ run: $(BIN)/python
 	$(BIN)/mailproc init --sample-data
 	$(BIN)/mailproc ingest --sample
 	$(BIN)/mailproc tickets list
+	$(BIN)/mailproc deliver --once
+	$(BIN)/mailproc serve
 
 test: $(BIN)/python
 	bash scripts/install-test-deps.sh

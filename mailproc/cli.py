@@ -15,6 +15,7 @@ import click
 
 from mailproc import __version__, views
 from mailproc.app import App
+from mailproc.cli_serve import poll, serve, worker
 from mailproc.config import ConfigError, config_path, load_settings
 from mailproc.core.model import Priority
 from mailproc.errors import PermanentError, TransientError
@@ -615,6 +616,9 @@ def replay_command(
 
 
 cli.add_command(templates)
+cli.add_command(serve)
+cli.add_command(poll)
+cli.add_command(worker)
 cli.add_command(deliver)
 
 

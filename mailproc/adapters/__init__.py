@@ -1,0 +1,1 @@
+"""Network adapters: the SMTP/LMTP listener, the IMAP poller and the ``serve`` supervisor."""

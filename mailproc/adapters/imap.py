@@ -1,0 +1,400 @@
+"""The IMAP poller: fetch without \\Seen, commit each message, then move or flag it; IDLE for push.
+
+Each message is keyed by (mailbox, UIDVALIDITY, UID) in the same transaction that stores it.
+A crash between that commit and the move finds the key on the next pass and only moves the
+message; after a UIDVALIDITY change every message is fetched again and ``store_batch``
+recognizes the ones already stored by their bytes. One process at a time polls a mailbox: it
+holds a lease in the database and renews it inside every storing transaction, so a process that
+lost its lease can never commit (nor move) anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import imaplib
+import logging
+import select
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools.consts import UID_PATTERN
+from imap_tools.errors import ImapToolsError, MailboxFetchError, MailboxFlagError
+from imap_tools.utils import check_command_status
+from sqlalchemy import insert
+from sqlalchemy import select as sql_select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailproc.adapters import lease
+from mailproc.clock import Clock
+from mailproc.config import ImapMailboxSettings, ImapSettings
+from mailproc.errors import TransientError
+from mailproc.intake import Envelope, store_batch
+from mailproc.store.db import transaction
+from mailproc.store.models import ImapKey
+
+log = logging.getLogger(__name__)
+
+STORED_KEYWORD = "$MailprocStored"
+_NETWORK_ERRORS = (OSError, imaplib.IMAP4.error, ImapToolsError)
+_POLL_STEP_S = 1.0  # how quickly a waiting poller notices shutdown
+_MOVE_GROUP = 1000  # committed messages moved per MOVE command (at most; all at the end)
+
+
+@dataclass
+class DrainResult:
+    """What one pass over a mailbox folder did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    resumed: int = 0  # committed by an earlier pass that died before moving them
+
+    @property
+    def total(self) -> int:
+        """Messages taken out of the folder."""
+        return self.stored + self.duplicates + self.resumed
+
+
+class MailboxPoller:
+    """Polls one configured mailbox; ``run`` in a thread, or ``poll_once`` from the CLI."""
+
+    def __init__(
+        self,
+        mailbox: ImapMailboxSettings,
+        settings: ImapSettings,
+        factory: sessionmaker[Session],
+        clock: Clock,
+        *,
+        holder: str,
+        on_stored: Callable[[int], None] | None = None,
+    ) -> None:
+        self.mailbox = mailbox
+        self.settings = settings
+        self._factory = factory
+        self._clock = clock
+        self._holder = holder
+        self._on_stored = on_stored
+        self._ttl = dt.timedelta(seconds=settings.lease_ttl_s)
+        self._uidvalidity: int | None = None
+
+    @property
+    def lease_name(self) -> str:
+        """The lease that makes this mailbox's poller unique across processes."""
+        return f"imap:{self.mailbox.name}"
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set: take the lease, drain, wait (IDLE), reconnect on failure."""
+        backoff = 1.0
+        other_holder = None
+        while not stop.is_set():
+            try:
+                holder = self._acquire()
+                if holder != self._holder:
+                    if holder != other_holder:
+                        log.info("%s: polled by %s; standing by", self.mailbox.name, holder)
+                        other_holder = holder
+                    stop.wait(self.settings.lease_ttl_s / 2)
+                    continue
+                other_holder = None
+                box = self.connect()
+                try:
+                    while not stop.is_set():
+                        self._report(self.drain(box, stop))
+                        backoff = 1.0
+                        self._wait(box, stop)
+                finally:
+                    _close(box)
+            except lease.LeaseLost as error:
+                log.warning("%s: %s", self.mailbox.name, error)
+            except Exception as error:
+                if isinstance(error, (*_NETWORK_ERRORS, TransientError)):
+                    log.warning("%s: %s; retrying in %.0fs", self.mailbox.name, error, backoff)
+                else:
+                    log.exception(
+                        "%s: unexpected error; retrying in %.0fs", self.mailbox.name, backoff
+                    )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max_s)
+        self._release()
+
+    def poll_once(self) -> DrainResult | None:
+        """One pass if no other process holds this mailbox (None when one does)."""
+        if self._acquire() != self._holder:
+            return None
+        try:
+            box = self.connect()
+            try:
+                result = self.drain(box)
+            finally:
+                _close(box)
+        finally:
+            self._release()
+        self._report(result)
+        return result
+
+    def connect(self) -> BaseMailBox:
+        """Log in, learn the server's capabilities, make sure the processed folder exists."""
+        m = self.mailbox
+        timeout = self.settings.timeout_s
+        box: BaseMailBox
+        if m.security == "tls":
+            box = MailBox(
+                m.host, m.effective_port, timeout, ssl_context=ssl.create_default_context()
+            )
+        elif m.security == "starttls":
+            box = MailBoxStartTls(
+                m.host, m.effective_port, timeout, ssl_context=ssl.create_default_context()
+            )
+        else:
+            box = MailBoxUnencrypted(m.host, m.effective_port, timeout)
+        try:
+            password = m.password or Path(m.password_file).read_text("utf-8").strip()
+            box.login(m.user, password, initial_folder=None)
+            # imaplib keeps the capabilities announced before login; MOVE and IDLE come after.
+            _, data = box.client.capability()
+            box.client.capabilities = tuple(data[-1].decode("ascii").upper().split())
+            if m.processed_folder and not box.folder.exists(m.processed_folder):
+                box.folder.create(m.processed_folder)
+        except BaseException:
+            _close(box)
+            raise
+        return box
+
+    def drain(self, box: BaseMailBox, stop: threading.Event | None = None) -> DrainResult:
+        """Store every message of the folder batch by batch; move or flag each committed batch.
+
+        While one batch is being committed (in a thread) the next one is fetched, and the batch
+        before it is moved: IMAP and database work overlap, but nothing is moved before its
+        commit. When ``stop`` is set the pass ends after the batches in progress.
+        """
+        box.folder.set(self.mailbox.folder)
+        uidvalidity = _uidvalidity(box)
+        if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
+            log.warning(
+                "%s: UIDVALIDITY changed from %d to %d; rescanning (stored mail is recognized)",
+                self.mailbox.name,
+                self._uidvalidity,
+                uidvalidity,
+            )
+        self._uidvalidity = uidvalidity
+        criteria = "ALL" if self.mailbox.processed_folder else f"UNKEYWORD {STORED_KEYWORD}"
+        uids = [int(uid) for uid in box.uids(criteria, charset=None)]
+        result = DrainResult()
+        if not uids:
+            return result
+        known = self._known(uidvalidity, uids)
+        batch = self.settings.fetch_batch
+        committed: list[int] = []  # moved in large groups: a MOVE costs the server per command
+        with ThreadPoolExecutor(1, thread_name_prefix=f"imap-{self.mailbox.name}") as database:
+            committing: Future[list[int]] | None = None
+            for start in range(0, len(uids), batch):
+                if stop is not None and stop.is_set():
+                    break
+                chunk = uids[start : start + batch]
+                fetched = _fetch(box, [uid for uid in chunk if uid not in known])
+                resumed = [uid for uid in chunk if uid in known]
+                if committing is not None:
+                    committed += committing.result()
+                committing = database.submit(self._commit, uidvalidity, fetched, resumed, result)
+                if len(committed) >= _MOVE_GROUP:
+                    self._take_out(box, committed)
+                    committed = []
+            if committing is not None:
+                committed += committing.result()
+        self._take_out(box, committed)
+        return result
+
+    def _known(self, uidvalidity: int, uids: Sequence[int]) -> set[int]:
+        """The UIDs of the folder that an earlier pass stored (and did not get to move)."""
+        with transaction(self._factory, commit=False) as session:
+            return set(
+                session.scalars(
+                    sql_select(ImapKey.uid).where(
+                        ImapKey.mailbox == self.mailbox.name,
+                        ImapKey.uidvalidity == uidvalidity,
+                        ImapKey.uid.between(min(uids), max(uids)),
+                    )
+                )
+            )
+
+    def _commit(
+        self, uidvalidity: int, fetched: dict[int, bytes], resumed: list[int], result: DrainResult
+    ) -> list[int]:
+        """Store fetched messages with their keys, fenced by the lease; return the UIDs to move."""
+        name = self.mailbox.name
+        result.resumed += len(resumed)
+        if not fetched:
+            return resumed
+        now = self._clock.now()
+        with transaction(self._factory) as session:
+            lease.renew(session, self.lease_name, self._holder, now, self._ttl)
+            stored = store_batch(
+                session,
+                [
+                    (raw, Envelope("imap", source_ref=f"{name}:{uidvalidity}:{uid}"))
+                    for uid, raw in fetched.items()
+                ],
+                now,
+            )
+            session.execute(
+                insert(ImapKey),
+                [
+                    {
+                        "mailbox": name,
+                        "uidvalidity": uidvalidity,
+                        "uid": uid,
+                        "inbound_id": outcome.inbound_id,
+                        "stored_at": now,
+                    }
+                    for uid, outcome in zip(fetched, stored, strict=True)
+                ],
+            )
+        new = sum(1 for outcome in stored if not outcome.duplicate)
+        result.stored += new
+        result.duplicates += len(stored) - new
+        if new and self._on_stored is not None:
+            self._on_stored(new)
+        return sorted([*resumed, *fetched])
+
+    def _take_out(self, box: BaseMailBox, uids: list[int]) -> None:
+        """Move committed messages to the processed folder, or flag them when there is none."""
+        if not uids:
+            return
+        if self.mailbox.processed_folder:
+            box.move(_uid_set(uids), self.mailbox.processed_folder)
+            return
+        flagged = box.client.uid("STORE", _uid_set(uids), "+FLAGS.SILENT", f"({STORED_KEYWORD})")
+        check_command_status(flagged, MailboxFlagError)
+
+    def _wait(self, box: BaseMailBox, stop: threading.Event) -> None:
+        """Wait for new mail: IDLE until the server reports it, or sleep the poll interval.
+
+        The lease is renewed meanwhile; a connection the server closed raises ConnectionError.
+        """
+        use_idle = self.settings.idle and "IDLE" in box.client.capabilities
+        wait_s = self.settings.idle_timeout_s if use_idle else self.settings.poll_interval_s
+        deadline = time.monotonic() + wait_s
+        renew_every = self.settings.lease_ttl_s / 3
+        next_renewal = time.monotonic() + renew_every
+        got_mail = False
+        if use_idle:
+            # Mail that arrived during the last command (or with the IDLE reply itself) was
+            # announced already; imaplib has kept that EXISTS among the untagged responses.
+            if _announced(box):
+                return
+            box.idle.start()  # type: ignore[no-untyped-call]
+            got_mail = _announced(box)
+        while not got_mail and not stop.is_set() and time.monotonic() < deadline:
+            if time.monotonic() >= next_renewal:
+                self._renew()
+                next_renewal = time.monotonic() + renew_every
+            step = min(_POLL_STEP_S, max(0.0, deadline - time.monotonic()))
+            if not use_idle:
+                stop.wait(step)
+            elif _readable(box, step):
+                got_mail = _new_mail(box.client.readline())
+        if use_idle:
+            box.idle.stop()  # type: ignore[no-untyped-call]
+
+    def _report(self, result: DrainResult) -> None:
+        if result.total:
+            log.info(
+                "%s: stored %d, duplicates %d, resumed %d",
+                self.mailbox.name,
+                result.stored,
+                result.duplicates,
+                result.resumed,
+            )
+
+    def _acquire(self) -> str:
+        with transaction(self._factory) as session:
+            return lease.acquire(
+                session, self.lease_name, self._holder, self._clock.now(), self._ttl
+            )
+
+    def _renew(self) -> None:
+        with transaction(self._factory) as session:
+            lease.renew(session, self.lease_name, self._holder, self._clock.now(), self._ttl)
+
+    def _release(self) -> None:
+        try:
+            with transaction(self._factory) as session:
+                lease.release(session, self.lease_name, self._holder)
+        except TransientError as error:  # it expires on its own
+            log.warning("%s: could not release the lease: %s", self.mailbox.name, error)
+
+
+def _uidvalidity(box: BaseMailBox) -> int:
+    """The UIDVALIDITY the SELECT just reported."""
+    _, data = box.client.response("UIDVALIDITY")
+    if not data or data[0] is None:
+        raise imaplib.IMAP4.error("the server reported no UIDVALIDITY")
+    return int(data[-1])
+
+
+def _fetch(box: BaseMailBox, uids: Sequence[int]) -> dict[int, bytes]:
+    """Raw bytes by UID, without setting \\Seen (BODY.PEEK); vanished messages are absent."""
+    if not uids:
+        return {}
+    response = box.client.uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
+    check_command_status(response, MailboxFetchError)
+    items = response[1]
+    found: dict[int, bytes] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, tuple):
+            continue
+        # The UID comes before the literal on most servers and after it on some.
+        following = items[index + 1] if index + 1 < len(items) else b""
+        for text in (item[0], following if isinstance(following, bytes) else b""):
+            match = UID_PATTERN.search(text.decode("ascii", "replace"))
+            if match:
+                found[int(match.group("uid"))] = item[1]
+                break
+    return found
+
+
+def _announced(box: BaseMailBox) -> bool:
+    """Whether an EXISTS response came with an earlier reply (and forget it)."""
+    return box.client.untagged_responses.pop("EXISTS", None) is not None
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    """An IMAP UID set with runs collapsed: ``1:3,7,9:10``."""
+    ranges: list[list[int]] = []
+    for uid in sorted(uids):
+        if ranges and uid == ranges[-1][1] + 1:
+            ranges[-1][1] = uid
+        else:
+            ranges.append([uid, uid])
+    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in ranges)
+
+
+def _readable(box: BaseMailBox, timeout: float) -> bool:
+    sock = box.client.sock
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    return bool(select.select([sock], [], [], timeout)[0])
+
+
+def _new_mail(line: bytes) -> bool:
+    """Whether an IDLE response line announces mail; a closed connection raises."""
+    if not line:
+        raise ConnectionError("the IMAP server closed the connection")
+    if line.startswith(b"* BYE"):
+        raise ConnectionError(f"the IMAP server said {line.strip().decode('ascii', 'replace')}")
+    return line.rstrip().endswith(b"EXISTS")
+
+
+def _close(box: BaseMailBox) -> None:
+    """Log out, or at least drop the connection; errors here change nothing."""
+    with contextlib.suppress(*_NETWORK_ERRORS):
+        box.logout()
+        return
+    with contextlib.suppress(*_NETWORK_ERRORS):
+        box.client.shutdown()

@@ -1,0 +1,1 @@
+"""Tests of the network adapters against real servers: aiosmtpd, Dovecot, PostgreSQL."""

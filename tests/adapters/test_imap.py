@@ -1,0 +1,243 @@
+"""The IMAP poller against a real Dovecot: store then move, crashes, UIDVALIDITY, IDLE, leases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters.conftest import ConfigWriter
+from adapters.support import (
+    Dovecot,
+    count_rows,
+    dovecot_server,
+    make_message,
+    message_ids,
+    run_cli,
+    start_cli,
+    wait_for,
+)
+from mailproc.adapters import lease
+from mailproc.adapters.imap import STORED_KEYWORD, MailboxPoller
+from mailproc.app import App
+from mailproc.clock import FixedClock
+from mailproc.config import ImapMailboxSettings, ImapSettings
+from mailproc.store.db import transaction
+from mailproc.store.models import ImapKey, Inbound, Lease
+
+
+def _mailbox(dovecot: Dovecot, user: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "name": user,
+        "host": "127.0.0.1",
+        "port": dovecot.port,
+        "security": "plain",
+        "user": user,
+        "password": "secret",
+        **overrides,
+    }
+
+
+def _poller(
+    app: App, dovecot: Dovecot, user: str, holder: str = "test-holder", **settings: Any
+) -> MailboxPoller:
+    mailbox = ImapMailboxSettings.model_validate(
+        _mailbox(dovecot, user, **settings.pop("mailbox", {}))
+    )
+    imap = ImapSettings.model_validate({"mailboxes": [mailbox.model_dump()], **settings})
+    return MailboxPoller(mailbox, imap, app.sessions, app.clock, holder=holder)
+
+
+LEASE = dt.timedelta(seconds=30)
+
+
+def _holds_lease(app: App, poller: MailboxPoller) -> bool:
+    with transaction(app.sessions, commit=False) as session:
+        return session.get(Lease, poller.lease_name) is not None
+
+
+def _key_count(app: App) -> int:
+    with transaction(app.sessions, commit=False) as session:
+        return int(session.scalar(select(func.count()).select_from(ImapKey)) or 0)
+
+
+def test_poll_stores_every_message_then_moves_it_unseen(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [make_message(n) for n in range(5)])
+    poller = _poller(app, dovecot, imap_user)
+    result = poller.poll_once()
+    assert result is not None and (result.stored, result.duplicates, result.resumed) == (5, 0, 0)
+    assert sorted(message_ids(app)) == [f"m-{n}@example.com" for n in range(5)]
+    assert dovecot.folder_uids(imap_user, "INBOX") == []
+    assert len(dovecot.folder_uids(imap_user, "Processed")) == 5
+    assert dovecot.seen_count(imap_user, "Processed") == 0  # fetched with BODY.PEEK
+    with transaction(app.sessions, commit=False) as session:
+        refs = sorted(session.scalars(select(Inbound.source_ref).where(Inbound.source == "imap")))
+    uidvalidity = refs[0].split(":")[1]
+    assert refs == sorted(f"{imap_user}:{uidvalidity}:{uid}" for uid in range(1, 6))
+    again = poller.poll_once()
+    assert again is not None and again.total == 0
+    assert _key_count(app) == 5
+
+
+class _Crash(BaseException):
+    """Stands for the process dying at that instant."""
+
+
+class _DiesBeforeMoving(MailboxPoller):
+    def _take_out(self, box: Any, uids: list[int]) -> None:
+        raise _Crash
+
+
+def test_crash_between_commit_and_move_loses_and_duplicates_nothing(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [make_message(n) for n in range(4)])
+    first = _poller(app, dovecot, imap_user)
+    dying = _DiesBeforeMoving(first.mailbox, first.settings, app.sessions, app.clock, holder="dies")
+    with pytest.raises(_Crash):
+        dying.poll_once()
+    assert count_rows(app) == (4, 4)  # committed ...
+    assert len(dovecot.folder_uids(imap_user, "INBOX")) == 4  # ... but not moved
+    with transaction(app.sessions) as session:  # the dead process's lease runs out
+        lease.release(session, dying.lease_name, "dies")
+    result = first.poll_once()
+    assert result is not None and (result.stored, result.duplicates, result.resumed) == (0, 0, 4)
+    assert count_rows(app) == (4, 4)
+    assert dovecot.folder_uids(imap_user, "INBOX") == []
+    assert len(dovecot.folder_uids(imap_user, "Processed")) == 4
+
+
+def test_uidvalidity_change_rescans_and_recognizes_stored_mail(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    messages = [make_message(n) for n in range(3)]
+    dovecot.deliver(imap_user, messages, folder="Support")
+    poller = _poller(app, dovecot, imap_user, mailbox={"folder": "Support"})
+    dying = _DiesBeforeMoving(
+        poller.mailbox, poller.settings, app.sessions, app.clock, holder="test-holder"
+    )
+    with pytest.raises(_Crash):
+        dying.poll_once()
+    with dovecot.connect(imap_user) as box:  # the folder is rebuilt: new UIDVALIDITY
+        old = box.folder.status("Support", ["UIDVALIDITY"])["UIDVALIDITY"]
+        box.folder.delete("Support")
+        box.folder.create("Support")
+        for raw in [*messages, make_message(3)]:
+            box.append(raw, "Support")
+        assert box.folder.status("Support", ["UIDVALIDITY"])["UIDVALIDITY"] != old
+    with transaction(app.sessions) as session:
+        lease.release(session, poller.lease_name, "test-holder")
+    result = poller.poll_once()
+    assert result is not None and (result.stored, result.duplicates, result.resumed) == (1, 3, 0)
+    assert sorted(message_ids(app)) == [f"m-{n}@example.com" for n in range(4)]
+    assert dovecot.folder_uids(imap_user, "Support") == []
+
+
+def test_flag_mode_leaves_mail_in_place_flagged_and_unseen(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [make_message(n) for n in range(3)])
+    poller = _poller(app, dovecot, imap_user, mailbox={"processed_folder": ""})
+    result = poller.poll_once()
+    assert result is not None and result.stored == 3
+    with dovecot.connect(imap_user) as box:
+        box.folder.set("INBOX")
+        assert len(box.uids(f"KEYWORD {STORED_KEYWORD}", charset=None)) == 3
+        assert box.uids("SEEN") == []
+    dovecot.deliver(imap_user, [make_message(3)])
+    result = poller.poll_once()
+    assert result is not None and (result.stored, result.total) == (1, 1)
+    assert count_rows(app) == (4, 4)
+
+
+def test_one_poller_per_mailbox_and_a_stale_one_cannot_commit(
+    app: App, clock: FixedClock, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [make_message(n) for n in range(2)])
+    first = _poller(app, dovecot, imap_user, holder="first", lease_ttl_s=30)
+    second = _poller(app, dovecot, imap_user, holder="second", lease_ttl_s=30)
+    with transaction(app.sessions) as session:
+        assert lease.acquire(session, first.lease_name, "first", clock.now(), LEASE) == "first"
+    assert second.poll_once() is None  # stands by while "first" holds the mailbox
+    clock.advance(dt.timedelta(seconds=31))  # "first" stalls past its lease ...
+    with transaction(app.sessions) as session:
+        assert lease.acquire(session, first.lease_name, "second", clock.now(), LEASE) == "second"
+    box = first.connect()  # ... and wakes up in the middle of its loop
+    try:
+        with pytest.raises(lease.LeaseLost):
+            first.drain(box)
+    finally:
+        box.logout()
+    assert count_rows(app) == (0, 0)  # the stale poller committed nothing
+    assert len(dovecot.folder_uids(imap_user, "INBOX")) == 2  # nor moved anything
+    with transaction(app.sessions) as session:
+        lease.release(session, first.lease_name, "second")
+    result = second.poll_once()
+    assert result is not None and result.stored == 2
+
+
+@pytest.mark.slow
+def test_idle_push_survives_a_dovecot_restart(app: App) -> None:
+    with dovecot_server() as server:
+        user = server.new_user()
+        poller = _poller(app, server, user, idle=True, backoff_max_s=1, lease_ttl_s=6)
+        stop = threading.Event()
+        thread = threading.Thread(target=poller.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: _holds_lease(app, poller), 10, "the poller to start")
+            with server.connect(user) as box:
+                box.append(make_message(1), "INBOX")
+            wait_for(lambda: count_rows(app)[0] == 1, 10, "the pushed message")
+            server.stop()
+            server.start()
+            with server.connect(user) as box:
+                box.append(make_message(2), "INBOX")
+            wait_for(lambda: count_rows(app)[0] == 2, 20, "the poller to reconnect")
+            wait_for(lambda: server.folder_uids(user, "INBOX") == [], 10, "the move")
+        finally:
+            stop.set()
+            thread.join(10)
+        assert not thread.is_alive()
+        assert sorted(message_ids(app)) == ["m-1@example.com", "m-2@example.com"]
+
+
+@pytest.mark.slow
+def test_poller_killed_mid_run_loses_and_duplicates_nothing(
+    app: App, dovecot: Dovecot, imap_user: str, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    total = 600
+    dovecot.deliver(imap_user, [make_message(n) for n in range(total)])
+    config = write_config(
+        imap={
+            "fetch_batch": 25,
+            "lease_ttl_s": 3,
+            "mailboxes": [_mailbox(dovecot, imap_user)],
+        }
+    )
+    process = start_cli(["poll"], config, tmp_path / "poll.log")
+    try:
+        wait_for(lambda: count_rows(app)[0] >= 100, 30, "the poller to store some mail")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    stored_at_kill = count_rows(app)[0]
+    assert 0 < stored_at_kill < total, (tmp_path / "poll.log").read_text()
+    for _ in range(20):  # until the dead process's lease has run out
+        completed = run_cli(["poll", "--once"], config, check=True)
+        if "skipped" not in completed.stdout:
+            break
+        time.sleep(0.5)
+    assert "stored" in completed.stdout, completed.stdout
+    ids = message_ids(app)
+    assert len(ids) == len(set(ids)) == total
+    assert dovecot.folder_uids(imap_user, "INBOX") == []
+    assert len(dovecot.folder_uids(imap_user, "Processed")) == total
