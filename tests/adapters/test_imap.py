@@ -214,11 +214,12 @@ def test_idle_push_survives_a_dovecot_restart(app: App) -> None:
 def test_poller_killed_mid_run_loses_and_duplicates_nothing(
     app: App, dovecot: Dovecot, imap_user: str, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
-    total = 600
+    # Enough small batches that the kill lands mid-run even on a fast, idle machine.
+    total = 3000
     dovecot.deliver(imap_user, [make_message(n) for n in range(total)])
     config = write_config(
         imap={
-            "fetch_batch": 25,
+            "fetch_batch": 10,
             "lease_ttl_s": 3,
             "mailboxes": [_mailbox(dovecot, imap_user)],
         }
