@@ -100,6 +100,8 @@ def cli(ctx: click.Context, config: str | None, verbose: int) -> None:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # flufl.bounce logs a traceback for each detector that trips on odd mail; we catch those
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
     state = Context(config)
     ctx.obj = state
     ctx.call_on_close(state.close)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailproc.config import Settings
@@ -270,6 +271,7 @@ def notify_new_ticket(
             reply_locale=choice.locale,
             translation_requested=choice.translation_requested,
             timezone=info.timezone,
+            recent_tickets=_recent_tickets(session, ticket),
         ),
     )
     if ticket.priority == Priority.P0:
@@ -394,3 +396,16 @@ def _acknowledge(
             locale=choice.locale,
             translation_requested=choice.translation_requested,
         )
+
+
+def _recent_tickets(session: Session, ticket: Ticket, limit: int = 5) -> tuple[str, ...]:
+    """The customer's latest other tickets, for the agents' alert: number, status, subject."""
+    if ticket.customer_id is None:
+        return ()
+    rows = session.execute(
+        select(Ticket.number, Ticket.status, Ticket.subject)
+        .where(Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id)
+        .order_by(Ticket.id.desc())
+        .limit(limit)
+    ).all()
+    return tuple(f"#{number} {status}: {subject[:60]}" for number, status, subject in rows)

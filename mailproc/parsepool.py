@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -57,7 +58,9 @@ class ParsePool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("forkserver")
+                self.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_quiet_worker,
             )
         return self._executor
 
@@ -66,3 +69,8 @@ class ParsePool:
         if self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._executor = None
+
+
+def _quiet_worker() -> None:
+    """flufl.bounce logs a traceback for each detector that trips on odd mail; we catch those."""
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)

@@ -10,6 +10,7 @@ script exits non-zero on a crash or when any message is unaccounted for (lost).
 from __future__ import annotations
 
 import collections
+import logging
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
 def main(folder: Path) -> int:
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)  # it logs what it survives
     if not folder.is_dir():
         print(f"corpus folder {folder} not found", file=sys.stderr)
         return 2
@@ -77,19 +79,19 @@ def _report(
             session.execute(select(Inbound.status, func.count()).group_by(Inbound.status)).all()
         )
         tickets = session.scalar(select(func.count()).select_from(Ticket)) or 0
-        messages = session.scalar(select(func.count()).select_from(MessageRecord)) or 0
-        empty = (
-            session.scalar(
-                select(func.count())
-                .select_from(MessageRecord)
-                .where(func.trim(MessageRecord.body_text) == "")
-            )
-            or 0
-        )
+        inbound = MessageRecord.direction == "in"  # the thread also holds our outbound mail
+        messages = session.scalar(select(func.count()).where(inbound)) or 0
+        blank = func.trim(MessageRecord.body_text) == ""
+        empty = session.scalar(select(func.count()).where(inbound, blank)) or 0
         sources = dict(
             session.execute(
-                select(MessageRecord.body_source, func.count()).group_by(MessageRecord.body_source)
+                select(MessageRecord.body_source, func.count())
+                .where(inbound)
+                .group_by(MessageRecord.body_source)
             ).all()
+        )
+        kinds = dict(
+            session.execute(select(Inbound.kind, func.count()).group_by(Inbound.kind)).all()
         )
         quarantined = session.execute(
             select(Inbound.source_ref, Inbound.last_error).where(Inbound.status == "quarantined")
@@ -109,7 +111,8 @@ def _report(
         f"{getattr(report, 'message_id_conflicts', 0)}"
     )
     print(f"status: {dict(sorted(by_status.items()))}")
-    print(f"tickets: {tickets}; messages: {messages}; repeated deliveries: {duplicates}")
+    print(f"tickets: {tickets}; inbound messages: {messages}; repeated deliveries: {duplicates}")
+    print(f"kinds: {dict(sorted((k or '-', n) for k, n in kinds.items()))}")
     print(f"body from: {dict(sorted(sources.items()))}; empty bodies: {empty}")
     reasons = collections.Counter((error or "").split(":")[0] for _, error in quarantined)
     print(f"quarantined: {len(quarantined)} {dict(reasons)}")
@@ -129,7 +132,10 @@ def _report(
             file=sys.stderr,
         )
         return 1
-    print("OK: every message is in a ticket, recognised as a repeat, or quarantined")
+    print(
+        "OK: every message is in a ticket, kept with its kind (bounce, auto-reply), "
+        "recognised as a repeat, or quarantined with its reason"
+    )
     return 0
 
 

@@ -187,3 +187,13 @@ def test_automatic_mail_never_gets_an_acknowledgment(app: App) -> None:
         ),
     )
     assert [row.template for row in outbox(app)] == ["new_ticket_alert"]
+
+
+def test_agents_alert_lists_the_customers_recent_tickets(app: App) -> None:
+    laura = "Laura <laura@northwind-analytics.example>"
+    run(app, mail(laura, "DS-1001: Invalid Credentials", "We cannot connect.", mid="r1@n.example"))
+    run(app, mail(laura, "Slow dashboard", "The sales dashboard is slow.", mid="r2@n.example"))
+    alerts = [row for row in outbox(app) if row.template == "new_ticket_alert"]
+    second = parsed(alerts[1]).get_body(("plain",)).get_content()
+    assert "Recent tickets" in second and "#10001 new: DS-1001: Invalid Credentials" in second
+    assert "Recent tickets" not in parsed(alerts[0]).get_body(("plain",)).get_content()

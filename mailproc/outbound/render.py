@@ -242,6 +242,7 @@ class NewTicketAlertContext:
     reply_locale: str = "en"
     translation_requested: bool = False
     timezone: str = "UTC"
+    recent_tickets: tuple[str, ...] = ()  # "#10012 resolved: subject", newest first
 
 
 @dataclass(frozen=True, slots=True)
