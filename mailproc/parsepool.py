@@ -28,6 +28,20 @@ def prepare_all(
     return results
 
 
+class Ahead:
+    """Results being prepared in the workers, keyed (by inbound id)."""
+
+    def __init__(self, parts: list[tuple[list[int], Future[list[PrepareResult]]]]) -> None:
+        self._parts = parts
+
+    def results(self) -> dict[int, PrepareResult]:
+        """Wait for every part and return the results by key."""
+        found: dict[int, PrepareResult] = {}
+        for keys, future in self._parts:
+            found.update(zip(keys, future.result(), strict=True))
+        return found
+
+
 class ParsePool:
     """A few worker processes (forkserver: no database handles are inherited) for ``prepare``."""
 
@@ -54,6 +68,27 @@ class ParsePool:
         for future in futures:
             results.extend(future.result())
         return results
+
+    def start(
+        self, jobs: Sequence[tuple[int, Job]], limits: IntakeLimits, policy: DetectPolicy
+    ) -> Ahead | None:
+        """Begin preparing keyed jobs in the workers only; None when there are no workers.
+
+        The worker uses this to parse the next batch while it writes the current one.
+        """
+        if self.workers <= 0 or not jobs:
+            return None
+        size = -(-len(jobs) // self.workers)
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        return Ahead(
+            [
+                (
+                    [key for key, _ in chunk],
+                    self._pool().submit(prepare_all, [job for _, job in chunk], limits, policy),
+                )
+                for chunk in chunks
+            ]
+        )
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:

@@ -39,7 +39,7 @@ from mailproc.core.understand import Prepared, content_hash, reply_text
 from mailproc.errors import PermanentError
 from mailproc.intake import store_blob
 from mailproc.notify import FirstMail, Notifier, Thread, notify_new_ticket
-from mailproc.parsepool import Job, ParsePool, PrepareResult, prepare_all
+from mailproc.parsepool import Ahead, Job, ParsePool, PrepareResult, prepare_all
 from mailproc.store import repo
 from mailproc.store.db import is_transient, transaction
 from mailproc.store.models import (
@@ -118,31 +118,51 @@ def process_pending(
     batch_size: int = 100,
     progress: Progress | None = None,
 ) -> ProcessSummary:
-    """Process every pending inbound message; safe to run in several processes at once."""
+    """Process every pending inbound message; safe to run in several processes at once.
+
+    With a parse pool, the next batch is parsed in the workers while this one is written
+    (read ahead without locks; claimed, and checked, in the next transaction).
+    """
     summary = ProcessSummary()
+    ahead: Ahead | None = None
     while True:
         with transaction(factory) as session:
             claimed = repo.claim_pending(session, batch_size)
-            summary.outcomes.extend(process_batch(session, claimed, context))
+            ready = ahead.results() if ahead is not None else {}
+            ahead = None
+            if context.pool is not None and len(claimed) == batch_size:
+                upcoming = repo.peek_pending(session, claimed[-1][0].id, batch_size)
+                ahead = context.pool.start(
+                    [(row.id, (raw, row.envelope_from)) for row, raw in upcoming],
+                    context.limits,
+                    context.detection,
+                )
+            summary.outcomes.extend(process_batch(session, claimed, context, ready))
         if progress is not None and claimed:
             progress(len(claimed))
         if len(claimed) < batch_size:
+            if ahead is not None:
+                ahead.results()  # let the workers finish before returning
             return summary
 
 
 def process_batch(
-    session: Session, claimed: Sequence[tuple[Inbound, bytes]], context: ProcessingContext
+    session: Session,
+    claimed: Sequence[tuple[Inbound, bytes]],
+    context: ProcessingContext,
+    ready: Mapping[int, PrepareResult] | None = None,
 ) -> list[Outcome]:
     """Process claimed rows with one flush; fall back to one savepoint per message on failure.
 
-    Transient database errors are re-raised so that the caller's transaction is retried.
+    ``ready`` holds results prepared ahead of time by inbound id. Transient database errors
+    are re-raised so that the caller's transaction is retried.
     """
     if not claimed:
         return []
     try:
         with session.begin_nested():
             batch = _Batch(session, context)
-            outcomes = batch.run(claimed)
+            outcomes = batch.run(claimed, ready or {})
             session.flush()
             batch.notify()
         return outcomes
@@ -249,11 +269,24 @@ class _Batch:
 
     # -- running -------------------------------------------------------------------------
 
-    def run(self, claimed: Sequence[tuple[Inbound, bytes]]) -> list[Outcome]:
+    def run(
+        self,
+        claimed: Sequence[tuple[Inbound, bytes]],
+        ready: Mapping[int, PrepareResult] | None = None,
+    ) -> list[Outcome]:
         """Decide and stage every claimed message; the caller flushes."""
         outcomes: dict[int, Outcome] = {}
         prepared: dict[int, Prepared] = {}
-        results = self.context.prepare([(raw, inbound.envelope_from) for inbound, raw in claimed])
+        ready = ready or {}
+        missing = [(inbound, raw) for inbound, raw in claimed if inbound.id not in ready]
+        computed = dict(
+            zip(
+                (inbound.id for inbound, _ in missing),
+                self.context.prepare([(raw, inbound.envelope_from) for inbound, raw in missing]),
+                strict=True,
+            )
+        )
+        results = [ready[i.id] if i.id in ready else computed[i.id] for i, _ in claimed]
         for (inbound, _), result in zip(claimed, results, strict=True):
             inbound.attempts += 1
             if isinstance(result, Exception):  # a message the parser cannot take: set aside

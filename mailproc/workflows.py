@@ -9,8 +9,9 @@ through the Notifier. Every mail has an idempotency key, so repeated runs send n
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -69,6 +70,7 @@ from mailproc.outbound.render import (
     Approver,
     BreachAlertContext,
     CommandErrorContext,
+    CustomerInfo,
     EscalationAlertContext,
     EscalationNoticeContext,
     EscalationTeam,
@@ -84,6 +86,8 @@ from mailproc.outbound.render import (
     ResolvedNoticeContext,
     SlaBreachApologyContext,
     SurveyRequestContext,
+    TemplateContext,
+    TicketInfo,
     TriageRequestContext,
 )
 from mailproc.store import repo
@@ -102,6 +106,7 @@ log = logging.getLogger(__name__)
 
 ESCALATION_UPDATE_WITHIN = dt.timedelta(hours=24)
 INCIDENT_LOOKBACK = dt.timedelta(hours=24)
+ContextFor = Callable[[CustomerInfo, TicketInfo], TemplateContext]
 _TEAMS = {
     AgentRole.DEVOPS: EscalationTeam.DEVOPS,
     AgentRole.ENGINEERING: EscalationTeam.ENGINEERING,
@@ -178,7 +183,7 @@ class Workflows:
         *,
         key: str,
         template: str,
-        context_for: object,
+        context_for: ContextFor,
         now: dt.datetime,
         automatic: AutoSubmitted = AutoSubmitted.AUTO_GENERATED,
     ) -> bool:
@@ -188,7 +193,7 @@ class Workflows:
             return False
         customer = self._customer(ticket)
         locale = self.notifier.locale(customer).locale
-        context = context_for(  # type: ignore[operator]
+        context = context_for(
             self.notifier.customer_info(ticket, customer),
             self.notifier.ticket_info(ticket, customer, locale),
         )
@@ -213,14 +218,14 @@ class Workflows:
         key: str,
         template: str,
         to: Sequence[Address],
-        context_for: object,
+        context_for: ContextFor,
         now: dt.datetime,
     ) -> bool:
         """Queue an internal notification (English) about a ticket."""
         if not to:
             return False
         customer = self._customer(ticket)
-        context = context_for(  # type: ignore[operator]
+        context = context_for(
             self.notifier.customer_info(ticket, customer),
             self.notifier.ticket_info(ticket, customer, "en"),
         )
@@ -680,8 +685,8 @@ class Workflows:
                 key=f"survey:{ticket.number}",
                 template="survey_request",
                 now=now,
-                context_for=lambda c, t, r=ticket.resolved_at, a=address: SurveyRequestContext(
-                    c, t, r, a
+                context_for=functools.partial(
+                    SurveyRequestContext, resolved_at=ticket.resolved_at, reply_address=address
                 ),
             )
 
@@ -1007,31 +1012,24 @@ class Workflows:
                     now,
                 )
         else:
-            managers = self.notifier.role_recipients("support_manager")
+            context_for: ContextFor
             if kind is BreachKind.BREACH_ALERT:
-                sent = self._internal_mail(
-                    session,
-                    ticket,
-                    key=key,
-                    template=kind.value,
-                    to=managers,
-                    now=now,
-                    context_for=lambda c, t: BreachAlertContext(
-                        c, t, target, due_at, overdue_by, money, c.timezone
-                    ),
+                context_for = lambda c, t: BreachAlertContext(  # noqa: E731
+                    c, t, target, due_at, overdue_by, money, c.timezone
                 )
             else:
-                sent = self._internal_mail(
-                    session,
-                    ticket,
-                    key=key,
-                    template=kind.value,
-                    to=managers,
-                    now=now,
-                    context_for=lambda c, t: ResolutionAlertContext(
-                        c, t, resolution, due_at, overdue_by, c.timezone
-                    ),
+                context_for = lambda c, t: ResolutionAlertContext(  # noqa: E731
+                    c, t, resolution, due_at, overdue_by, c.timezone
                 )
+            sent = self._internal_mail(
+                session,
+                ticket,
+                key=key,
+                template=kind.value,
+                to=self.notifier.role_recipients("support_manager"),
+                now=now,
+                context_for=context_for,
+            )
         if sent:
             self._event(
                 session,

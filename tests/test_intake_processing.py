@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from mailproc.app import App
 from mailproc.clock import FixedClock
+from mailproc.config import Settings
 from mailproc.intake import Envelope, store_batch
 from mailproc.processing import ReplaySelection, release
 from mailproc.sources import RawInput, read_path
@@ -266,3 +267,30 @@ def test_golden_folder_ingests_completely(app: App) -> None:
     summary = app.process()
     assert summary.count("quarantined") == 0
     assert summary.count("created") + summary.count("appended") == report.stored
+
+
+def test_parse_pool_reads_ahead_and_processes_each_message_once(
+    settings: Settings, clock: FixedClock
+) -> None:
+    pooled = settings.model_copy(
+        update={
+            "processing": settings.processing.model_copy(
+                update={"parse_workers": 1, "batch_size": 20}
+            )
+        }
+    )
+    application = App(pooled, clock)
+    try:
+        raws = [
+            f"From: user{i}@customer.example\r\nTo: support@dataflow.com\r\n"
+            f"Subject: Dashboard problem {i}\r\nMessage-ID: <ahead-{i}@customer.example>\r\n\r\n"
+            f"The dashboard number {i} does not load.\r\n".encode()
+            for i in range(75)
+        ]
+        ingest(application, *raws)
+        summary = application.process()
+        assert len(summary.outcomes) == 75 and summary.count("created") == 75
+        assert len({o.inbound_id for o in summary.outcomes}) == 75
+        assert count(application, Ticket) == 75 and count(application, MessageRecord) == 75
+    finally:
+        application.close()

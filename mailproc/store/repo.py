@@ -67,6 +67,17 @@ def claim_pending(session: Session, limit: int) -> Sequence[tuple[Inbound, bytes
     return load_with_raw(session, ids)
 
 
+def peek_pending(session: Session, after_id: int, limit: int) -> Sequence[tuple[Inbound, bytes]]:
+    """The next pending rows after ``after_id`` with their raw bytes, without locking them."""
+    ids = session.scalars(
+        select(Inbound.id)
+        .where(Inbound.status == model.InboundStatus.PENDING, Inbound.id > after_id)
+        .order_by(Inbound.id)
+        .limit(limit)
+    ).all()
+    return load_with_raw(session, ids)
+
+
 def load_with_raw(session: Session, ids: Iterable[int]) -> Sequence[tuple[Inbound, bytes]]:
     """Inbound rows with their raw bytes, in id order."""
     id_list = list(ids)
