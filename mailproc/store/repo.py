@@ -19,9 +19,7 @@ from mailproc.store.models import (
     CustomerAddress,
     Event,
     Inbound,
-    MessageRecord,
     Ticket,
-    TicketParticipant,
 )
 
 TICKET_NUMBER_START = 10001
@@ -92,28 +90,6 @@ def load_with_raw(session: Session, ids: Iterable[int]) -> Sequence[tuple[Inboun
     return list(rows)
 
 
-def tickets_by_message_ids(session: Session, message_ids: Iterable[str]) -> dict[str, int]:
-    """Map each known Message-ID (inbound or outbound) to the ticket id it belongs to."""
-    wanted = list(dict.fromkeys(message_ids))
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(MessageRecord.message_id, MessageRecord.ticket_id).where(
-            MessageRecord.message_id.in_(wanted), MessageRecord.ticket_id.is_not(None)
-        )
-    ).all()
-    return {mid: tid for mid, tid in rows if mid is not None and tid is not None}
-
-
-def message_by_message_id(session: Session, message_id: str) -> MessageRecord | None:
-    """The first inbound message stored with this Message-ID."""
-    return session.scalars(
-        select(MessageRecord)
-        .where(MessageRecord.message_id == message_id, MessageRecord.direction == "in")
-        .order_by(MessageRecord.id)
-    ).first()
-
-
 def next_ticket_number(session: Session) -> int:
     """A new human-friendly ticket number (a sequence on PostgreSQL)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -125,23 +101,6 @@ def next_ticket_number(session: Session) -> int:
 def ticket_by_number(session: Session, number: int) -> Ticket | None:
     """The ticket with this number."""
     return session.scalars(select(Ticket).where(Ticket.number == number)).first()
-
-
-def add_participants(session: Session, ticket_id: int, addresses: dict[str, str]) -> None:
-    """Record addresses (address → role) on a ticket, keeping roles already recorded."""
-    if not addresses:
-        return
-    known = set(
-        session.scalars(
-            select(TicketParticipant.address).where(
-                TicketParticipant.ticket_id == ticket_id,
-                TicketParticipant.address.in_(list(addresses)),
-            )
-        )
-    )
-    for address, role in addresses.items():
-        if address not in known:
-            session.add(TicketParticipant(ticket_id=ticket_id, address=address, role=role))
 
 
 def record_event(

@@ -30,7 +30,6 @@ from mailproc.outbound.render import SAMPLES, Renderer
 from mailproc.sources import RawInput
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, MessageRecord, Outbox, OutboxRecipient, Ticket
-from mailproc.store.repo import tickets_by_message_ids
 
 SUPPORT = "support@dataflow.com"
 ANA = "ana.garcia@example.com"
@@ -140,7 +139,10 @@ def test_the_thread_record_shows_the_mail_and_finds_its_ticket(app: App) -> None
     assert f"<{row.message_id}>" == message["Message-ID"]
     with transaction(app.sessions) as session:
         record = session.scalars(select(MessageRecord)).one()
-        assert tickets_by_message_ids(session, [row.message_id]) == {row.message_id: ticket_id}
+        threaded = session.scalars(
+            select(MessageRecord.ticket_id).where(MessageRecord.message_id == row.message_id)
+        ).all()
+        assert threaded == [ticket_id]
     assert (record.from_address, record.from_name) == (SUPPORT, "DataFlow Support")
     assert record.to == [["", ANA]]
     assert record.subject == "[Ticket #12345] Your Support Request"
