@@ -167,3 +167,17 @@ def test_installed_console_script_as_an_mta_pipe(workdir: Path) -> None:
     )
     [row] = json.loads(listed.stdout)
     assert row["source"] == "stdin" and row["envelope_from"] == "bounce@x.example"
+
+
+def test_templates_render_with_a_real_ticket(workdir: Path, db_url: str) -> None:
+    env = {"MAILPROC_DATABASE_URL": db_url}
+    assert run("customers", "import", "--sample", env=env).exit_code == 0
+    run("ingest", stdin=(GOLDEN / "spanish.eml").read_bytes(), env=env)
+    result = run(
+        "templates", "render", "acknowledgment", "--locale", "es", "--ticket", "10001", env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "#10001" in result.output and "María Fernanda López" in result.output
+    assert "COL-11001" in result.output
+    missing = run("templates", "render", "acknowledgment", "--ticket", "999", env=env)
+    assert missing.exit_code == 1 and "no ticket #999" in missing.output

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, cast
+
 import click
 
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
-from mailproc.outbound.render import SAMPLES, TEMPLATES, Renderer, RenderError, check_templates
+from mailproc.outbound.render import (
+    SAMPLES,
+    TEMPLATES,
+    Renderer,
+    RenderError,
+    TemplateContext,
+    check_templates,
+)
 
 
 def _renderer(ctx: click.Context) -> Renderer:
@@ -29,11 +39,18 @@ def templates() -> None:
     show_default=True,
     help="Which part to print; text is preceded by its subject.",
 )
+@click.option("--ticket", "ticket_number", type=int, help="Fill the facts from ticket N.")
 @click.pass_context
-def render_command(ctx: click.Context, name: str, locale: str, part: str) -> None:
-    """Render template NAME with its sample data."""
+def render_command(
+    ctx: click.Context, name: str, locale: str, part: str, ticket_number: int | None
+) -> None:
+    """Render template NAME with its sample data (the customer and ticket of N with --ticket)."""
+    context = SAMPLES[name]
+    renderer = _renderer(ctx)
+    if ticket_number is not None:
+        context, renderer = _with_ticket(ctx, context, ticket_number, locale)
     try:
-        mail = _renderer(ctx).render(name, locale, SAMPLES[name])
+        mail = renderer.render(name, locale, context)
     except RenderError as exc:
         raise click.ClickException(str(exc)) from exc
     if part == "subject":
@@ -42,6 +59,29 @@ def render_command(ctx: click.Context, name: str, locale: str, part: str) -> Non
         click.echo(mail.html, nl=False)
     else:
         click.echo(f"Subject: {mail.subject}\n\n{mail.text}", nl=False)
+
+
+def _with_ticket(
+    ctx: click.Context, sample: TemplateContext, number: int, locale: str
+) -> tuple[TemplateContext, Renderer]:
+    """The sample with its customer and ticket replaced by ticket ``number``'s real ones."""
+    from mailproc.store.db import transaction
+    from mailproc.store.repo import ticket_by_number, to_core_customer
+
+    app = ctx.find_root().obj.app  # the CLI's composition root (mailproc.cli.Context)
+    notifier = app.notifier(app.reply_scheme())
+    with transaction(app.sessions, commit=False) as session:
+        ticket = ticket_by_number(session, number)
+        if ticket is None:
+            raise click.ClickException(f"no ticket #{number}")
+        customer = to_core_customer(ticket.customer) if ticket.customer is not None else None
+        names = {field.name for field in dataclasses.fields(sample)}
+        facts: dict[str, object] = {}
+        if "customer" in names:
+            facts["customer"] = notifier.customer_info(ticket, customer)
+        if "ticket" in names:
+            facts["ticket"] = notifier.ticket_info(ticket, customer, locale)
+    return dataclasses.replace(cast(Any, sample), **facts), notifier.renderer
 
 
 @templates.command("check")
