@@ -20,15 +20,14 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from email import policy
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus_gen import generate
+from scratch import database
 
 
 def bare_parse(mails: list[bytes]) -> float:
@@ -80,31 +79,6 @@ def measure(target: str, count: int, url: str = "") -> tuple[float, float]:
     return result
 
 
-def postgres_database(base: str) -> tuple[str, str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin_url = make_url(base).set(drivername="postgresql+psycopg")
-    name = f"mailproc_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return admin_url.set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_postgres(base: str, name: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(
-        make_url(base).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
@@ -129,15 +103,9 @@ def main() -> None:
     for _ in range(args.runs):  # interleaved, so machine noise hits every target alike
         results["bare"].append(measure("bare", args.count))
         for target, suffix in (("core", "-core"), ("e2e", "")):
-            with tempfile.TemporaryDirectory() as scratch:
-                url = f"sqlite:///{scratch}/bench.db"
-                results["sqlite" + suffix].append(measure(target, args.count, url))
-            if args.postgres:
-                url, name = postgres_database(args.postgres)
-                try:
-                    results["postgresql" + suffix].append(measure(target, args.count, url))
-                finally:
-                    drop_postgres(args.postgres, name)
+            for kind in ("sqlite", "postgresql") if args.postgres else ("sqlite",):
+                with database(kind, args.postgres) as url:
+                    results[kind + suffix].append(measure(target, args.count, url))
     bare_rate = args.count / statistics.median(s for s, _ in results["bare"])
     print(f"{'target':<42}{'msgs/s (median)':>16}{'ratio to bare':>15}{'peak RSS MiB':>14}")
     labels = {

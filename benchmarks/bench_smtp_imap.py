@@ -28,19 +28,16 @@ from pathlib import Path
 
 from aiosmtpd.smtp import SMTP
 from imap_tools import MailBoxUnencrypted
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from adapters.support import Dovecot, free_port, make_message, port_open, wait_for  # noqa: E402
+from scratch import database  # noqa: E402
 
 from mailproc.adapters.imap import MailboxPoller  # noqa: E402
 from mailproc.app import App  # noqa: E402
 from mailproc.config import ImapMailboxSettings, ImapSettings, Settings  # noqa: E402
-from mailproc.store import migrate  # noqa: E402
-from mailproc.store.db import make_engine  # noqa: E402
 
 MAILPROC = str(Path(sys.executable).with_name("mailproc"))
 SUPPORT = "support@dataflow.com"
@@ -48,37 +45,6 @@ MESSAGE_BYTES = 3400
 
 
 # ----------------------------------------------------------------------------- databases
-
-
-@contextlib.contextmanager
-def database(kind: str, postgres: str | None) -> Iterator[str]:
-    """A fresh, migrated database URL: a temporary SQLite file or a new PostgreSQL database."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-            url = f"sqlite:///{folder}/bench.db"
-            _migrate(url)
-            yield url
-        return
-    assert postgres is not None
-    admin_url = make_url(postgres).set(drivername="postgresql+psycopg")
-    name = f"mailproc_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        _migrate(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def _migrate(url: str) -> None:
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
 
 
 # ----------------------------------------------------------------------------- SMTP

@@ -8,23 +8,9 @@ import random
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-CODES = [
-    "DS-1001",
-    "DS-1002",
-    "DB-2002",
-    "DB-2003",
-    "DR-3003",
-    "API-4001",
-    "API-4004",
-    "PERM-5005",
-    "MOB-6006",
-    "MOB-6007",
-    "CALC-7007",
-    "SSO-9001",
-    "COL-11001",
-    "MAP-12001",
-    "WH-13001",
-]
+from mailproc.core.catalog import load_default_catalog
+
+CODES = sorted(load_default_catalog().codes)
 TEXTS = {
     "en": (
         "Problem with {code}",

@@ -636,9 +636,8 @@ class Workflows:
             line = f"#{ticket.number} {timer.kind}: " + (
                 f"void ({void})" if void else f"escalated to {timer.team}"
             )
-            (summary.voided if void and summary else summary.escalations if summary else []).append(
-                line
-            )
+            if summary is not None:
+                (summary.voided if void else summary.escalations).append(line)
             if dry_run:
                 continue
             timer.status, timer.done_at, timer.outcome = ("void" if void else "fired"), now, void
