@@ -21,6 +21,7 @@ from mailproc.core.catalog import Catalog
 from mailproc.core.detect import AutoReplyBudget, check_auto_reply_budget
 from mailproc.core.identity import Agent
 from mailproc.core.locale_policy import (
+    LanguageGuess,
     LocaleChoice,
     LocalePolicy,
     LocaleRule,
@@ -105,15 +106,18 @@ class Notifier:
         return tuple(found)
 
     def locale(
-        self, customer: Customer | None, content_language: Sequence[str] = (), text: str = ""
+        self,
+        customer: Customer | None,
+        content_language: Sequence[str] = (),
+        guess: LanguageGuess | None = None,
     ) -> LocaleChoice:
-        """The language for mail to this customer (§5.4)."""
+        """The language for mail to this customer (§5.4), given what their mail says."""
         return choose_locale(
             preferred=customer.language if customer else None,
             plan=customer.plan if customer else None,
             country=customer.country if customer else None,
             content_language=content_language,
-            text=text,
+            guess=guess,
             policy=self.locale_policy,
         )
 
@@ -231,6 +235,7 @@ class FirstMail:
     thread: Thread
     content_language: tuple[str, ...]
     new_text: str
+    language: LanguageGuess | None  # the detector's guess for new_text
     may_auto_reply: bool  # a person wrote it (no auto-reply, bounce, list or own mail)
     from_agent: bool
 
@@ -244,7 +249,7 @@ def notify_new_ticket(
     now: dt.datetime,
 ) -> None:
     """Acknowledge the customer (Template 1) and alert agents, the P0 chain and triage."""
-    choice = notifier.locale(customer, first.content_language, first.new_text)
+    choice = notifier.locale(customer, first.content_language, first.language)
     info = notifier.customer_info(ticket, customer)
     _acknowledge(notifier, session, ticket, customer, first, choice, info, now)
     excerpt = first.new_text[:EXCERPT_CHARS]

@@ -54,20 +54,16 @@ class ParsePool:
     def prepare(
         self, jobs: Sequence[Job], limits: IntakeLimits, policy: DetectPolicy
     ) -> list[PrepareResult]:
-        """Prepare ``jobs`` in order, sharing them between this process and the workers."""
+        """Prepare ``jobs`` in order in the workers (here, when there are too few to share).
+
+        This process only waits: it would otherwise load the detectors' models a second time.
+        """
         if self.workers <= 0 or len(jobs) < self.min_jobs:
             return prepare_all(jobs, limits, policy)
-        share = len(jobs) // (self.workers + 1)
-        futures: list[Future[list[PrepareResult]]] = []
-        for index in range(self.workers):
-            chunk = jobs[
-                share * (index + 1) : share * (index + 2) if index + 1 < self.workers else None
-            ]
-            futures.append(self._pool().submit(prepare_all, chunk, limits, policy))
-        results = prepare_all(jobs[:share], limits, policy)
-        for future in futures:
-            results.extend(future.result())
-        return results
+        ahead = self.start(list(enumerate(jobs)), limits, policy)
+        assert ahead is not None
+        found = ahead.results()
+        return [found[index] for index in range(len(jobs))]
 
     def start(
         self, jobs: Sequence[tuple[int, Job]], limits: IntakeLimits, policy: DetectPolicy

@@ -12,8 +12,9 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
-from sqlalchemy import ColumnElement, exc, select
+from sqlalchemy import ColumnElement, Insert, bindparam, exc, insert, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mailproc.clock import Clock
@@ -44,6 +45,7 @@ from mailproc.store import repo
 from mailproc.store.db import is_transient, transaction
 from mailproc.store.models import (
     AttachmentRecord,
+    Blob,
     Customer,
     CustomerAddress,
     Event,
@@ -52,6 +54,13 @@ from mailproc.store.models import (
     Ticket,
     TicketParticipant,
     UndeliverableAddress,
+)
+from mailproc.store.staged import (
+    insert_new_only,
+    stage,
+    stage_statement,
+    staging,
+    table_of,
 )
 from mailproc.ticketops import end_waiting
 from mailproc.workflows import Workflows
@@ -77,6 +86,7 @@ class ProcessingContext:
     notifier: Notifier | None = field(default=None, compare=False)
     workflows: Workflows | None = field(default=None, compare=False)
     pool: ParsePool | None = field(default=None, compare=False)
+    numbers: repo.TicketNumbers = field(default_factory=repo.TicketNumbers, compare=False)
 
     def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
         """The pure first step for each (raw, envelope sender), on several cores if pooled."""
@@ -162,8 +172,9 @@ def process_batch(
     try:
         with session.begin_nested():
             batch = _Batch(session, context)
-            outcomes = batch.run(claimed, ready or {})
-            session.flush()
+            with staging(session):
+                outcomes = batch.run(claimed, ready or {})
+                session.flush()
             batch.notify()
         return outcomes
     except exc.SQLAlchemyError as error:
@@ -180,8 +191,9 @@ def process_one(
     try:
         with session.begin_nested():
             batch = _Batch(session, context)
-            [outcome] = batch.run([(inbound, raw)])
-            session.flush()
+            with staging(session):
+                [outcome] = batch.run([(inbound, raw)])
+                session.flush()
             batch.notify()
         return outcome
     except exc.SQLAlchemyError as error:
@@ -257,7 +269,8 @@ class _Batch:
         self.session = session
         self.context = context
         self.now = context.clock.now()
-        self._postgres = session.get_bind().dialect.name == "postgresql"
+        self._dialect = session.get_bind().dialect.name
+        self._postgres = self._dialect == "postgresql"
         self._ticket_by_message_id: dict[str, Ticket] = {}
         self._first_inbound: dict[str, tuple[str, Ticket | None]] = {}
         self._unknown_ids: set[str] = set()
@@ -265,6 +278,7 @@ class _Batch:
         self._participants: dict[int, dict[str, str]] = {}
         self._customers: dict[str, Customer | None] = {}
         self._last_number: int | None = None
+        self._undecided = 0
         self._followups: list[tuple[Ticket, Callable[[], object]]] = []
 
     # -- running -------------------------------------------------------------------------
@@ -295,9 +309,11 @@ class _Batch:
                 prepared[inbound.id] = result
         with self.session.no_autoflush:
             self._preload(p.parsed for p in prepared.values())
+            self._undecided = len(prepared)
             for inbound, _ in claimed:
                 if inbound.id not in outcomes:
                     outcomes[inbound.id] = self._handle(inbound, prepared[inbound.id])
+                    self._undecided -= 1
         return [outcomes[inbound.id] for inbound, _ in claimed]
 
     def _quarantine(self, inbound: Inbound, error: Exception) -> Outcome:
@@ -489,6 +505,7 @@ class _Batch:
             thread=Thread(parsed.message_id, parsed.references),
             content_language=parsed.content_language,
             new_text=understood.prepared.new_text,
+            language=understood.prepared.language,
             may_auto_reply=understood.detection.may_auto_reply,
             from_agent=sender.kind is SenderKind.AGENT,
         )
@@ -574,7 +591,7 @@ class _Batch:
         if not self._followups:
             return
         try:
-            with self.session.begin_nested(), self.session.no_autoflush:
+            with self.session.begin_nested(), staging(self.session), self.session.no_autoflush:
                 for _, action in self._followups:
                     action()
             return
@@ -582,7 +599,11 @@ class _Batch:
             log.info("follow-ups of a batch failed (%s); retrying one by one", error)
         for ticket, action in self._followups:
             try:
-                with self.session.begin_nested(), self.session.no_autoflush:
+                with (
+                    self.session.begin_nested(),
+                    staging(self.session),
+                    self.session.no_autoflush,
+                ):
                     action()
             except (PermanentError, ValueError) as error:
                 log.warning("ticket #%s: follow-up failed: %s", ticket.number, error)
@@ -598,31 +619,39 @@ class _Batch:
         self, inbound: Inbound, understood: _Understood, ticket: Ticket | None
     ) -> None:
         parsed = understood.parsed
-        message = MessageRecord(
-            inbound_id=inbound.id,
-            ticket=ticket,
-            direction="in",
-            created_at=self.now,
-            sender_kind=understood.sender.kind.value,
-            **message_fields(
-                parsed,
-                understood.sender.address,
-                understood.prepared.fingerprint,
-                understood.prepared.new_text,
-                understood.prepared.quoted_text,
-            ),
+        fields = message_fields(
+            parsed,
+            understood.sender.address,
+            understood.prepared.fingerprint,
+            understood.prepared.new_text,
+            understood.prepared.quoted_text,
         )
+        row = {
+            "inbound_id": inbound.id,
+            "ticket_id": None,
+            "direction": "in",
+            "created_at": self.now,
+            "sender_kind": understood.sender.kind.value,
+            **fields,
+        }
+        stage(self.session, MessageRecord, row, ticket)
         for attachment in parsed.attachments:
-            store_blob(self.session, attachment.content, attachment.sha256)
-            message.attachments.append(
-                AttachmentRecord(
-                    filename=attachment.filename,
-                    content_type=attachment.content_type,
-                    size=attachment.size,
-                    sha256=attachment.sha256,
-                )
+            stage_statement(
+                self.session,
+                insert_new_only(self._dialect, Blob),
+                {"sha256": attachment.sha256, "size": attachment.size, "data": attachment.content},
             )
-        self.session.add(message)
+            stage_statement(
+                self.session,
+                _attachment_of_inbound(),
+                {
+                    "inbound_id": inbound.id,
+                    "filename": attachment.filename,
+                    "content_type": attachment.content_type,
+                    "size": attachment.size,
+                    "sha256": attachment.sha256,
+                },
+            )
         if parsed.message_id:
             self._first_inbound.setdefault(
                 parsed.message_id, (understood.prepared.fingerprint, ticket)
@@ -649,7 +678,12 @@ class _Batch:
         for address, role in found.items():
             if address not in known:
                 known[address] = role
-                self.session.add(TicketParticipant(ticket=ticket, address=address, role=role))
+                stage(
+                    self.session,
+                    TicketParticipant,
+                    {"ticket_id": None, "address": address, "role": role},
+                    ticket,
+                )
 
     def _mark_undeliverable(
         self, ticket: Ticket, inbound: Inbound, understood: _Understood
@@ -702,20 +736,23 @@ class _Batch:
         reason: str,
         detail: Mapping[str, object] | None = None,
     ) -> None:
-        self.session.add(
-            Event(
-                ticket=ticket,
-                inbound_id=inbound.id,
-                at=self.now,
-                kind=kind,
-                reason=reason,
-                detail=dict(detail or {}),
-            )
+        stage(
+            self.session,
+            Event,
+            {
+                "inbound_id": inbound.id,
+                "at": self.now,
+                "kind": kind,
+                "reason": reason,
+                "detail": dict(detail or {}),
+                "ticket_id": None,
+            },
+            ticket,
         )
 
     def _allocate_number(self) -> int:
         if self._postgres:
-            return repo.next_ticket_number(self.session)
+            return self.context.numbers.take(self.session, self._undecided)
         if self._last_number is None:  # one writer at a time on SQLite: count in memory
             self._last_number = repo.next_ticket_number(self.session) - 1
         self._last_number += 1
@@ -829,6 +866,17 @@ class _Batch:
 
     def _participants_of(self, ticket: Ticket) -> dict[str, str]:
         return self._participants.setdefault(ticket.number, {})
+
+
+@cache
+def _attachment_of_inbound() -> Insert:
+    """INSERT of an attachment row whose message is found by its inbound id (staged rows)."""
+    messages = table_of(MessageRecord)
+    return insert(table_of(AttachmentRecord)).values(
+        message_pk=select(messages.c.id)
+        .where(messages.c.inbound_id == bindparam("inbound_id"))
+        .scalar_subquery()
+    )
 
 
 def message_fields(

@@ -100,6 +100,7 @@ from mailproc.store.models import (
     Ticket,
     Timer,
 )
+from mailproc.store.staged import insert_new_only
 from mailproc.ticketops import OPEN_STATUSES, change_priority, resolve, start_waiting
 
 log = logging.getLogger(__name__)
@@ -257,21 +258,25 @@ class Workflows:
             code_team=entry.team if entry else None,
             triage_within=(ticket.triage_due - ticket.received_at) if ticket.triage_due else None,
         )
-        for timer in timers:
-            session.execute(
-                insert_ignoring_duplicates(session, Timer),
-                {
-                    "key": _key(*timer.key),
-                    "ticket_id": ticket.id,
-                    "kind": timer.kind.value,
-                    "due_at": timer.due_at,
-                    "team": timer.team.value,
-                    "notify_roles": [r.value for r in timer.notify_roles],
-                    "priority": timer.priority.value,
-                    "reason": timer.reason,
-                    "status": "pending",
-                },
+        if timers:  # one statement for all; a P0's timers are read back just below
+            session.connection().execute(
+                insert_new_only(session.get_bind().dialect.name, Timer),
+                [
+                    {
+                        "key": _key(*timer.key),
+                        "ticket_id": ticket.id,
+                        "kind": timer.kind.value,
+                        "due_at": timer.due_at,
+                        "team": timer.team.value,
+                        "notify_roles": [r.value for r in timer.notify_roles],
+                        "priority": timer.priority.value,
+                        "reason": timer.reason,
+                        "status": "pending",
+                    }
+                    for timer in timers
+                ],
             )
+        for timer in timers:
             self._event(
                 session,
                 ticket,

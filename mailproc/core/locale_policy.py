@@ -139,8 +139,20 @@ def _identifier() -> _Identifier:
     return identifier
 
 
-def detect_language(text: str, min_confidence: float = 0.8) -> str | None:
-    """The language of ``text`` (ISO 639-1), or None when the detector is not confident.
+@dataclass(frozen=True, slots=True)
+class LanguageGuess:
+    """What the detector says about a text: a language (ISO 639-1) and its confidence."""
+
+    language: str
+    confidence: float
+
+    def accepted(self, min_confidence: float) -> str | None:
+        """The language when the detector is confident enough, else None."""
+        return self.language if self.confidence >= min_confidence else None
+
+
+def guess_language(text: str) -> LanguageGuess | None:
+    """The detector's guess for ``text``; None when it holds no letters.
 
     py3langid (model shipped in the wheel, offline) was measured against langdetect and
     lingua on 156 short support mails in en/es/fr plus 18 in other languages: 95.5 % right
@@ -152,7 +164,13 @@ def detect_language(text: str, min_confidence: float = 0.8) -> str | None:
     if not any(char.isalpha() for char in sample):
         return None
     language, confidence = _identifier().classify(sample)
-    return str(language) if confidence >= min_confidence else None
+    return LanguageGuess(str(language), float(confidence))
+
+
+def detect_language(text: str, min_confidence: float = 0.8) -> str | None:
+    """The language of ``text``, or None when the detector is not confident."""
+    guess = guess_language(text)
+    return guess.accepted(min_confidence) if guess is not None else None
 
 
 def declared_language(content_language: Sequence[str]) -> str | None:
@@ -171,15 +189,21 @@ def choose_locale(
     country: str | None,
     content_language: Sequence[str] = (),
     text: str = "",
+    guess: LanguageGuess | None = None,
     policy: LocalePolicy = DEFAULT_POLICY,
 ) -> LocaleChoice:
     """Choose the outbound locale: preference, then policy by mail language, then English.
 
     The mail's language comes from Content-Language, else from ``text`` (the new text of
-    the inbound mail). A translation is requested when that language is known, is not
+    the inbound mail), or from ``guess`` when the detector already ran on that text (the
+    parse workers do it). A translation is requested when that language is known, is not
     English and is not the locale the answer is written in.
     """
-    language = declared_language(content_language) or detect_language(text, policy.min_confidence)
+    if guess is None:
+        guess = guess_language(text)
+    language = declared_language(content_language) or (
+        guess.accepted(policy.min_confidence) if guess is not None else None
+    )
     if preferred in SUPPORTED_LOCALES:
         locale, reason = preferred, ChoiceReason.PREFERENCE
     elif language is not None and language in policy.offered(plan, country):

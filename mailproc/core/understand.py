@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from mailproc.core.detect import Detection, DetectPolicy, detect
 from mailproc.core.limits import IntakeLimits
+from mailproc.core.locale_policy import LanguageGuess, guess_language
 from mailproc.core.model import ParsedMessage
 from mailproc.core.parse import parse_message
 from mailproc.core.quotes import split_reply
@@ -26,6 +27,7 @@ class Prepared:
     detection: Detection
     new_text: str
     quoted_text: str
+    language: LanguageGuess | None  # of new_text, for the reply's locale
 
 
 def prepare(
@@ -41,6 +43,7 @@ def prepare(
         detection=detection,
         new_text=new_text,
         quoted_text=quoted_text,
+        language=guess_language(new_text),
     )
 
 

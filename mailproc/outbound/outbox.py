@@ -25,6 +25,7 @@ from mailproc.outbound.compose import Envelope, HeaderError, compose
 from mailproc.outbound.render import TEMPLATES, Renderer, RenderError, TemplateContext
 from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient, UndeliverableAddress
 from mailproc.store.repo import record_event
+from mailproc.store.staged import stage, table_of
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,9 @@ def queue_deferred(
     )
     if row_id is None:
         return False
-    session.execute(
-        insert(MessageRecord),
+    stage(  # nobody reads it in this unit of work: written in bulk with the batch
+        session,
+        MessageRecord,
         {
             "ticket_id": ticket_id,
             "direction": "out",
@@ -240,6 +242,8 @@ _ADAPTERS: dict[str, TypeAdapter[Any]] = {}
 
 
 _ENVELOPE: Final = TypeAdapter(Envelope)
+_OUTBOX: Final = table_of(Outbox)
+_RECIPIENTS: Final = table_of(OutboxRecipient)
 
 
 def _insert_row(
@@ -264,8 +268,9 @@ def _insert_row(
         raise ValueError(f"outbox key must have 1 to {MAX_KEY_LENGTH} characters: {key!r}")
     if not recipients:
         raise HeaderError("at least one envelope recipient is required")
-    row_id = session.scalars(
-        _insert_if_new_key(session).returning(Outbox.id),
+    connection = session.connection()
+    row_id = connection.execute(
+        _insert_if_new_key(session).returning(_OUTBOX.c.id),
         {
             "key": key,
             "ticket_id": ticket_id,
@@ -283,10 +288,10 @@ def _insert_row(
             "deadline_at": deadline,
             "created_at": now,
         },
-    ).first()
+    ).scalar()
     if row_id is not None:
-        session.execute(  # a statement, not ORM objects: budget checks see it without a flush
-            insert(OutboxRecipient),
+        connection.execute(  # a statement, not ORM objects: budget checks see it without a flush
+            insert(_RECIPIENTS),
             [
                 {"outbox_id": row_id, "address": a, "status": OutboxStatus.PENDING, "reason": ""}
                 for a in recipients
@@ -301,15 +306,15 @@ def recent_auto_replies(session: Session, address: str, since: dt.datetime) -> l
     if normalized is None:
         return []
     return list(
-        session.scalars(
-            select(Outbox.created_at)
-            .join(OutboxRecipient, OutboxRecipient.outbox_id == Outbox.id)
+        session.connection().scalars(  # Core: this runs once per new ticket
+            select(_OUTBOX.c.created_at)
+            .join(_RECIPIENTS, _RECIPIENTS.c.outbox_id == _OUTBOX.c.id)
             .where(
-                OutboxRecipient.address == normalized,
-                Outbox.auto_submitted != NOT_AUTOMATIC,
-                Outbox.created_at >= since,
+                _RECIPIENTS.c.address == normalized,
+                _OUTBOX.c.auto_submitted != NOT_AUTOMATIC,
+                _OUTBOX.c.created_at >= since,
             )
-            .order_by(Outbox.created_at)
+            .order_by(_OUTBOX.c.created_at)
         )
     )
 
@@ -505,7 +510,9 @@ def _event(session: Session, row: Outbox, now: dt.datetime, kind: str, reason: s
 def _insert_if_new_key(session: Session) -> Insert:
     """INSERT into the outbox that does nothing when the key exists (any other conflict raises)."""
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement: Insert = module.insert(Outbox).on_conflict_do_nothing(index_elements=[Outbox.key])
+    statement: Insert = module.insert(_OUTBOX).on_conflict_do_nothing(
+        index_elements=[_OUTBOX.c.key]
+    )
     return statement
 
 

@@ -386,7 +386,7 @@ def test_poison_message_in_a_group_fails_alone(app: App) -> None:
     """A message the database refuses is retried alone; the rest of its group is stored."""
 
     async def scenario() -> list[object]:
-        committer = GroupCommitter(app.sessions, app.clock)
+        committer = GroupCommitter(app.engine, app.clock)
         task = asyncio.create_task(committer.run())
         good = [committer.store(make_message(n), Envelope("smtp")) for n in range(3)]
         bad = committer.store(make_message(99), Envelope("smtp", source_ref="\udc80"))

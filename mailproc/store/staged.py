@@ -1,0 +1,123 @@
+"""Staged rows: append-only rows collected during a unit of work and inserted in bulk.
+
+A processing batch writes thousands of rows nobody reads back in the same unit of work: audit
+events and the thread records of queued mail. Inside ``staging(session)`` they are collected
+and inserted when the scope ends, one ``executemany`` per table, instead of one statement or
+one ORM object each. Outside a scope, ``stage`` inserts at once. The scope belongs inside a
+savepoint: if the savepoint rolls back, the staged rows go with it (they are never written).
+
+Only stage rows that no query in the same scope needs to see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+from typing import Any, Final
+
+from sqlalchemy import Executable, Insert, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mailproc.store.models import Base, Ticket
+
+_SCOPE_KEY: Final = "mailproc.staged_rows"
+
+
+class StagedRows:
+    """Rows waiting for their insert; a row may name a ticket not yet flushed (no id yet)."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[Executable, dict[str, Any], Ticket | None]] = []
+
+    def add(
+        self, statement: Executable, values: dict[str, Any], ticket: Ticket | None = None
+    ) -> None:
+        """Queue one row; ``ticket`` fills its ``ticket_id`` when the row is written."""
+        self._rows.append((statement, values, ticket))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def write(self, session: Session) -> None:
+        """Run every queued row, statement by statement in first-use order, then forget them."""
+        if not self._rows:
+            return
+        if any(ticket is not None and ticket.id is None for _, _, ticket in self._rows):
+            session.flush()  # the tickets the rows point at get their ids
+        by_statement: dict[Executable, list[dict[str, Any]]] = {}
+        for statement, values, ticket in self._rows:
+            if ticket is not None:
+                values["ticket_id"] = ticket.id
+            by_statement.setdefault(statement, []).append(values)
+        self._rows.clear()
+        connection = session.connection()
+        for statement, rows in by_statement.items():
+            connection.execute(statement, rows)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for statements that skip the ORM's per-row work."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+@contextmanager
+def staging(session: Session) -> Iterator[StagedRows]:
+    """Collect staged rows for the duration of the block; insert them when it ends cleanly."""
+    outer = session.info.get(_SCOPE_KEY)
+    rows = StagedRows()
+    session.info[_SCOPE_KEY] = rows
+    try:
+        yield rows
+        rows.write(session)
+    finally:
+        if outer is None:
+            session.info.pop(_SCOPE_KEY, None)
+        else:
+            session.info[_SCOPE_KEY] = outer
+
+
+def stage(
+    session: Session,
+    model: type[Base],
+    values: Mapping[str, Any],
+    ticket: Ticket | None = None,
+) -> None:
+    """Insert one row of ``model``: staged inside a ``staging`` scope, at once outside one."""
+    stage_statement(session, plain_insert(model), values, ticket)
+
+
+def stage_statement(
+    session: Session,
+    statement: Executable,
+    values: Mapping[str, Any],
+    ticket: Ticket | None = None,
+) -> None:
+    """Run ``statement`` (built once, so rows group) with one row of parameters, staged."""
+    row = dict(values)
+    scope: StagedRows | None = session.info.get(_SCOPE_KEY)
+    if scope is not None:
+        scope.add(statement, row, ticket)
+        return
+    if ticket is not None:
+        if ticket.id is None:
+            session.flush()
+        row["ticket_id"] = ticket.id
+    session.connection().execute(statement, [row])
+
+
+@cache
+def plain_insert(model: type[Base]) -> Insert:
+    """The Core INSERT of a mapped class's table."""
+    return insert(table_of(model))
+
+
+@cache
+def insert_new_only(dialect: str, model: type[Base]) -> Insert:
+    """A Core INSERT that skips rows whose unique key exists (SQLite and PostgreSQL)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement: Insert = module.insert(table_of(model)).on_conflict_do_nothing()
+    return statement
