@@ -33,6 +33,7 @@ from mailproc.core.tokens import ReplyAddressScheme, reply_address
 from mailproc.outbound.compose import AutoSubmitted, Envelope, make_message_id
 from mailproc.outbound.outbox import (
     envelope_sender,
+    load_recent_auto_replies,
     queue_deferred,
     recent_auto_replies,
     retry_deadline,
@@ -197,6 +198,10 @@ class Notifier:
         sent = recent_auto_replies(session, address, now - self.budget.period)
         decision = check_auto_reply_budget(sent, now, self.budget)
         return decision.allowed, decision.reason
+
+    def load_budgets(self, session: Session, addresses: Sequence[str], now: dt.datetime) -> None:
+        """Load the auto-reply budgets of many addresses at once (a batch's requesters)."""
+        load_recent_auto_replies(session, addresses, now - self.budget.period)
 
     def record(
         self,

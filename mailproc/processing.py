@@ -279,6 +279,7 @@ class _Batch:
         self._customers: dict[str, Customer | None] = {}
         self._last_number: int | None = None
         self._undecided = 0
+        self._requesters: list[str] = []  # of the tickets opened: their auto-reply budgets
         self._followups: list[tuple[Ticket, Callable[[], object]]] = []
 
     # -- running -------------------------------------------------------------------------
@@ -473,6 +474,8 @@ class _Batch:
             updated_at=self.now,
         )
         self.session.add(ticket)
+        if sender.address:
+            self._requesters.append(sender.address)
         self._tickets[ticket.number] = ticket
         self._participants[ticket.number] = {}
         who = (
@@ -592,6 +595,8 @@ class _Batch:
             return
         try:
             with self.session.begin_nested(), staging(self.session), self.session.no_autoflush:
+                if self.context.notifier is not None:
+                    self.context.notifier.load_budgets(self.session, self._requesters, self.now)
                 for _, action in self._followups:
                     action()
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _LOCAL_OK = re.compile(r"^[^\s@<>()\[\]\\,;:\"]{1,64}$")
@@ -29,6 +30,7 @@ def normalize_domain(domain: str) -> str | None:
     return ascii_domain
 
 
+@lru_cache(maxsize=8192)  # pure; a batch asks about the same few addresses many times
 def normalize_address(address: str) -> str | None:
     """Return the canonical form of a mailbox address, or None if it is not one.
 

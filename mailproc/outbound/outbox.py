@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from enum import StrEnum
+from functools import cache
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import ColumnElement, Insert, func, insert, select
+from sqlalchemy import ColumnElement, Insert, bindparam, exists, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,13 @@ from mailproc.outbound.compose import Envelope, HeaderError, compose
 from mailproc.outbound.render import TEMPLATES, Renderer, RenderError, TemplateContext
 from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient, UndeliverableAddress
 from mailproc.store.repo import record_event
-from mailproc.store.staged import stage, table_of
+from mailproc.store.staged import (
+    StagedRows,
+    current_scope,
+    scope_chain,
+    stage_statement,
+    table_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +117,7 @@ def queue_mail(
     if auto_submitted not in AUTO_SUBMITTED_VALUES or str(auto_submitted) != declared:
         raise ValueError(f"auto_submitted {auto_submitted!r} but the message says {declared!r}")
     envelope_to = list(dict.fromkeys(_smtp_address(address) for address in recipients))
-    row_id = _insert_row(
+    return _insert_row(
         session,
         key=key,
         ticket_id=ticket_id,
@@ -123,13 +130,10 @@ def queue_mail(
         envelope=None,
         auto_submitted=declared,
         recipients=envelope_to,
+        thread=_thread_record(message, message_id, ticket_id, now),
         now=now,
         deadline=deadline,
     )
-    if row_id is None:
-        return False
-    session.add(_thread_record(message, message_id, ticket_id, now))
-    return True
 
 
 def queue_deferred(
@@ -155,7 +159,26 @@ def queue_deferred(
     if type(context) is not TEMPLATES.get(template):
         raise RenderError(f"template {template!r} does not take {type(context).__name__}")
     envelope_to = list(dict.fromkeys(_smtp_address(a.addr) for a in (*envelope.to, *envelope.cc)))
-    row_id = _insert_row(
+    thread = {
+        "ticket_id": ticket_id,
+        "direction": "out",
+        "message_id": envelope.message_id,
+        "in_reply_to": [envelope.in_reply_to] if envelope.in_reply_to else [],
+        "references": list(envelope.references),
+        "from_address": normalize_address(envelope.sender.addr),
+        "from_name": envelope.sender.name,
+        "to": [[a.name, a.addr] for a in envelope.to],
+        "cc": [[a.name, a.addr] for a in envelope.cc],
+        "reply_to": [[envelope.reply_to.name, envelope.reply_to.addr]],
+        "subject": "",
+        "sent_at": envelope.date,
+        "content_language": locale,
+        "body_text": "",
+        "body_source": "none",
+        "new_text": "",
+        "created_at": now,
+    }
+    return _insert_row(
         session,
         key=key,
         ticket_id=ticket_id,
@@ -168,39 +191,10 @@ def queue_deferred(
         envelope=_ENVELOPE.dump_python(envelope, mode="json"),
         auto_submitted=str(envelope.auto_submitted),
         recipients=envelope_to,
+        thread=thread,
         now=now,
         deadline=deadline,
     )
-    if row_id is None:
-        return False
-    stage(  # nobody reads it in this unit of work: written in bulk with the batch
-        session,
-        MessageRecord,
-        {
-            "ticket_id": ticket_id,
-            "direction": "out",
-            "message_id": envelope.message_id,
-            "in_reply_to": [envelope.in_reply_to] if envelope.in_reply_to else [],
-            "references": list(envelope.references),
-            "from_address": normalize_address(envelope.sender.addr),
-            "from_name": envelope.sender.name,
-            "to": [[a.name, a.addr] for a in envelope.to],
-            "cc": [[a.name, a.addr] for a in envelope.cc],
-            "reply_to": [[envelope.reply_to.name, envelope.reply_to.addr]],
-            "subject": "",
-            "sent_at": envelope.date,
-            "content_language": locale,
-            "body_text": "",
-            "body_source": "none",
-            "new_text": "",
-            "quoted_text": "",
-            "content_hash": "",
-            "defects": [],
-            "sender_kind": "unknown",
-            "created_at": now,
-        },
-    )
-    return True
 
 
 def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
@@ -260,63 +254,201 @@ def _insert_row(
     envelope: dict[str, Any] | None,
     auto_submitted: str,
     recipients: list[str],
+    thread: dict[str, Any],
     now: dt.datetime,
     deadline: dt.datetime,
-) -> int | None:
-    """Insert an outbox row and its recipients unless ``key`` exists; the new row's id."""
+) -> bool:
+    """Queue an outbox row, its recipients and its thread record unless ``key`` exists.
+
+    Outside a staging scope the row is inserted at once and the answer is exact. Inside one
+    (a processing batch) the rows are staged: a key staged earlier in the scope is refused
+    here, and a key already in the database is skipped when the rows are written (the
+    recipients and thread record go in only with the row they belong to), so a mail is never
+    queued twice. Staged automatic mail counts in ``recent_auto_replies`` at once.
+    """
     if not 0 < len(key) <= MAX_KEY_LENGTH:
         raise ValueError(f"outbox key must have 1 to {MAX_KEY_LENGTH} characters: {key!r}")
     if not recipients:
         raise HeaderError("at least one envelope recipient is required")
-    connection = session.connection()
-    row_id = connection.execute(
-        _insert_if_new_key(session).returning(_OUTBOX.c.id),
-        {
-            "key": key,
-            "ticket_id": ticket_id,
-            "template": template,
-            "locale": locale,
-            "message_id": message_id,
-            "envelope_from": _smtp_address(envelope_from) if envelope_from else "",
-            "raw": raw,
-            "context": context,
-            "envelope": envelope,
-            "auto_submitted": auto_submitted,
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "deadline_at": deadline,
-            "created_at": now,
-        },
-    ).scalar()
-    if row_id is not None:
-        connection.execute(  # a statement, not ORM objects: budget checks see it without a flush
-            insert(_RECIPIENTS),
-            [
-                {"outbox_id": row_id, "address": a, "status": OutboxStatus.PENDING, "reason": ""}
-                for a in recipients
-            ],
+    row = {
+        "key": key,
+        "ticket_id": ticket_id,
+        "template": template,
+        "locale": locale,
+        "message_id": message_id,
+        "envelope_from": _smtp_address(envelope_from) if envelope_from else "",
+        "raw": raw,
+        "context": context,
+        "envelope": envelope,
+        "auto_submitted": auto_submitted,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "deadline_at": deadline,
+        "created_at": now,
+    }
+    insert_row = _insert_if_new_key(session.get_bind().dialect.name)
+    scope = current_scope(session)
+    if scope is None:
+        if session.connection().execute(insert_row.returning(_OUTBOX.c.id), row).first() is None:
+            return False
+    else:
+        if any(key in _staged_mail(s).keys for s in scope_chain(session)):
+            return False
+        stage_statement(session, insert_row, row)
+        staged = _staged_mail(scope)
+        staged.keys.add(key)
+        if auto_submitted != NOT_AUTOMATIC:
+            for address in recipients:
+                staged.automatic.setdefault(address, []).append(now)
+    for address in recipients:
+        stage_statement(
+            session,
+            _recipient_of_row(),
+            {"key": key, "message_id": message_id, "address": address},
         )
-    return row_id
+    stage_statement(session, _thread_of_row(), {**_THREAD_DEFAULTS, **thread, "key": key})
+    return True
+
+
+@dataclass
+class _StagedMail:
+    """Mail staged in one scope: its keys, and when automatic mail went to each address."""
+
+    keys: set[str] = field(default_factory=set)
+    automatic: dict[str, list[dt.datetime]] = field(default_factory=dict)
+    # automatic mail already stored, loaded for many addresses at once, and since when
+    stored: dict[str, list[dt.datetime]] = field(default_factory=dict)
+    stored_since: dt.datetime | None = None
+
+
+def _staged_mail(scope: StagedRows) -> _StagedMail:
+    found: _StagedMail = scope.memo.setdefault("outbox", _StagedMail())
+    return found
+
+
+def _row_queued() -> ColumnElement[bool]:
+    """True when the outbox row with this key and Message-ID went in (not a duplicate key)."""
+    return exists().where(
+        _OUTBOX.c.key == bindparam("key"), _OUTBOX.c.message_id == bindparam("message_id")
+    )
+
+
+@cache
+def _recipient_of_row() -> Insert:
+    """INSERT of one recipient of the outbox row named by key and Message-ID, if it went in."""
+    return insert(_RECIPIENTS).from_select(
+        ["outbox_id", "address", "status", "reason"],
+        select(
+            _OUTBOX.c.id,
+            bindparam("address", type_=_RECIPIENTS.c.address.type),
+            literal(OutboxStatus.PENDING.value),
+            literal(""),
+        ).where(_OUTBOX.c.key == bindparam("key"), _OUTBOX.c.message_id == bindparam("message_id")),
+    )
+
+
+_THREAD_COLUMNS: Final = (
+    "ticket_id",
+    "direction",
+    "message_id",
+    "in_reply_to",
+    "references",
+    "from_address",
+    "from_name",
+    "to",
+    "cc",
+    "reply_to",
+    "subject",
+    "sent_at",
+    "content_language",
+    "body_text",
+    "body_source",
+    "new_text",
+    "quoted_text",
+    "content_hash",
+    "defects",
+    "sender_kind",
+    "created_at",
+)
+_THREAD_DEFAULTS: Final[Mapping[str, Any]] = {
+    "quoted_text": "",
+    "content_hash": "",
+    "defects": [],
+    "sender_kind": "unknown",
+}
+
+
+@cache
+def _thread_of_row() -> Insert:
+    """INSERT of an outbound mail's thread record, only with the outbox row it belongs to."""
+    messages = table_of(MessageRecord)
+    return insert(messages).from_select(
+        list(_THREAD_COLUMNS),
+        select(*(bindparam(name, type_=messages.c[name].type) for name in _THREAD_COLUMNS)).where(
+            _row_queued()
+        ),
+    )
 
 
 def recent_auto_replies(session: Session, address: str, since: dt.datetime) -> list[dt.datetime]:
-    """When automatic mails (Auto-Submitted not ``no``) were queued to ``address`` since then."""
+    """When automatic mails (Auto-Submitted not ``no``) were queued to ``address`` since then.
+
+    Includes mail staged in open staging scopes, not yet written; answers from what
+    ``load_recent_auto_replies`` loaded for the scope when it covers the address.
+    """
     normalized = normalize_address(address)
     if normalized is None:
         return []
-    return list(
-        session.connection().scalars(  # Core: this runs once per new ticket
-            select(_OUTBOX.c.created_at)
-            .join(_RECIPIENTS, _RECIPIENTS.c.outbox_id == _OUTBOX.c.id)
-            .where(
-                _RECIPIENTS.c.address == normalized,
-                _OUTBOX.c.auto_submitted != NOT_AUTOMATIC,
-                _OUTBOX.c.created_at >= since,
-            )
-            .order_by(_OUTBOX.c.created_at)
+    scopes = list(scope_chain(session))
+    loaded = next(
+        (
+            m.stored[normalized]
+            for m in map(_staged_mail, scopes)
+            if normalized in m.stored and m.stored_since is not None and m.stored_since <= since
+        ),
+        None,
+    )
+    stored = (
+        _stored_auto_replies(session, [normalized], since).get(normalized, [])
+        if loaded is None
+        else loaded
+    )
+    staged = (at for m in map(_staged_mail, scopes) for at in m.automatic.get(normalized, ()))
+    return sorted(at for at in (*stored, *staged) if at >= since)
+
+
+def load_recent_auto_replies(
+    session: Session, addresses: Iterable[str], since: dt.datetime
+) -> None:
+    """Load for the current staging scope, in one query, the automatic mail stored since
+    ``since`` to these addresses, so that ``recent_auto_replies`` needs no query for them."""
+    scope = current_scope(session)
+    wanted = {n for n in map(normalize_address, addresses) if n is not None}
+    if scope is None or not wanted:
+        return
+    staged = _staged_mail(scope)
+    staged.stored = {address: [] for address in wanted}
+    staged.stored.update(_stored_auto_replies(session, wanted, since))
+    staged.stored_since = since
+
+
+def _stored_auto_replies(
+    session: Session, addresses: Iterable[str], since: dt.datetime
+) -> dict[str, list[dt.datetime]]:
+    found: dict[str, list[dt.datetime]] = {}
+    rows = session.connection().execute(
+        select(_RECIPIENTS.c.address, _OUTBOX.c.created_at)
+        .join(_RECIPIENTS, _RECIPIENTS.c.outbox_id == _OUTBOX.c.id)
+        .where(
+            _RECIPIENTS.c.address.in_(list(addresses)),
+            _OUTBOX.c.auto_submitted != NOT_AUTOMATIC,
+            _OUTBOX.c.created_at >= since,
         )
     )
+    for address, created_at in rows:
+        found.setdefault(address, []).append(created_at)
+    return found
 
 
 def count_due(session: Session, now: dt.datetime) -> int:
@@ -507,9 +639,10 @@ def _event(session: Session, row: Outbox, now: dt.datetime, kind: str, reason: s
     )
 
 
-def _insert_if_new_key(session: Session) -> Insert:
+@cache
+def _insert_if_new_key(dialect: str) -> Insert:
     """INSERT into the outbox that does nothing when the key exists (any other conflict raises)."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    module = postgresql if dialect == "postgresql" else sqlite
     statement: Insert = module.insert(_OUTBOX).on_conflict_do_nothing(
         index_elements=[_OUTBOX.c.key]
     )
@@ -526,31 +659,31 @@ def _smtp_address(address: str) -> str:
 
 def _thread_record(
     message: EmailMessage, message_id: str, ticket_id: int | None, now: dt.datetime
-) -> MessageRecord:
+) -> dict[str, Any]:
     """The ``messages`` row of an outbound mail, built from its headers and text part."""
     sender = _mailboxes(message, "From")
     body = message.get_body(("plain",))
     text = body.get_content() if isinstance(body, EmailMessage) else ""
     date: Any = message.get("Date")
-    return MessageRecord(
-        ticket_id=ticket_id,
-        direction="out",
-        message_id=message_id,
-        in_reply_to=_message_ids(message, "In-Reply-To"),
-        references=_message_ids(message, "References"),
-        from_address=normalize_address(sender[0][1]) if sender else None,
-        from_name=sender[0][0] if sender else "",
-        to=_mailboxes(message, "To"),
-        cc=_mailboxes(message, "Cc"),
-        reply_to=_mailboxes(message, "Reply-To"),
-        subject=str(message.get("Subject", "")),
-        sent_at=getattr(date, "datetime", None),
-        content_language=str(message.get("Content-Language", ""))[:64],
-        body_text=text,
-        body_source="plain" if text else "none",
-        new_text=text,
-        created_at=now,
-    )
+    return {
+        "ticket_id": ticket_id,
+        "direction": "out",
+        "message_id": message_id,
+        "in_reply_to": _message_ids(message, "In-Reply-To"),
+        "references": _message_ids(message, "References"),
+        "from_address": normalize_address(sender[0][1]) if sender else None,
+        "from_name": sender[0][0] if sender else "",
+        "to": _mailboxes(message, "To"),
+        "cc": _mailboxes(message, "Cc"),
+        "reply_to": _mailboxes(message, "Reply-To"),
+        "subject": str(message.get("Subject", "")),
+        "sent_at": getattr(date, "datetime", None),
+        "content_language": str(message.get("Content-Language", ""))[:64],
+        "body_text": text,
+        "body_source": "plain" if text else "none",
+        "new_text": text,
+        "created_at": now,
+    }
 
 
 def _mailboxes(message: EmailMessage, name: str) -> list[list[str]]:

@@ -28,8 +28,10 @@ _SCOPE_KEY: Final = "mailproc.staged_rows"
 class StagedRows:
     """Rows waiting for their insert; a row may name a ticket not yet flushed (no id yet)."""
 
-    def __init__(self) -> None:
+    def __init__(self, outer: StagedRows | None = None) -> None:
         self._rows: list[tuple[Executable, dict[str, Any], Ticket | None]] = []
+        self.outer = outer  # the enclosing scope, whose rows are not written yet either
+        self.memo: dict[str, Any] = {}  # what writers must remember about their staged rows
 
     def add(
         self, statement: Executable, values: dict[str, Any], ticket: Ticket | None = None
@@ -67,8 +69,8 @@ def table_of(model: type[Base]) -> Table:
 @contextmanager
 def staging(session: Session) -> Iterator[StagedRows]:
     """Collect staged rows for the duration of the block; insert them when it ends cleanly."""
-    outer = session.info.get(_SCOPE_KEY)
-    rows = StagedRows()
+    outer = current_scope(session)
+    rows = StagedRows(outer)
     session.info[_SCOPE_KEY] = rows
     try:
         yield rows
@@ -78,6 +80,20 @@ def staging(session: Session) -> Iterator[StagedRows]:
             session.info.pop(_SCOPE_KEY, None)
         else:
             session.info[_SCOPE_KEY] = outer
+
+
+def current_scope(session: Session) -> StagedRows | None:
+    """The innermost open staging scope of ``session``, if any."""
+    scope: StagedRows | None = session.info.get(_SCOPE_KEY)
+    return scope
+
+
+def scope_chain(session: Session) -> Iterator[StagedRows]:
+    """The open staging scopes, innermost first."""
+    scope = current_scope(session)
+    while scope is not None:
+        yield scope
+        scope = scope.outer
 
 
 def stage(
@@ -98,7 +114,7 @@ def stage_statement(
 ) -> None:
     """Run ``statement`` (built once, so rows group) with one row of parameters, staged."""
     row = dict(values)
-    scope: StagedRows | None = session.info.get(_SCOPE_KEY)
+    scope = current_scope(session)
     if scope is not None:
         scope.add(statement, row, ticket)
         return

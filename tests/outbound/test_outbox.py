@@ -29,6 +29,7 @@ from mailproc.outbound.outbox import (
 from mailproc.outbound.render import SAMPLES, Renderer
 from mailproc.sources import RawInput
 from mailproc.store.db import transaction
+from mailproc.store.staged import staging
 from mailproc.store.models import Event, MessageRecord, Outbox, OutboxRecipient, Ticket
 
 SUPPORT = "support@dataflow.com"
@@ -127,6 +128,33 @@ def test_the_same_key_twice_queues_one_mail_and_one_thread_message(app: App) -> 
         assert [(m.direction, m.message_id, m.ticket_id) for m in records] == [
             ("out", row.message_id, ticket_id)
         ]
+
+
+def test_staged_mail_is_queued_once_and_counts_for_the_budget_before_it_is_written(
+    app: App,
+) -> None:
+    """Inside a staging scope (a processing batch) rows are written at the end: a key seen
+    earlier in the scope is refused, a key already stored is skipped with its recipients and
+    thread record, and the auto-reply budget sees staged mail at once."""
+    with transaction(app.sessions) as session:
+        ticket_id = add_ticket(session)
+        assert queue(session, "ack:10001", ticket_id=ticket_id)
+    with transaction(app.sessions) as session, staging(session):
+        assert queue(session, "ack:10002", ("bob@example.com",), ticket_id=ticket_id)
+        assert not queue(session, "ack:10002", ("bob@example.com",), ticket_id=ticket_id)
+        assert recent_auto_replies(session, "bob@example.com", T0) == [T0]
+        assert recent_auto_replies(session, ANA, T0) == [T0]  # stored before the scope
+        queue(session, "ack:10001", ("carol@example.com",), ticket_id=ticket_id)  # stored key
+        assert session.scalar(select(func.count()).select_from(Outbox)) == 1  # nothing yet
+    assert [(row.key, [r.address for r in row.recipients]) for row in rows(app)] == [
+        ("ack:10001", [ANA]),
+        ("ack:10002", ["bob@example.com"]),
+    ]
+    with transaction(app.sessions, commit=False) as session:
+        threads = session.scalars(
+            select(MessageRecord.message_id).where(MessageRecord.direction == "out")
+        ).all()
+    assert sorted(threads) == sorted(row.message_id for row in rows(app))
 
 
 def test_the_thread_record_shows_the_mail_and_finds_its_ticket(app: App) -> None:
