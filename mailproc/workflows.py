@@ -100,7 +100,7 @@ from mailproc.store.models import (
     Ticket,
     Timer,
 )
-from mailproc.store.staged import insert_new_only
+from mailproc.store.staged import insert_new_only, stage_statement, write_staged
 from mailproc.ticketops import OPEN_STATUSES, change_priority, resolve, start_waiting
 
 log = logging.getLogger(__name__)
@@ -258,23 +258,22 @@ class Workflows:
             code_team=entry.team if entry else None,
             triage_within=(ticket.triage_due - ticket.received_at) if ticket.triage_due else None,
         )
-        if timers:  # one statement for all; a P0's timers are read back just below
-            session.connection().execute(
-                insert_new_only(session.get_bind().dialect.name, Timer),
-                [
-                    {
-                        "key": _key(*timer.key),
-                        "ticket_id": ticket.id,
-                        "kind": timer.kind.value,
-                        "due_at": timer.due_at,
-                        "team": timer.team.value,
-                        "notify_roles": [r.value for r in timer.notify_roles],
-                        "priority": timer.priority.value,
-                        "reason": timer.reason,
-                        "status": "pending",
-                    }
-                    for timer in timers
-                ],
+        insert_timer = insert_new_only(session.get_bind().dialect.name, Timer)
+        for timer in timers:  # staged in a batch: written with the other tickets' timers
+            stage_statement(
+                session,
+                insert_timer,
+                {
+                    "key": _key(*timer.key),
+                    "ticket_id": ticket.id,
+                    "kind": timer.kind.value,
+                    "due_at": timer.due_at,
+                    "team": timer.team.value,
+                    "notify_roles": [r.value for r in timer.notify_roles],
+                    "priority": timer.priority.value,
+                    "reason": timer.reason,
+                    "status": "pending",
+                },
             )
         for timer in timers:
             self._event(
@@ -287,6 +286,7 @@ class Workflows:
                 due_at=timer.due_at.isoformat(),
             )
         if ticket.priority == Priority.P0:  # an outage does not wait for the timer
+            write_staged(session)  # the timers are read back at once
             self.fire_due_timers(
                 session, now, ticket_id=ticket.id, until=now + dt.timedelta(hours=1)
             )

@@ -96,6 +96,13 @@ def scope_chain(session: Session) -> Iterator[StagedRows]:
         scope = scope.outer
 
 
+def write_staged(session: Session) -> None:
+    """Write the innermost scope's rows now, for a query that must see them."""
+    scope = current_scope(session)
+    if scope is not None:
+        scope.write(session)
+
+
 def stage(
     session: Session,
     model: type[Base],

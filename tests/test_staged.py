@@ -1,0 +1,75 @@
+"""Staged rows (written in bulk when their scope ends, gone with a refused savepoint) and
+PostgreSQL ticket numbers fetched several at a time."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import T0
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailproc.app import App
+from mailproc.config import Settings
+from mailproc.store.db import transaction
+from mailproc.store.models import Event, Ticket, TicketParticipant
+from mailproc.store.repo import TicketNumbers, record_event
+from mailproc.store.staged import stage, staging, write_staged
+
+
+def events(session: Session) -> list[tuple[int | None, str]]:
+    return [(e.ticket_id, e.kind) for e in session.scalars(select(Event).order_by(Event.id))]
+
+
+def new_ticket(number: int) -> Ticket:
+    return Ticket(
+        number=number, status="new", subject="s", received_at=T0, created_at=T0, updated_at=T0
+    )
+
+
+def test_staged_rows_are_written_when_the_scope_ends_with_their_tickets_ids(app: App) -> None:
+    with transaction(app.sessions) as session:
+        ticket = new_ticket(10001)
+        session.add(ticket)  # not flushed: the staged rows learn its id when written
+        with staging(session) as staged:
+            record_event(session, T0, "first")
+            stage(
+                session,
+                TicketParticipant,
+                {"ticket_id": None, "address": "a@example.com", "role": "requester"},
+                ticket,
+            )
+            assert len(staged) == 2 and events(session) == []
+        assert ticket.id is not None
+        assert events(session) == [(None, "first")]
+        assert session.scalars(select(TicketParticipant.ticket_id)).all() == [ticket.id]
+
+
+def test_a_refused_savepoint_takes_its_staged_rows_with_it(app: App) -> None:
+    with transaction(app.sessions) as session:
+        record_event(session, T0, "kept")  # outside a scope: written at once
+        with pytest.raises(RuntimeError), session.begin_nested(), staging(session):
+            record_event(session, T0, "lost")
+            raise RuntimeError("the batch is refused")
+        with session.begin_nested(), staging(session):
+            record_event(session, T0, "inner")
+            write_staged(session)  # a query that must see them
+            assert events(session)[-1] == (None, "inner")
+    with transaction(app.sessions, commit=False) as session:
+        assert events(session) == [(None, "kept"), (None, "inner")]
+
+
+def test_postgresql_ticket_numbers_come_in_chunks_and_never_twice(postgres_url: str) -> None:
+    application = App(Settings.model_validate({"database": {"url": postgres_url}}))
+    try:
+        first, second = TicketNumbers(), TicketNumbers()
+        with transaction(application.sessions) as session:
+            start = session.scalar(select(func.nextval("ticket_number_seq")))
+            assert start is not None
+            taken = [first.take(session, 5) for _ in range(5)]  # one chunk of five
+            other = [second.take(session, 100) for _ in range(3)]  # a chunk of CHUNK
+            more = [first.take(session, 1) for _ in range(2)]  # one, then one more
+        assert taken == list(range(start + 1, start + 6))
+        assert other == list(range(start + 6, start + 9))
+        assert more == [start + 6 + TicketNumbers.CHUNK, start + 7 + TicketNumbers.CHUNK]
+    finally:
+        application.close()
