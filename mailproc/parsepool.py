@@ -88,10 +88,11 @@ class ParsePool:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            # the fork server loads the code and the language model once; workers fork warm
+            context.set_forkserver_preload(["mailproc.parsepool_preload"])
             self._executor = ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_quiet_worker,
+                self.workers, mp_context=context, initializer=_quiet_worker
             )
         return self._executor
 

@@ -198,15 +198,23 @@ def _spans(
     idle_days = 0
     while idle_days < _MAX_IDLE_DAYS:
         idle_days += 1
-        if not calendar.is_holiday(day):
-            for first, last in calendar.hours.days[day.weekday()]:
-                span_start = _instant(day, first, calendar.zone)
-                span_end = _instant(day, last, calendar.zone)
-                if span_end > span_start:
-                    idle_days = 0
-                if span_end > start:
-                    yield from _without_pauses(max(span_start, start), span_end, pauses)
+        for span_start, span_end in _day_spans(calendar, day):
+            if span_end > span_start:
+                idle_days = 0
+            if span_end > start:
+                yield from _without_pauses(max(span_start, start), span_end, pauses)
         day += dt.timedelta(days=1)
+
+
+@lru_cache(maxsize=8192)  # every ticket of a day walks the same days of the same calendars
+def _day_spans(calendar: BusinessCalendar, day: dt.date) -> tuple[Span, ...]:
+    """The working intervals of one local day, in UTC (none on a holiday)."""
+    if calendar.is_holiday(day):
+        return ()
+    return tuple(
+        (_instant(day, first, calendar.zone), _instant(day, last, calendar.zone))
+        for first, last in calendar.hours.days[day.weekday()]
+    )
 
 
 def _without_pauses(start: dt.datetime, end: dt.datetime, pauses: Sequence[Span]) -> Iterator[Span]:
