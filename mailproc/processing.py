@@ -140,6 +140,12 @@ def process_pending(
             claimed = repo.claim_pending(session, batch_size)
             ready = ahead.results() if ahead is not None else {}
             ahead = None
+            missing = [
+                (row.id, (raw, row.envelope_from)) for row, raw in claimed if row.id not in ready
+            ]
+            if missing:  # the first batch: prepared before the next one queues in the workers
+                prepared = context.prepare([job for _, job in missing])
+                ready.update(zip([key for key, _ in missing], prepared, strict=True))
             if context.pool is not None and len(claimed) == batch_size:
                 upcoming = repo.peek_pending(session, claimed[-1][0].id, batch_size)
                 ahead = context.pool.start(
