@@ -229,7 +229,7 @@ class App:
     ) -> tuple[Prepared, Customer | None, Assessment]:
         """Classify a raw message and compute its due times without storing anything."""
         context = self.processing_context()
-        prepared = prepare(raw, context.limits, context.detection, None)
+        prepared = prepare(raw, context.rules, None)
         sender = prepared.parsed.sender
         with transaction(self.sessions, commit=False) as session:
             if customer_id is not None:
@@ -241,14 +241,10 @@ class App:
                     session, normalize_address(sender.addr) if sender else None
                 )
             customer = repo.to_core_customer(row) if row is not None else None
-        assessment = assess(
-            prepared.parsed.subject,
-            prepared.new_text,
-            customer,
-            received_at,
-            context.classifier,
-            context.sla,
+        classification = prepared.classification or context.classifier.classify(
+            prepared.parsed.subject, prepared.new_text
         )
+        assessment = assess(classification, customer, received_at, context.sla)
         return prepared, customer, assessment
 
     def workflows(self) -> Workflows:

@@ -7,22 +7,18 @@ import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from mailproc.core.detect import DetectPolicy
-from mailproc.core.limits import IntakeLimits
-from mailproc.core.understand import Prepared, prepare
+from mailproc.core.understand import Prepared, PrepareRules, prepare
 
 PrepareResult = Prepared | Exception
 Job = tuple[bytes, str | None]  # raw bytes, envelope sender
 
 
-def prepare_all(
-    jobs: Sequence[Job], limits: IntakeLimits, policy: DetectPolicy
-) -> list[PrepareResult]:
+def prepare_all(jobs: Sequence[Job], rules: PrepareRules) -> list[PrepareResult]:
     """Prepare each job; a message that cannot be prepared yields its exception instead."""
     results: list[PrepareResult] = []
     for raw, sender in jobs:
         try:
-            results.append(prepare(raw, limits, policy, sender))
+            results.append(prepare(raw, rules, sender))
         except Exception as error:  # reported per message; the caller quarantines it
             results.append(error)
     return results
@@ -51,23 +47,19 @@ class ParsePool:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
 
-    def prepare(
-        self, jobs: Sequence[Job], limits: IntakeLimits, policy: DetectPolicy
-    ) -> list[PrepareResult]:
+    def prepare(self, jobs: Sequence[Job], rules: PrepareRules) -> list[PrepareResult]:
         """Prepare ``jobs`` in order in the workers (here, when there are too few to share).
 
         This process only waits: it would otherwise load the detectors' models a second time.
         """
         if self.workers <= 0 or len(jobs) < self.min_jobs:
-            return prepare_all(jobs, limits, policy)
-        ahead = self.start(list(enumerate(jobs)), limits, policy)
+            return prepare_all(jobs, rules)
+        ahead = self.start(list(enumerate(jobs)), rules)
         assert ahead is not None
         found = ahead.results()
         return [found[index] for index in range(len(jobs))]
 
-    def start(
-        self, jobs: Sequence[tuple[int, Job]], limits: IntakeLimits, policy: DetectPolicy
-    ) -> Ahead | None:
+    def start(self, jobs: Sequence[tuple[int, Job]], rules: PrepareRules) -> Ahead | None:
         """Begin preparing keyed jobs in the workers only; None when there are no workers.
 
         The worker uses this to parse the next batch while it writes the current one.
@@ -80,7 +72,7 @@ class ParsePool:
             [
                 (
                     [key for key, _ in chunk],
-                    self._pool().submit(prepare_all, [job for _, job in chunk], limits, policy),
+                    self._pool().submit(prepare_all, [job for _, job in chunk], rules),
                 )
                 for chunk in chunks
             ]

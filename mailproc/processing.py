@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 from sqlalchemy import ColumnElement, Insert, bindparam, exc, insert, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -22,7 +22,7 @@ from mailproc.core import model
 from mailproc.core.addresses import normalize_address
 from mailproc.core.assess import assess, sla_record
 from mailproc.core.classify import Classifier
-from mailproc.core.detect import Detection, DetectPolicy, MailKind
+from mailproc.core.detect import AUTOMATIC_KINDS, Detection, DetectPolicy
 from mailproc.core.identity import IdentityPolicy, SenderIdentity, SenderKind, identify_sender
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.model import InboundStatus, ParsedMessage, TicketStatus
@@ -36,7 +36,7 @@ from mailproc.core.threading import (
     TicketRef,
     decide_thread,
 )
-from mailproc.core.understand import Prepared, content_hash, reply_text
+from mailproc.core.understand import Prepared, PrepareRules, content_hash, reply_text
 from mailproc.errors import PermanentError
 from mailproc.intake import store_blob
 from mailproc.notify import FirstMail, Notifier, Thread, notify_new_ticket
@@ -68,7 +68,6 @@ from mailproc.workflows import Workflows
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-AUTOMATIC_KINDS = frozenset({MailKind.BOUNCE, MailKind.AUTO_REPLY, MailKind.OWN_MAIL})
 
 
 @dataclass(frozen=True)
@@ -88,11 +87,16 @@ class ProcessingContext:
     pool: ParsePool | None = field(default=None, compare=False)
     numbers: repo.TicketNumbers = field(default_factory=repo.TicketNumbers, compare=False)
 
+    @cached_property
+    def rules(self) -> PrepareRules:
+        """What the pure first step applies (sent to the parse workers)."""
+        return PrepareRules(self.limits, self.detection, self.classifier)
+
     def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
         """The pure first step for each (raw, envelope sender), on several cores if pooled."""
         if self.pool is not None:
-            return self.pool.prepare(jobs, self.limits, self.detection)
-        return prepare_all(jobs, self.limits, self.detection)
+            return self.pool.prepare(jobs, self.rules)
+        return prepare_all(jobs, self.rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +153,7 @@ def process_pending(
             if context.pool is not None and len(claimed) == batch_size:
                 upcoming = repo.peek_pending(session, claimed[-1][0].id, batch_size)
                 ahead = context.pool.start(
-                    [(row.id, (raw, row.envelope_from)) for row, raw in upcoming],
-                    context.limits,
-                    context.detection,
+                    [(row.id, (raw, row.envelope_from)) for row, raw in upcoming], context.rules
                 )
             summary.outcomes.extend(process_batch(session, claimed, context, ready))
         if progress is not None and claimed:
@@ -529,12 +531,12 @@ class _Batch:
         customer: model.Customer | None,
     ) -> None:
         """Priority, intent and due times at intake (the 15-minute assignment target)."""
+        prepared = understood.prepared
         assessment = assess(
-            understood.parsed.subject,
-            understood.prepared.new_text,
+            prepared.classification
+            or self.context.classifier.classify(prepared.parsed.subject, prepared.new_text),
             customer,
             inbound.received_at,
-            self.context.classifier,
             self.context.sla,
         )
         found, deadlines = assessment.classification, assessment.deadlines

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from mailproc.core.classify import Classification, Classifier
+from mailproc.core.classify import Classification
 from mailproc.core.model import Customer, Plan, Priority
 from mailproc.core.sla import Deadlines, Pause, SlaPolicy, compute_deadlines
 
@@ -75,15 +75,12 @@ def sla_record(deadlines: Deadlines) -> dict[str, Any]:
 
 
 def assess(
-    subject: str,
-    new_text: str,
+    classification: Classification,
     customer: Customer | None,
     received_at: dt.datetime,
-    classifier: Classifier,
     policy: SlaPolicy,
 ) -> Assessment:
-    """Classify a new ticket's first mail and compute its due times."""
-    classification = classifier.classify(subject, new_text)
+    """The due times that follow from a new ticket's classification and its customer."""
     deadlines = compute_deadlines(
         received_at, classification.priority, customer or UNKNOWN_CUSTOMER, policy
     )

@@ -105,8 +105,15 @@ class BusinessCalendar:
 
 @lru_cache(maxsize=256)
 def holidays_supported(country: str) -> bool:
-    """True when the ``holidays`` package knows the public holidays of ``country``."""
-    return country.upper() in holidays.list_supported_countries()
+    """True when the ``holidays`` package knows the public holidays of ``country``.
+
+    Asks for that one country (``list_supported_countries`` imports every country's module).
+    """
+    try:
+        holidays.country_holidays(country.upper())
+    except NotImplementedError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=1024)

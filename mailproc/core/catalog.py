@@ -63,6 +63,10 @@ class ErrorCode:
         """The troubleshooting steps in ``language``, or in English."""
         return self.steps.get(language) or self.steps[FALLBACK_LANGUAGE]
 
+    def __reduce__(self) -> tuple[Any, ...]:  # read-only mappings do not pickle: plain dicts do
+        fields = (self.code, self.area, self.priority, self.team)
+        return _error_code, (*fields, dict(self.titles), dict(self.steps))
+
 
 @dataclass(frozen=True, slots=True)
 class CodeMatches:
@@ -78,6 +82,9 @@ class Catalog:
 
     codes: Mapping[str, ErrorCode]
     ignore_prefixes: frozenset[str]
+
+    def __reduce__(self) -> tuple[Any, ...]:  # sent to the parse workers with the classifier
+        return _catalog, (dict(self.codes), self.ignore_prefixes)
 
     def get(self, code: str) -> ErrorCode | None:
         """The entry for ``code`` (any case), or None."""
@@ -119,6 +126,21 @@ class Catalog:
         if parsed.ignore_prefixes is not None:
             prefixes = frozenset(prefix.upper() for prefix in parsed.ignore_prefixes)
         return Catalog(codes=MappingProxyType(codes), ignore_prefixes=prefixes)
+
+
+def _error_code(
+    code: str,
+    area: str,
+    priority: Priority,
+    team: str,
+    titles: dict[str, str],
+    steps: dict[str, tuple[str, ...]],
+) -> ErrorCode:
+    return ErrorCode(code, area, priority, team, MappingProxyType(titles), MappingProxyType(steps))
+
+
+def _catalog(codes: dict[str, ErrorCode], ignore_prefixes: frozenset[str]) -> Catalog:
+    return Catalog(codes=MappingProxyType(codes), ignore_prefixes=ignore_prefixes)
 
 
 def catalog_from_data(data: Mapping[str, Any]) -> Catalog:

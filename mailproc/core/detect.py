@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from enum import StrEnum
+from typing import Final
 
 from flufl.bounce import all_failures
 
@@ -26,6 +27,10 @@ class MailKind(StrEnum):
     BULK = "bulk"
     BOUNCE = "bounce"
     OWN_MAIL = "own_mail"
+
+
+# mail that never opens, reopens or answers a ticket (bulk mail may still open one)
+AUTOMATIC_KINDS: Final = frozenset({MailKind.BOUNCE, MailKind.AUTO_REPLY, MailKind.OWN_MAIL})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The pure first step of processing: parse, detect automatic mail, split off quoted history.
+"""The pure first step of processing: parse, detect automatic mail, split off quoted history,
+guess the language and classify (priority, intent, error codes).
 
 Everything here depends only on the raw bytes and fixed policies, so it can run in a separate
 process (see ``mailproc.parsepool``) while the database work of another batch goes on.
@@ -10,12 +11,22 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 
-from mailproc.core.detect import Detection, DetectPolicy, detect
+from mailproc.core.classify import Classification, Classifier
+from mailproc.core.detect import AUTOMATIC_KINDS, Detection, DetectPolicy, detect
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.locale_policy import LanguageGuess, guess_language
 from mailproc.core.model import ParsedMessage
 from mailproc.core.parse import parse_message
 from mailproc.core.quotes import split_reply
+
+
+@dataclass(frozen=True)
+class PrepareRules:
+    """The fixed policies the first step applies: size limits, detection, classification."""
+
+    limits: IntakeLimits
+    detection: DetectPolicy
+    classifier: Classifier
 
 
 @dataclass(frozen=True)
@@ -28,15 +39,15 @@ class Prepared:
     new_text: str
     quoted_text: str
     language: LanguageGuess | None  # of new_text, for the reply's locale
+    classification: Classification | None  # None for automatic mail, which opens no ticket
 
 
-def prepare(
-    raw: bytes, limits: IntakeLimits, policy: DetectPolicy, envelope_sender: str | None
-) -> Prepared:
-    """Parse and classify one raw message; raises LimitExceeded for oversized mail."""
-    parsed = parse_message(raw, limits)
-    detection = detect(parsed, policy, envelope_sender)
+def prepare(raw: bytes, rules: PrepareRules, envelope_sender: str | None) -> Prepared:
+    """Parse, detect and classify one raw message; raises LimitExceeded for oversized mail."""
+    parsed = parse_message(raw, rules.limits)
+    detection = detect(parsed, rules.detection, envelope_sender)
     new_text, quoted_text = reply_text(parsed)
+    automatic = detection.kind in AUTOMATIC_KINDS
     return Prepared(
         parsed=dataclasses.replace(parsed, mime=None),
         fingerprint=content_hash(parsed),
@@ -44,6 +55,7 @@ def prepare(
         new_text=new_text,
         quoted_text=quoted_text,
         language=guess_language(new_text),
+        classification=None if automatic else rules.classifier.classify(parsed.subject, new_text),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from mailproc.core.catalog import (
@@ -183,3 +185,13 @@ def test_parse_catalog_reads_toml_and_refuses_broken_toml() -> None:
     assert parsed.codes["AB-1234"].troubleshooting("en") == ("Step one.", "Step two.")
     with pytest.raises(CatalogError, match="TOML"):
         parse_catalog("[codes.AB-1234")
+
+
+def test_catalog_survives_pickling_to_the_parse_workers(catalog: Catalog) -> None:
+    copy = pickle.loads(pickle.dumps(catalog))
+    assert copy == catalog
+    original, entry = catalog.get("DS-1001"), copy.get("DS-1001")
+    assert original is not None and entry is not None
+    assert entry.title("es") == original.title("es") and entry.steps == original.steps
+    with pytest.raises(TypeError):
+        entry.titles["en"] = "changed"  # type: ignore[index]  # still read-only
