@@ -25,7 +25,7 @@ from mailproc.core.classify import Classifier
 from mailproc.core.detect import AUTOMATIC_KINDS, Detection, DetectPolicy
 from mailproc.core.identity import IdentityPolicy, SenderIdentity, SenderKind, identify_sender
 from mailproc.core.limits import IntakeLimits
-from mailproc.core.model import InboundStatus, ParsedMessage, TicketStatus
+from mailproc.core.model import InboundStatus, ParsedMessage, Priority, TicketStatus
 from mailproc.core.parse import parse_message
 from mailproc.core.sla import SlaPolicy
 from mailproc.core.survey import parse_survey_reply
@@ -287,6 +287,7 @@ class _Batch:
         self._customers: dict[str, Customer | None] = {}
         self._last_number: int | None = None
         self._undecided = 0
+        self._incidents_checked = False  # a batch that opens a P0 looks for incidents once
         self._requesters: list[str] = []  # of the tickets opened: their auto-reply budgets
         self._followups: list[tuple[Ticket, Callable[[], object]]] = []
 
@@ -550,6 +551,10 @@ class _Batch:
         ticket.resolution_due = deadlines.resolution_due
         ticket.classification = assessment.classification_record()
         ticket.sla = sla_record(deadlines)
+        workflows = self.context.workflows
+        if found.priority is Priority.P0 and workflows and not self._incidents_checked:
+            self._incidents_checked = True  # it runs after the flush: it sees every new P0
+            self._later(ticket, lambda: workflows.detect_incidents(self.session, self.now))
         seconds = (self.now - inbound.received_at).total_seconds()
         self._event(
             ticket,

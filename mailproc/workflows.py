@@ -247,7 +247,10 @@ class Workflows:
     def ticket_opened(
         self, session: Session, ticket: Ticket, first_text: str, now: dt.datetime
     ) -> None:
-        """Schedule the escalation timers, escalate a P0 at once, open a refund case."""
+        """Schedule the escalation timers, escalate a P0 at once, open a refund case.
+
+        Incident detection for new P0s is left to the caller: once per batch, not per ticket.
+        """
         codes = ticket.classification.get("error_codes") or []
         entry = self.notifier.catalog.get(codes[0]) if codes else None
         timers = escalation_timers(
@@ -290,7 +293,6 @@ class Workflows:
             self.fire_due_timers(
                 session, now, ticket_id=ticket.id, until=now + dt.timedelta(hours=1)
             )
-            self.detect_incidents(session, now)
         if ticket.customer is not None:
             ticket.customer.last_support_ticket = ticket.received_at.date()
         self._open_refund_case(session, ticket, first_text, now)

@@ -392,6 +392,29 @@ def test_1036_and_1048_join_one_p0_incident(app: App, clock: FixedClock) -> None
     }
 
 
+def test_p0_reports_arriving_in_one_batch_make_one_incident(app: App) -> None:
+    """Incident detection runs once for the batch, after every new P0 of it is stored."""
+    raws = [
+        (
+            f"From: {sender}\r\nTo: support@dataflow.com\r\nSubject: {PLATFORM}\r\n"
+            f"Message-ID: <{mid}>\r\n\r\nNothing loads.\r\n"
+        ).encode()
+        for sender, mid in [
+            ("Samuel <samuel@pinnaclefin.example>", "b1@pinnaclefin.example"),
+            ("Benjamin <benjamin@summithealth.example>", "b2@summithealth.example"),
+            ("Priya <priya@harborline.example>", "b3@harborline.example"),
+            ("Samuel <samuel@pinnaclefin.example>", "b4@pinnaclefin.example"),
+        ]
+    ]
+    app.ingest([RawInput(raw, Envelope("smtp")) for raw in raws])
+    app.process()
+    [alert] = mails(app, "incident_alert")
+    assert to(alert) == {"devops@dataflow.com"}
+    with transaction(app.sessions, commit=False) as session:
+        linked = session.scalars(select(Ticket.incident_id).order_by(Ticket.number)).all()
+    assert len(linked) == 4 and len(set(linked)) == 1 and None not in linked
+
+
 def test_breach_apology_credit_and_alerts_exactly_once(app: App, clock: FixedClock) -> None:
     send(
         app,
