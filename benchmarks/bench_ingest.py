@@ -50,7 +50,8 @@ def end_to_end(mails: list[bytes], url: str, followups: bool = True) -> float:
     try:
         app.upgrade_database()
         started = time.perf_counter()
-        app.ingest(RawInput(raw, Envelope("file")) for raw in mails)
+        # as `mailproc ingest` does: the parse workers start while the mail is stored
+        app.ingest((RawInput(raw, Envelope("file")) for raw in mails), processing_follows=True)
         summary = app.process()
         elapsed = time.perf_counter() - started
         assert len(summary.outcomes) == len(mails), "not every message was processed"

@@ -166,8 +166,18 @@ class App:
             secrets=secrets,
         )
 
-    def ingest(self, inputs: Iterable[RawInput], progress: Progress | None = None) -> IngestReport:
-        """Store raw messages durably in batches; each batch is committed before it counts."""
+    def ingest(
+        self,
+        inputs: Iterable[RawInput],
+        progress: Progress | None = None,
+        *,
+        processing_follows: bool = False,
+    ) -> IngestReport:
+        """Store raw messages durably in batches; each batch is committed before it counts.
+
+        When processing follows and the input is more than a handful of messages, the parse
+        workers start while the mail is stored (a single piped message never starts them).
+        """
         report = IngestReport()
         batch: list[RawInput] = []
         for item in inputs:
@@ -177,6 +187,9 @@ class App:
                 )
                 continue
             batch.append(item)
+            pool = self.processing_context().pool if processing_follows else None
+            if pool is not None and len(batch) == ParsePool.min_jobs:
+                pool.warm()
             if len(batch) >= self.settings.intake.batch_size:
                 self._store(batch, report, progress)
                 batch = []

@@ -208,7 +208,7 @@ def ingest(paths: tuple[Path, ...], no_process: bool, sample: bool) -> None:
     if missing:
         fail(f"no such file or folder: {missing[0]}", EX_NOINPUT)
     app = _app()
-    report = app.ingest(_inputs(paths))
+    report = app.ingest(_inputs(paths), processing_follows=not no_process)
     click.echo(
         f"stored {report.stored}, duplicates {report.duplicates}, "
         f"Message-ID conflicts {report.message_id_conflicts}, "

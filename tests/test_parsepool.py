@@ -1,0 +1,66 @@
+"""The parse pool: worker processes give the same results as in-process preparation, keep
+the order, report a message they cannot take instead of failing the batch, and start early
+only when there is enough mail to share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mailproc.app import App
+from mailproc.config import Settings
+from mailproc.core.limits import LimitExceeded
+from mailproc.intake import Envelope
+from mailproc.parsepool import ParsePool, prepare_all
+from mailproc.sources import RawInput
+
+
+def mail(number: int) -> bytes:
+    return (
+        f"From: Ana <ana{number}@example.com>\r\nTo: support@dataflow.com\r\n"
+        f"Subject: DS-1001 sync fails ({number})\r\nMessage-ID: <m{number}@example.com>\r\n\r\n"
+        f"Our nightly sync fails with DS-1001 since Monday. Please help.\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[App]:
+    application = App(
+        Settings.model_validate(
+            {"database": {"url": db_url}, "intake": {"max_message_bytes": 2000}}
+        )
+    )
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+def test_workers_prepare_what_this_process_would_in_the_same_order(app: App) -> None:
+    rules = app.processing_context().rules
+    jobs: list[tuple[bytes, str | None]] = [(mail(n), None) for n in range(40)]
+    jobs[7] = (mail(7) + b"x" * 5000, None)  # over the size limit
+    pool = ParsePool(2)
+    try:
+        pooled = pool.prepare(jobs, rules)
+    finally:
+        pool.close()
+    local = prepare_all(jobs, rules)
+    assert isinstance(pooled[7], LimitExceeded) and isinstance(local[7], LimitExceeded)
+    pooled_ok = [r for r in pooled if not isinstance(r, Exception)]
+    local_ok = [r for r in local if not isinstance(r, Exception)]
+    assert pooled_ok == local_ok and len(pooled_ok) == 39
+    first = pooled_ok[0]
+    assert first.classification is not None and first.classification.error_codes == ("DS-1001",)
+    assert first.language is not None and first.language.language == "en"
+
+
+def test_a_single_piped_message_never_starts_the_workers(app: App) -> None:
+    pool = app.processing_context().pool
+    assert pool is not None
+    app.ingest([RawInput(mail(1), Envelope("stdin"))], processing_follows=True)
+    assert pool._executor is None
+    app.ingest((RawInput(mail(n), Envelope("file")) for n in range(2, 40)), processing_follows=True)
+    assert pool._executor is not None  # started while the mail was stored
+    assert app.process().count("created") == 39
