@@ -22,7 +22,7 @@ from mailproc.core.model import Customer
 from mailproc.core.sla import sla_policy_from_config
 from mailproc.core.threading import ThreadPolicy
 from mailproc.core.tokens import ReplyAddressScheme
-from mailproc.core.understand import Prepared, prepare
+from mailproc.core.understand import Prepared, PrepareRules, prepare
 from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import PermanentError
 from mailproc.intake import store_batch
@@ -94,29 +94,32 @@ class App:
             scheme = self.reply_scheme()
             sla = sla_policy_from_config(settings.sla)
             notifier = self.notifier(scheme)
-            self._context = ProcessingContext(
+            rules = PrepareRules(
                 limits=settings.intake.limits(),
+                detection=DetectPolicy(
+                    own_addresses=frozenset(settings.support.addresses),
+                    message_id_domains=frozenset({self.message_id_domain()}),
+                    reply_scheme=scheme,
+                ),
+                classifier=self.classifier(),
+            )
+            self._context = ProcessingContext(
+                rules=rules,
                 support_addresses=frozenset(settings.support.addresses),
                 identity=IdentityPolicy(
                     agents=self._agents(),
                     trusted_authserv_id=settings.identity.trusted_authserv_id or None,
                     own_addresses=settings.support.addresses,
                 ),
-                detection=DetectPolicy(
-                    own_addresses=frozenset(settings.support.addresses),
-                    message_id_domains=frozenset({self.message_id_domain()}),
-                    reply_scheme=scheme,
-                ),
                 threading=ThreadPolicy(
                     reply_scheme=scheme,
                     reopen_window=dt.timedelta(days=settings.threading.reopen_window_days),
                 ),
-                classifier=self.classifier(),
                 sla=sla,
                 clock=self.clock,
                 notifier=notifier if settings.processing.followups else None,
                 workflows=Workflows(notifier, sla) if settings.processing.followups else None,
-                pool=ParsePool(settings.processing.parse_workers),
+                pool=ParsePool(settings.processing.parse_workers, rules),
             )
         return self._context
 
@@ -254,7 +257,7 @@ class App:
                     session, normalize_address(sender.addr) if sender else None
                 )
             customer = repo.to_core_customer(row) if row is not None else None
-        classification = prepared.classification or context.classifier.classify(
+        classification = prepared.classification or context.rules.classifier.classify(
             prepared.parsed.subject, prepared.new_text
         )
         assessment = assess(classification, customer, received_at, context.sla)

@@ -39,27 +39,31 @@ class Ahead:
 
 
 class ParsePool:
-    """A few worker processes (forkserver: no database handles are inherited) for ``prepare``."""
+    """A few worker processes (forkserver: no database handles are inherited) for ``prepare``.
+
+    The rules (limits, detection policy, classifier) go to each worker once, when it starts.
+    """
 
     min_jobs = 16  # below this, the round trip to another process is not worth it
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, rules: PrepareRules) -> None:
         self.workers = workers
+        self.rules = rules
         self._executor: ProcessPoolExecutor | None = None
 
-    def prepare(self, jobs: Sequence[Job], rules: PrepareRules) -> list[PrepareResult]:
+    def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
         """Prepare ``jobs`` in order in the workers (here, when there are too few to share).
 
         This process only waits: it would otherwise load the detectors' models a second time.
         """
         if self.workers <= 0 or len(jobs) < self.min_jobs:
-            return prepare_all(jobs, rules)
-        ahead = self.start(list(enumerate(jobs)), rules)
+            return prepare_all(jobs, self.rules)
+        ahead = self.start(list(enumerate(jobs)))
         assert ahead is not None
         found = ahead.results()
         return [found[index] for index in range(len(jobs))]
 
-    def start(self, jobs: Sequence[tuple[int, Job]], rules: PrepareRules) -> Ahead | None:
+    def start(self, jobs: Sequence[tuple[int, Job]]) -> Ahead | None:
         """Begin preparing keyed jobs in the workers only; None when there are no workers.
 
         The worker uses this to parse the next batch while it writes the current one.
@@ -72,7 +76,7 @@ class ParsePool:
             [
                 (
                     [key for key, _ in chunk],
-                    self._pool().submit(prepare_all, [job for _, job in chunk], rules),
+                    self._pool().submit(_prepare_in_worker, [job for _, job in chunk]),
                 )
                 for chunk in chunks
             ]
@@ -91,7 +95,7 @@ class ParsePool:
             # the fork server loads the code and the language model once; workers fork warm
             context.set_forkserver_preload(["mailproc.parsepool_preload"])
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_quiet_worker
+                self.workers, mp_context=context, initializer=_start_worker, initargs=(self.rules,)
             )
         return self._executor
 
@@ -102,10 +106,21 @@ class ParsePool:
             self._executor = None
 
 
+_worker_rules: PrepareRules | None = None  # set once in each worker process
+
+
+def _start_worker(rules: PrepareRules) -> None:
+    """Keep the rules for every task of this worker; quiet flufl.bounce, whose detectors log a
+    traceback for each odd mail (we catch those)."""
+    global _worker_rules
+    _worker_rules = rules
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+
+
+def _prepare_in_worker(jobs: Sequence[Job]) -> list[PrepareResult]:
+    assert _worker_rules is not None, "the worker was started without its rules"
+    return prepare_all(jobs, _worker_rules)
+
+
 def _ready() -> None:
     """A task that only makes the pool start a worker."""
-
-
-def _quiet_worker() -> None:
-    """flufl.bounce logs a traceback for each detector that trips on odd mail; we catch those."""
-    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)

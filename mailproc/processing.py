@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache
 
 from sqlalchemy import ColumnElement, Insert, bindparam, exc, insert, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -21,10 +21,8 @@ from mailproc.clock import Clock
 from mailproc.core import model
 from mailproc.core.addresses import normalize_address
 from mailproc.core.assess import assess, sla_record
-from mailproc.core.classify import Classifier
-from mailproc.core.detect import AUTOMATIC_KINDS, Detection, DetectPolicy
+from mailproc.core.detect import AUTOMATIC_KINDS, Detection
 from mailproc.core.identity import IdentityPolicy, SenderIdentity, SenderKind, identify_sender
-from mailproc.core.limits import IntakeLimits
 from mailproc.core.model import InboundStatus, ParsedMessage, Priority, TicketStatus
 from mailproc.core.parse import parse_message
 from mailproc.core.sla import SlaPolicy
@@ -74,12 +72,10 @@ Progress = Callable[[int], None]
 class ProcessingContext:
     """What the worker needs besides the database: policies, limits and the clock."""
 
-    limits: IntakeLimits
+    rules: PrepareRules  # limits, detection, classifier: the pure first step's
     support_addresses: frozenset[str]
     identity: IdentityPolicy
-    detection: DetectPolicy
     threading: ThreadPolicy
-    classifier: Classifier
     sla: SlaPolicy
     clock: Clock
     notifier: Notifier | None = field(default=None, compare=False)
@@ -87,15 +83,10 @@ class ProcessingContext:
     pool: ParsePool | None = field(default=None, compare=False)
     numbers: repo.TicketNumbers = field(default_factory=repo.TicketNumbers, compare=False)
 
-    @cached_property
-    def rules(self) -> PrepareRules:
-        """What the pure first step applies (sent to the parse workers)."""
-        return PrepareRules(self.limits, self.detection, self.classifier)
-
     def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
         """The pure first step for each (raw, envelope sender), on several cores if pooled."""
         if self.pool is not None:
-            return self.pool.prepare(jobs, self.rules)
+            return self.pool.prepare(jobs)
         return prepare_all(jobs, self.rules)
 
 
@@ -153,7 +144,7 @@ def process_pending(
             if context.pool is not None and len(claimed) == batch_size:
                 upcoming = repo.peek_pending(session, claimed[-1][0].id, batch_size)
                 ahead = context.pool.start(
-                    [(row.id, (raw, row.envelope_from)) for row, raw in upcoming], context.rules
+                    [(row.id, (raw, row.envelope_from)) for row, raw in upcoming]
                 )
             summary.outcomes.extend(process_batch(session, claimed, context, ready))
         if progress is not None and claimed:
@@ -535,7 +526,7 @@ class _Batch:
         prepared = understood.prepared
         assessment = assess(
             prepared.classification
-            or self.context.classifier.classify(prepared.parsed.subject, prepared.new_text),
+            or self.context.rules.classifier.classify(prepared.parsed.subject, prepared.new_text),
             customer,
             inbound.received_at,
             self.context.sla,
@@ -1013,7 +1004,7 @@ def _replay_one(
     if message is None:
         return ReplayResult(inbound.id, "unchanged", inbound.kind_reason or "no message stored")
     try:
-        parsed = parse_message(raw, context.limits)
+        parsed = parse_message(raw, context.rules.limits)
     except Exception as error:
         return ReplayResult(inbound.id, "failed", f"{type(error).__name__}: {error}")
     changed = _refresh(session, message, parsed)

@@ -41,9 +41,9 @@ def test_workers_prepare_what_this_process_would_in_the_same_order(app: App) -> 
     rules = app.processing_context().rules
     jobs: list[tuple[bytes, str | None]] = [(mail(n), None) for n in range(40)]
     jobs[7] = (mail(7) + b"x" * 5000, None)  # over the size limit
-    pool = ParsePool(2)
+    pool = ParsePool(2, rules)
     try:
-        pooled = pool.prepare(jobs, rules)
+        pooled = pool.prepare(jobs)
     finally:
         pool.close()
     local = prepare_all(jobs, rules)
