@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -50,6 +51,8 @@ class ParsePool:
         self.workers = workers
         self.rules = rules
         self._executor: ProcessPoolExecutor | None = None
+        self._creating = threading.Lock()  # warm() creates the pool from another thread
+        self._warming: threading.Thread | None = None
 
     def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
         """Prepare ``jobs`` in order in the workers (here, when there are too few to share).
@@ -83,24 +86,35 @@ class ParsePool:
         )
 
     def warm(self) -> None:
-        """Start the workers now, without waiting for them (they take ~0.7 s to start)."""
-        if self.workers > 0 and self._executor is None:
-            pool = self._pool()
-            for _ in range(self.workers):
-                pool.submit(_ready)
+        """Start the workers in the background (starting the fork server takes ~0.7 s)."""
+        if self.workers > 0 and self._executor is None and self._warming is None:
+            self._warming = threading.Thread(target=self._start_workers, name="parse-pool-start")
+            self._warming.start()
+
+    def _start_workers(self) -> None:
+        pool = self._pool()
+        for _ in range(self.workers):
+            pool.submit(_ready)
 
     def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            # the fork server loads the code and the language model once; workers fork warm
-            context.set_forkserver_preload(["mailproc.parsepool_preload"])
-            self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker, initargs=(self.rules,)
-            )
-        return self._executor
+        with self._creating:
+            if self._executor is None:
+                context = multiprocessing.get_context("forkserver")
+                # the fork server loads the code and the language model once; workers fork warm
+                context.set_forkserver_preload(["mailproc.parsepool_preload"])
+                self._executor = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(self.rules,),
+                )
+            return self._executor
 
     def close(self) -> None:
         """Stop the worker processes."""
+        if self._warming is not None:  # a warm() may still be starting them
+            self._warming.join()
+            self._warming = None
         if self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._executor = None
