@@ -11,14 +11,14 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Dialect, Insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Dialect, exc
 from sqlalchemy.orm import Session
 
 from mailproc.core.addresses import has_forbidden_chars
 from mailproc.core.rawmail import find_message_id
-from mailproc.store.models import Base, Blob, Inbound
+from mailproc.store.models import Inbound
 
 SOURCES = frozenset({"smtp", "lmtp", "imap", "file", "maildir", "mbox", "stdin"})
 _MAX_ENVELOPE_FIELD = 998
@@ -63,24 +63,6 @@ class Stored:
     message_id_conflict: bool
 
 
-def insert_ignoring_duplicates(session: Session, table: type[Base]) -> Insert:
-    """An INSERT that skips rows whose unique key already exists (SQLite and PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
-
-
-def store_blob(session: Session, data: bytes, sha256: str | None = None) -> str:
-    """Store bytes under their SHA-256 unless already there; return the hash."""
-    digest = sha256 or hashlib.sha256(data).hexdigest()
-    session.execute(
-        insert_ignoring_duplicates(session, Blob),
-        {"sha256": digest, "size": len(data), "data": data},
-    )
-    return digest
-
-
 def store_batch(
     session: Session, items: Sequence[tuple[bytes, Envelope]], received_at: dt.datetime
 ) -> list[Stored]:
@@ -95,19 +77,26 @@ def store_raw(
 
     The same bytes twice are stored once (the second is reported as a duplicate); the same
     Message-ID with different bytes is stored as its own message and flagged. Nothing is
-    durable until the caller commits. Each chunk of mail costs three statements, not three
-    per mail: the lookup of known hashes and Message-IDs, the blobs and the inbound rows.
+    durable until the caller commits. A chunk of mail costs three statements on the driver's
+    cursor (known hashes and Message-IDs, blobs, inbound rows), not three per mail; driver
+    errors are raised as SQLAlchemy's, as from ``Connection.execute``.
     """
-    statements = _statements(connection.dialect)
-    results: list[Stored] = []
-    for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
-        results += _store_chunk(connection, statements, chunk, received_at)
-    return results
+    sql = _statements(connection.dialect)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        results: list[Stored] = []
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start : start + _CHUNK]
+            results += _store_chunk(cursor, sql, chunk, received_at)
+        return results
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise _wrapped(connection, error) from error
+    finally:
+        cursor.close()
 
 
 def _store_chunk(
-    connection: Connection,
+    cursor: Any,
     sql: _Statements,
     items: Sequence[tuple[bytes, Envelope]],
     received_at: dt.datetime,
@@ -118,9 +107,8 @@ def _store_chunk(
     wanted_ids = {mid for mid in message_ids if mid}
     existing: dict[str, int] = {}
     known_ids: set[str] = set()
-    for digest, inbound_id, message_id in connection.exec_driver_sql(
-        sql.find(len(wanted), len(wanted_ids)), (*wanted, *wanted_ids)
-    ):
+    cursor.execute(sql.find(len(wanted), len(wanted_ids)), (*wanted, *wanted_ids))
+    for digest, inbound_id, message_id in cursor.fetchall():
         if digest in wanted:
             existing[digest] = inbound_id
         if message_id:
@@ -152,17 +140,13 @@ def _store_chunk(
             known_ids.add(message_id)
     fresh: set[str] = set()
     if new_rows:
-        connection.exec_driver_sql(sql.insert_blob, blobs)
-        parameters = [value for row in new_rows.values() for value in row]
-        for digest, inbound_id in connection.exec_driver_sql(
-            sql.insert_inbound(len(new_rows)), tuple(parameters)
-        ):
+        for digest, inbound_id in sql.insert(cursor, blobs, list(new_rows.values())):
             existing[digest] = inbound_id
             fresh.add(digest)
     raced = [digest for digest in new_rows if digest not in existing]
     if raced:  # another process stored the same bytes a moment ago
-        found = connection.exec_driver_sql(sql.find(len(raced), 0), tuple(raced))
-        existing.update((digest, inbound_id) for digest, inbound_id, _ in found)
+        cursor.execute(sql.find(len(raced), 0), tuple(raced))
+        existing.update((digest, inbound_id) for digest, inbound_id, _ in cursor.fetchall())
     results: list[Stored] = []
     for digest, message_id in zip(digests, message_ids, strict=True):
         first = digest in fresh
@@ -174,19 +158,25 @@ def _store_chunk(
 
 
 class _Statements:
-    """The SQL of intake for one dialect, built once: the hot path skips statement compilation."""
+    """The SQL of intake for one dialect, built once, and how it is sent with fewest round trips.
+
+    SQLite inserts the inbound rows with one multi-row statement; psycopg sends blobs and
+    inbound rows as one pipeline (its ``executemany``), so a chunk is one round trip.
+    """
 
     def __init__(self, dialect: Dialect) -> None:
+        self._pipeline = dialect.driver == "psycopg"
         self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
         columns = Inbound.__table__.c
         self._when = columns.received_at.type.dialect_impl(dialect).bind_processor(dialect)
         self._json = columns.envelope_to.type.dialect_impl(dialect).bind_processor(dialect)
-        self.insert_blob = (
+        self._insert_blob = (
             f"INSERT INTO blobs (sha256, size, data) VALUES ({self._marks(3)}) "
             "ON CONFLICT DO NOTHING"
         )
         self._insert_inbound = f"INSERT INTO inbound ({', '.join(_INBOUND_COLUMNS)}) VALUES "
-        self._inbound_values = f"({self._marks(len(_INBOUND_COLUMNS))})"
+        self._row = f"({self._marks(len(_INBOUND_COLUMNS))})"
+        self._returning = " ON CONFLICT DO NOTHING RETURNING raw_sha256, id"
 
     def _marks(self, count: int) -> str:
         return ", ".join([self._mark] * count)
@@ -198,10 +188,27 @@ class _Statements:
             query += f" UNION ALL {_FIND} WHERE message_id IN ({self._marks(message_ids)})"
         return query
 
-    def insert_inbound(self, rows: int) -> str:
-        """Insert inbound rows unless their hash is stored; returns (raw hash, id) of new ones."""
-        values = ", ".join([self._inbound_values] * rows)
-        return f"{self._insert_inbound}{values} ON CONFLICT DO NOTHING RETURNING raw_sha256, id"
+    def insert(
+        self, cursor: Any, blobs: list[tuple[str, int, bytes]], rows: list[tuple[object, ...]]
+    ) -> list[tuple[str, int]]:
+        """Insert blobs and inbound rows unless their hash is stored; (raw hash, id) of new rows."""
+        if self._pipeline:
+            with cursor.connection.pipeline(), cursor.connection.cursor() as blob_cursor:
+                blob_cursor.executemany(self._insert_blob, blobs)
+                statement = f"{self._insert_inbound}{self._row}{self._returning}"
+                cursor.executemany(statement, rows, returning=True)
+                inserted: list[tuple[str, int]] = []
+                while True:
+                    inserted += cursor.fetchall()
+                    if not cursor.nextset():
+                        return inserted
+        cursor.executemany(self._insert_blob, blobs)
+        values = ", ".join([self._row] * len(rows))
+        cursor.execute(
+            f"{self._insert_inbound}{values}{self._returning}",
+            [value for row in rows for value in row],
+        )
+        return list(cursor.fetchall())
 
     def received_at(self, value: dt.datetime) -> object:
         """A time as the dialect stores it (naive UTC text on SQLite)."""
@@ -215,6 +222,18 @@ class _Statements:
 @functools.lru_cache(maxsize=8)
 def _statements(dialect: Dialect) -> _Statements:
     return _Statements(dialect)
+
+
+def _wrapped(connection: Connection, error: Any) -> exc.StatementError:
+    """A driver error as SQLAlchemy raises it; a lost connection is invalidated."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+    if lost:
+        connection.invalidate(error)
+    wrapped: exc.StatementError = exc.DBAPIError.instance(
+        None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
+    return wrapped
 
 
 def _clean(value: str | None) -> str | None:

@@ -36,7 +36,6 @@ from mailproc.core.threading import (
 )
 from mailproc.core.understand import Prepared, PrepareRules, content_hash, reply_text
 from mailproc.errors import PermanentError
-from mailproc.intake import store_blob
 from mailproc.notify import FirstMail, Notifier, Thread, notify_new_ticket
 from mailproc.parsepool import Ahead, Job, ParsePool, PrepareResult, prepare_all
 from mailproc.store import repo
@@ -1034,8 +1033,13 @@ def _refresh(session: Session, message: MessageRecord, parsed: ParsedMessage) ->
     if wanted != have:
         changed.append("attachments")
         message.attachments.clear()
+        dialect = session.get_bind().dialect.name
         for attachment in parsed.attachments:
-            store_blob(session, attachment.content, attachment.sha256)
+            stage_statement(
+                session,
+                insert_new_only(dialect, Blob),
+                {"sha256": attachment.sha256, "size": attachment.size, "data": attachment.content},
+            )
             message.attachments.append(
                 AttachmentRecord(
                     filename=attachment.filename,

@@ -62,7 +62,6 @@ from mailproc.core.survey import (
     updated_customer_metrics,
 )
 from mailproc.core.tokens import reply_address
-from mailproc.intake import insert_ignoring_duplicates
 from mailproc.notify import EXCERPT_CHARS, Notifier, Thread
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.render import (
@@ -325,7 +324,7 @@ class Workflows:
         case = RefundCase(amount, currency, plan, days, kind)
         needed = required_level(case)
         session.execute(
-            insert_ignoring_duplicates(session, RefundCaseRecord),
+            insert_new_only(session.get_bind().dialect.name, RefundCaseRecord),
             {
                 "ticket_id": ticket.id,
                 "amount": amount,
@@ -809,7 +808,7 @@ class Workflows:
         now: dt.datetime,
     ) -> None:
         inserted = session.execute(
-            insert_ignoring_duplicates(session, Credit).returning(Credit.id),
+            insert_new_only(session.get_bind().dialect.name, Credit).returning(Credit.id),
             {
                 "key": key,
                 "customer_id": customer.id,
@@ -859,7 +858,7 @@ class Workflows:
             if dry_run:
                 continue
             session.execute(
-                insert_ignoring_duplicates(session, Incident),
+                insert_new_only(session.get_bind().dialect.name, Incident),
                 {
                     "key": key,
                     "code": incident.code,

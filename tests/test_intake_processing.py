@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from conftest import GOLDEN
 from sqlalchemy import func, select
 
+from mailproc import intake
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
@@ -98,6 +100,33 @@ def test_same_message_id_with_other_content_is_kept_and_flagged(app: App) -> Non
         assert flags == [False, True]
         kinds = session.scalars(select(Event.kind)).all()
         assert "inbound.message_id_conflict" in kinds
+
+
+def test_one_batch_across_statement_chunks_dedups_and_flags(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch larger than a statement chunk behaves as one: later chunks see earlier ones."""
+    monkeypatch.setattr(intake, "_CHUNK", 2)
+    raw = golden("multipart_alternative.eml")
+    altered = raw.replace(b"Could you help us", b"Can you please help us")
+    other = golden("reply.eml")
+    with transaction(app.sessions) as session:
+        stored = store_batch(
+            session,
+            [
+                (raw, Envelope("file")),
+                (other, Envelope("file")),
+                (raw, Envelope("stdin")),
+                (altered, Envelope("file")),
+                (altered, Envelope("file")),
+            ],
+            app.clock.now(),
+        )
+    assert [s.duplicate for s in stored] == [False, False, True, False, True]
+    assert [s.message_id_conflict for s in stored] == [False, False, False, True, False]
+    assert stored[2].inbound_id == stored[0].inbound_id
+    assert stored[4].inbound_id == stored[3].inbound_id != stored[0].inbound_id
+    assert count(app, Inbound) == 3
 
 
 def test_same_mail_by_two_routes_makes_one_ticket(app: App) -> None:

@@ -169,9 +169,10 @@ class MailboxPoller:
     def drain(self, box: BaseMailBox, stop: threading.Event | None = None) -> DrainResult:
         """Store every message of the folder batch by batch; move or flag each committed batch.
 
-        While one batch is being committed (in a thread) the next one is fetched, and the batch
-        before it is moved: IMAP and database work overlap, but nothing is moved before its
-        commit. When ``stop`` is set the pass ends after the batches in progress.
+        While one batch is being committed (in a thread) the next one is fetched; nothing is
+        moved before its commit. A folder of more than ``_MOVE_GROUP`` messages is taken out
+        over a second connection, so that the server moves one part while we fetch the next.
+        When ``stop`` is set the pass ends after the batches in progress.
         """
         box.folder.set(self.mailbox.folder)
         uidvalidity = _uidvalidity(box)
@@ -190,25 +191,51 @@ class MailboxPoller:
             return result
         known = self._known(uidvalidity, uids)
         batch = self.settings.fetch_batch
+        mover = self._second_connection(uidvalidity) if len(uids) > _MOVE_GROUP else box
         committed: list[int] = []  # moved in large groups: a MOVE costs the server per command
-        with ThreadPoolExecutor(1, thread_name_prefix=f"imap-{self.mailbox.name}") as database:
-            committing: Future[list[int]] | None = None
-            for start in range(0, len(uids), batch):
-                if stop is not None and stop.is_set():
-                    break
-                chunk = uids[start : start + batch]
-                fetched = _fetch(box, [uid for uid in chunk if uid not in known])
-                resumed = [uid for uid in chunk if uid in known]
+        prefix = f"imap-{self.mailbox.name}"
+        try:
+            with (
+                ThreadPoolExecutor(1, thread_name_prefix=prefix) as database,
+                ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-move") as moving,
+            ):
+                committing: Future[list[int]] | None = None
+                moves: list[Future[None]] = []
+                for start in range(0, len(uids), batch):
+                    if stop is not None and stop.is_set():
+                        break
+                    chunk = uids[start : start + batch]
+                    fetched = _fetch(box, [uid for uid in chunk if uid not in known])
+                    resumed = [uid for uid in chunk if uid in known]
+                    if committing is not None:
+                        committed += committing.result()
+                    committing = database.submit(
+                        self._commit, uidvalidity, fetched, resumed, result
+                    )
+                    if len(committed) >= _MOVE_GROUP:
+                        moves.append(moving.submit(self._take_out, mover, committed))
+                        committed = []
                 if committing is not None:
                     committed += committing.result()
-                committing = database.submit(self._commit, uidvalidity, fetched, resumed, result)
-                if len(committed) >= _MOVE_GROUP:
-                    self._take_out(box, committed)
-                    committed = []
-            if committing is not None:
-                committed += committing.result()
-        self._take_out(box, committed)
+                moves.append(moving.submit(self._take_out, mover, committed))
+                for move in moves:
+                    move.result()
+        finally:
+            if mover is not box:
+                _close(mover)
         return result
+
+    def _second_connection(self, uidvalidity: int) -> BaseMailBox:
+        """Another connection on the folder (for moves), checked to see the same UIDs."""
+        box = self.connect()
+        try:
+            box.folder.set(self.mailbox.folder)
+            if _uidvalidity(box) != uidvalidity:
+                raise imaplib.IMAP4.error("UIDVALIDITY changed during the pass")
+        except BaseException:
+            _close(box)
+            raise
+        return box
 
     def _known(self, uidvalidity: int, uids: Sequence[int]) -> set[int]:
         """The UIDs of the folder that an earlier pass stored (and did not get to move)."""
@@ -242,7 +269,7 @@ class MailboxPoller:
                 ],
                 now,
             )
-            session.execute(
+            session.connection().execute(
                 insert(ImapKey),
                 [
                     {

@@ -12,7 +12,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from mailproc.core import model
-from mailproc.intake import insert_ignoring_duplicates
 from mailproc.store.models import (
     AppSecret,
     Blob,
@@ -22,7 +21,7 @@ from mailproc.store.models import (
     Inbound,
     Ticket,
 )
-from mailproc.store.staged import stage
+from mailproc.store.staged import insert_new_only, stage
 
 TICKET_NUMBER_START = 10001
 
@@ -158,7 +157,7 @@ def record_event(
 def shared_secret(session: Session, name: str, now: dt.datetime) -> str:
     """A random secret stored once in the database and shared by every process."""
     session.execute(
-        insert_ignoring_duplicates(session, AppSecret).values(
+        insert_new_only(session.get_bind().dialect.name, AppSecret).values(
             name=name, value=secrets.token_urlsafe(32), created_at=now
         )
     )

@@ -23,7 +23,7 @@ from adapters.support import (
     start_cli,
     wait_for,
 )
-from mailproc.adapters import lease
+from mailproc.adapters import imap, lease
 from mailproc.adapters.imap import STORED_KEYWORD, MailboxPoller
 from mailproc.app import App
 from mailproc.clock import FixedClock
@@ -85,6 +85,21 @@ def test_poll_stores_every_message_then_moves_it_unseen(
     again = poller.poll_once()
     assert again is not None and again.total == 0
     assert _key_count(app) == 5
+
+
+def test_large_pass_moves_over_a_second_connection_while_fetching(
+    app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imap, "_MOVE_GROUP", 4)  # a folder "larger" than a move group
+    dovecot.deliver(imap_user, [make_message(n) for n in range(11)])
+    poller = _poller(app, dovecot, imap_user, fetch_batch=2)
+    result = poller.poll_once()
+    assert result is not None and (result.stored, result.total) == (11, 11)
+    assert sorted(message_ids(app)) == sorted(f"m-{n}@example.com" for n in range(11))
+    assert dovecot.folder_uids(imap_user, "INBOX") == []
+    assert len(dovecot.folder_uids(imap_user, "Processed")) == 11
+    assert dovecot.seen_count(imap_user, "Processed") == 0
+    assert _key_count(app) == 11
 
 
 class _Crash(BaseException):

@@ -29,8 +29,8 @@ from mailproc.outbound.outbox import (
 from mailproc.outbound.render import SAMPLES, Renderer
 from mailproc.sources import RawInput
 from mailproc.store.db import transaction
-from mailproc.store.staged import staging
 from mailproc.store.models import Event, MessageRecord, Outbox, OutboxRecipient, Ticket
+from mailproc.store.staged import staging
 
 SUPPORT = "support@dataflow.com"
 ANA = "ana.garcia@example.com"
