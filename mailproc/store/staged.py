@@ -1,12 +1,13 @@
 """Staged rows: append-only rows collected during a unit of work and inserted in bulk.
 
 A processing batch writes thousands of rows nobody reads back in the same unit of work: audit
-events and the thread records of queued mail. Inside ``staging(session)`` they are collected
-and inserted when the scope ends, one ``executemany`` per table, instead of one statement or
-one ORM object each. Outside a scope, ``stage`` inserts at once. The scope belongs inside a
+events, message records and attachments, participants, outbox rows with their recipients and
+thread records, escalation timers. Inside ``staging(session)`` they are collected and inserted
+when the scope ends, one ``executemany`` per statement, instead of one statement or one ORM
+object each. Outside a scope, the same calls insert at once. The scope belongs inside a
 savepoint: if the savepoint rolls back, the staged rows go with it (they are never written).
 
-Only stage rows that no query in the same scope needs to see.
+Only stage rows that no query in the same scope needs to see, or call ``write_staged`` first.
 """
 
 from __future__ import annotations
