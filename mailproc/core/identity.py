@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from mailproc.core.addresses import has_forbidden_chars, normalize_address, normalize_domain
 from mailproc.core.model import Customer, ParsedMessage
@@ -219,6 +220,7 @@ def _aligned(domain: str, from_domain: str) -> bool:
     )
 
 
+@lru_cache(maxsize=8192)  # pure; every mail from the same sender asks again
 def skeleton(address: str) -> str:
     """A lookalike-insensitive form of an address: confusable letters folded to Latin."""
     local, _, domain = address.partition("@")
