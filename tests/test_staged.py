@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from mailproc.app import App
 from mailproc.config import Settings
 from mailproc.store.db import transaction
-from mailproc.store.models import Event, Ticket, TicketParticipant
+from mailproc.store.models import Event, MessageRecord, Ticket, TicketParticipant
 from mailproc.store.repo import TicketNumbers, record_event
 from mailproc.store.staged import stage, staging, write_staged
 
@@ -73,3 +73,30 @@ def test_postgresql_ticket_numbers_come_in_chunks_and_never_twice(postgres_url: 
         assert more == [start + 6 + TicketNumbers.CHUNK, start + 7 + TicketNumbers.CHUNK]
     finally:
         application.close()
+
+
+def test_many_staged_rows_keep_their_values_on_either_database(app: App) -> None:
+    """Many rows of one statement go in one go (PostgreSQL: COPY) with the same values an
+    INSERT would store: JSON, aware times, reserved-word columns, NULLs, non-ASCII text."""
+    rows = [
+        {
+            "ticket_id": None,
+            "direction": "out",
+            "message_id": f"m{n}@example.com",
+            "references": [f"r{n}@example.com", "x@example.com"],
+            "to": [["Zoë", f"zoe{n}@example.com"]],
+            "subject": f"Réponse n°{n}\ttab",
+            "sent_at": T0 if n % 2 else None,
+            "created_at": T0,
+        }
+        for n in range(5)
+    ]
+    with transaction(app.sessions) as session, staging(session):
+        for row in rows:
+            stage(session, MessageRecord, row)
+    with transaction(app.sessions, commit=False) as session:
+        stored = session.scalars(select(MessageRecord).order_by(MessageRecord.id)).all()
+        assert [(m.message_id, m.references, m.to, m.subject, m.sent_at) for m in stored] == [
+            (r["message_id"], r["references"], r["to"], r["subject"], r["sent_at"]) for r in rows
+        ]
+        assert {m.body_text for m in stored} == {""}  # column defaults still apply

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Executable, Insert, Table, insert
+from sqlalchemy import ColumnDefault, Connection, Executable, Insert, Table, exc, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,8 +56,13 @@ class StagedRows:
             by_statement.setdefault(statement, []).append(values)
         self._rows.clear()
         connection = session.connection()
+        copy = connection.dialect.driver == "psycopg"
         for statement, rows in by_statement.items():
-            connection.execute(statement, rows)
+            table = _COPYABLE.get(statement) if copy and len(rows) > 1 else None
+            if table is None:
+                connection.execute(statement, rows)
+            else:
+                _copy_rows(connection, table, rows)
 
 
 def table_of(model: type[Base]) -> Table:
@@ -135,8 +140,52 @@ def stage_statement(
 
 @cache
 def plain_insert(model: type[Base]) -> Insert:
-    """The Core INSERT of a mapped class's table."""
-    return insert(table_of(model))
+    """The Core INSERT of a mapped class's table (on PostgreSQL, many rows go by COPY)."""
+    statement = insert(table_of(model))
+    _COPYABLE[statement] = table_of(model)
+    return statement
+
+
+_COPYABLE: dict[Executable, Table] = {}  # plain inserts, whose rows PostgreSQL can COPY
+
+
+def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows with PostgreSQL's COPY: one stream, no per-row statement.
+
+    As an INSERT would: missing columns get their Python-side defaults, and values go through
+    the columns' bind processors (JSON, UTC times). A driver error surfaces as SQLAlchemy's,
+    so the batch's fallback and retries still apply.
+    """
+    dialect = connection.dialect
+    given = list(rows[0])
+    defaults = [
+        (column.key, column.default)
+        for column in table.columns
+        if column.key not in rows[0]
+        and isinstance(column.default, ColumnDefault)
+        and (column.default.is_scalar or column.default.is_callable)
+    ]
+    names = [*given, *(name for name, _ in defaults)]
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    ]
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    sql = f"COPY {dialect.identifier_preparer.format_table(table)} ({quoted}) FROM STDIN"
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                values = [row[name] for name in given]
+                values += [d.arg if d.is_scalar else d.arg(None) for _, d in defaults]
+                copy.write_row(
+                    [
+                        process(value) if process else value
+                        for value, process in zip(values, processors, strict=True)
+                    ]
+                )
+    except dialect.loaded_dbapi.Error as error:
+        raise exc.DBAPIError.instance(sql, None, error, dialect.loaded_dbapi.Error) from error
 
 
 @cache
