@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, exc
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from mailproc.core.addresses import has_forbidden_chars
 from mailproc.core.rawmail import find_message_id
+from mailproc.store.db import driver_error
 from mailproc.store.models import Inbound
 
 SOURCES = frozenset({"smtp", "lmtp", "imap", "file", "maildir", "mbox", "stdin"})
@@ -90,7 +91,7 @@ def store_raw(
             results += _store_chunk(cursor, sql, chunk, received_at)
         return results
     except connection.dialect.loaded_dbapi.Error as error:
-        raise _wrapped(connection, error) from error
+        raise driver_error(connection, error) from error
     finally:
         cursor.close()
 
@@ -222,18 +223,6 @@ class _Statements:
 @functools.lru_cache(maxsize=8)
 def _statements(dialect: Dialect) -> _Statements:
     return _Statements(dialect)
-
-
-def _wrapped(connection: Connection, error: Any) -> exc.StatementError:
-    """A driver error as SQLAlchemy raises it; a lost connection is invalidated."""
-    dialect = connection.dialect
-    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
-    if lost:
-        connection.invalidate(error)
-    wrapped: exc.StatementError = exc.DBAPIError.instance(
-        None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-    )
-    return wrapped
 
 
 def _clean(value: str | None) -> str | None:

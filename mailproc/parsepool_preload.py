@@ -4,8 +4,7 @@ Loading the language-identification model takes about 0.45 s; done here, the wor
 instead of each loading its own copy.
 """
 
+import mailproc.parsepool  # noqa: F401  (the workers' code, imported once)
 from mailproc.core.locale_policy import guess_language
-from mailproc.parsepool import prepare_all
 
 guess_language("warm up")  # loads the model into the fork server
-__all__ = ["prepare_all"]

@@ -82,6 +82,15 @@ class ProcessingContext:
     pool: ParsePool | None = field(default=None, compare=False)
     numbers: repo.TicketNumbers = field(default_factory=repo.TicketNumbers, compare=False)
 
+    def complete(
+        self, claimed: Sequence[tuple[Inbound, bytes]], ready: Mapping[int, PrepareResult]
+    ) -> dict[int, PrepareResult]:
+        """``ready`` (results prepared ahead, by inbound id) plus those still missing."""
+        missing = [(inbound, raw) for inbound, raw in claimed if inbound.id not in ready]
+        jobs = [(raw, inbound.envelope_from) for inbound, raw in missing]
+        computed = zip([inbound.id for inbound, _ in missing], self.prepare(jobs), strict=True)
+        return {**ready, **dict(computed)}
+
     def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
         """The pure first step for each (raw, envelope sender), on several cores if pooled."""
         if self.pool is not None:
@@ -132,14 +141,9 @@ def process_pending(
     while True:
         with transaction(factory) as session:
             claimed = repo.claim_pending(session, batch_size)
-            ready = ahead.results() if ahead is not None else {}
+            # the first batch is prepared here, before the next one queues in the workers
+            ready = context.complete(claimed, ahead.results() if ahead is not None else {})
             ahead = None
-            missing = [
-                (row.id, (raw, row.envelope_from)) for row, raw in claimed if row.id not in ready
-            ]
-            if missing:  # the first batch: prepared before the next one queues in the workers
-                prepared = context.prepare([job for _, job in missing])
-                ready.update(zip([key for key, _ in missing], prepared, strict=True))
             if context.pool is not None and len(claimed) == batch_size:
                 upcoming = repo.peek_pending(session, claimed[-1][0].id, batch_size)
                 ahead = context.pool.start(
@@ -267,8 +271,7 @@ class _Batch:
         self.session = session
         self.context = context
         self.now = context.clock.now()
-        self._dialect = session.get_bind().dialect.name
-        self._postgres = self._dialect == "postgresql"
+        self._postgres = session.get_bind().dialect.name == "postgresql"
         self._ticket_by_message_id: dict[str, Ticket] = {}
         self._first_inbound: dict[str, tuple[str, Ticket | None]] = {}
         self._unknown_ids: set[str] = set()
@@ -291,17 +294,9 @@ class _Batch:
         """Decide and stage every claimed message; the caller flushes."""
         outcomes: dict[int, Outcome] = {}
         prepared: dict[int, Prepared] = {}
-        ready = ready or {}
-        missing = [(inbound, raw) for inbound, raw in claimed if inbound.id not in ready]
-        computed = dict(
-            zip(
-                (inbound.id for inbound, _ in missing),
-                self.context.prepare([(raw, inbound.envelope_from) for inbound, raw in missing]),
-                strict=True,
-            )
-        )
-        results = [ready[i.id] if i.id in ready else computed[i.id] for i, _ in claimed]
-        for (inbound, _), result in zip(claimed, results, strict=True):
+        results = self.context.complete(claimed, ready or {})
+        for inbound, _ in claimed:
+            result = results[inbound.id]
             inbound.attempts += 1
             if isinstance(result, Exception):  # a message the parser cannot take: set aside
                 outcomes[inbound.id] = self._quarantine(inbound, result)
@@ -646,7 +641,7 @@ class _Batch:
         for attachment in parsed.attachments:
             stage_statement(
                 self.session,
-                insert_new_only(self._dialect, Blob),
+                insert_new_only(self.session, Blob),
                 {"sha256": attachment.sha256, "size": attachment.size, "data": attachment.content},
             )
             stage_statement(
@@ -1033,11 +1028,10 @@ def _refresh(session: Session, message: MessageRecord, parsed: ParsedMessage) ->
     if wanted != have:
         changed.append("attachments")
         message.attachments.clear()
-        dialect = session.get_bind().dialect.name
         for attachment in parsed.attachments:
             stage_statement(
                 session,
-                insert_new_only(dialect, Blob),
+                insert_new_only(session, Blob),
                 {"sha256": attachment.sha256, "size": attachment.size, "data": attachment.content},
             )
             message.attachments.append(

@@ -260,7 +260,7 @@ class Workflows:
             code_team=entry.team if entry else None,
             triage_within=(ticket.triage_due - ticket.received_at) if ticket.triage_due else None,
         )
-        insert_timer = insert_new_only(session.get_bind().dialect.name, Timer)
+        insert_timer = insert_new_only(session, Timer)
         for timer in timers:  # staged in a batch: written with the other tickets' timers
             stage_statement(
                 session,
@@ -324,7 +324,7 @@ class Workflows:
         case = RefundCase(amount, currency, plan, days, kind)
         needed = required_level(case)
         session.execute(
-            insert_new_only(session.get_bind().dialect.name, RefundCaseRecord),
+            insert_new_only(session, RefundCaseRecord),
             {
                 "ticket_id": ticket.id,
                 "amount": amount,
@@ -808,7 +808,7 @@ class Workflows:
         now: dt.datetime,
     ) -> None:
         inserted = session.execute(
-            insert_new_only(session.get_bind().dialect.name, Credit).returning(Credit.id),
+            insert_new_only(session, Credit).returning(Credit.id),
             {
                 "key": key,
                 "customer_id": customer.id,
@@ -858,7 +858,7 @@ class Workflows:
             if dry_run:
                 continue
             session.execute(
-                insert_new_only(session.get_bind().dialect.name, Incident),
+                insert_new_only(session, Incident),
                 {
                     "key": key,
                     "code": incident.code,

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.errors import TransientError
@@ -42,6 +42,19 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # Take the write lock up front: a deferred transaction that later needs to write
         # can fail at once with SQLITE_BUSY instead of waiting its turn.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def driver_error(connection: Connection, error: Any) -> exc.DBAPIError:
+    """A driver error raised on the raw driver connection, as SQLAlchemy would raise it; a lost
+    connection is invalidated, so the pool does not hand it out again."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+    if lost:
+        connection.invalidate(error)
+    wrapped: exc.DBAPIError = exc.DBAPIError.instance(
+        None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
+    return wrapped
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

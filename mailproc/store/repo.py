@@ -157,7 +157,7 @@ def record_event(
 def shared_secret(session: Session, name: str, now: dt.datetime) -> str:
     """A random secret stored once in the database and shared by every process."""
     session.execute(
-        insert_new_only(session.get_bind().dialect.name, AppSecret).values(
+        insert_new_only(session, AppSecret).values(
             name=name, value=secrets.token_urlsafe(32), created_at=now
         )
     )

@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnDefault, Connection, Executable, Insert, Table, exc, insert
+from sqlalchemy import ColumnDefault, Connection, Executable, Insert, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from mailproc.store.db import driver_error
 from mailproc.store.models import Base, Ticket
 
 _SCOPE_KEY: Final = "mailproc.staged_rows"
@@ -185,12 +186,16 @@ def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]])
                     ]
                 )
     except dialect.loaded_dbapi.Error as error:
-        raise exc.DBAPIError.instance(sql, None, error, dialect.loaded_dbapi.Error) from error
+        raise driver_error(connection, error) from error
+
+
+def insert_new_only(session: Session, model: type[Base]) -> Insert:
+    """A Core INSERT that skips rows whose unique key exists (SQLite and PostgreSQL)."""
+    return _insert_new_only(session.get_bind().dialect.name, model)
 
 
 @cache
-def insert_new_only(dialect: str, model: type[Base]) -> Insert:
-    """A Core INSERT that skips rows whose unique key exists (SQLite and PostgreSQL)."""
+def _insert_new_only(dialect: str, model: type[Base]) -> Insert:
     module = postgresql if dialect == "postgresql" else sqlite
     statement: Insert = module.insert(table_of(model)).on_conflict_do_nothing()
     return statement
