@@ -24,7 +24,6 @@ from mailproc.store.models import Inbound
 SOURCES = frozenset({"smtp", "lmtp", "imap", "file", "maildir", "mbox", "stdin"})
 _MAX_ENVELOPE_FIELD = 998
 _CHUNK = 1000  # messages per statement: parameters stay under SQLite's and PostgreSQL's caps
-_FIND = "SELECT raw_sha256, id, message_id FROM inbound"
 _INBOUND_COLUMNS = (
     "raw_sha256",
     "size",
@@ -78,9 +77,10 @@ def store_raw(
 
     The same bytes twice are stored once (the second is reported as a duplicate); the same
     Message-ID with different bytes is stored as its own message and flagged. Nothing is
-    durable until the caller commits. A chunk of mail costs three statements on the driver's
-    cursor (known hashes and Message-IDs, blobs, inbound rows), not three per mail; driver
-    errors are raised as SQLAlchemy's, as from ``Connection.execute``.
+    durable until the caller commits. A chunk of mail costs two statements on the driver's
+    cursor (blobs, inbound rows that look up their Message-ID conflicts themselves), and a
+    third only when some of it was stored before (their ids); driver errors are raised as
+    SQLAlchemy's, as from ``Connection.execute``.
     """
     sql = _statements(connection.dialect)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -104,30 +104,19 @@ def _store_chunk(
 ) -> list[Stored]:
     digests = [hashlib.sha256(raw).hexdigest() for raw, _ in items]
     message_ids = [find_message_id(raw) for raw, _ in items]
-    wanted = set(digests)
-    wanted_ids = {mid for mid in message_ids if mid}
-    existing: dict[str, int] = {}
-    known_ids: set[str] = set()
-    cursor.execute(sql.find(len(wanted), len(wanted_ids)), (*wanted, *wanted_ids))
-    for digest, inbound_id, message_id in cursor.fetchall():
-        if digest in wanted:
-            existing[digest] = inbound_id
-        if message_id:
-            known_ids.add(message_id)
     when = sql.received_at(received_at)
     new_rows: dict[str, tuple[object, ...]] = {}
     blobs: list[tuple[str, int, bytes]] = []
-    conflicts: set[str] = set()
+    seen_ids: set[str] = set()
     for (raw, envelope), digest, message_id in zip(items, digests, message_ids, strict=True):
-        if digest in existing or digest in new_rows:
+        if digest in new_rows:
             continue
-        if message_id in known_ids:
-            conflicts.add(digest)
         new_rows[digest] = (
             digest,
             len(raw),
             message_id,
-            digest in conflicts,
+            message_id in seen_ids,  # earlier in this chunk; the statement looks up stored mail
+            message_id,
             envelope.source,
             _clean(envelope.source_ref),
             _clean(envelope.mail_from),
@@ -138,23 +127,21 @@ def _store_chunk(
         )
         blobs.append((digest, len(raw), raw))
         if message_id:
-            known_ids.add(message_id)
-    fresh: set[str] = set()
-    if new_rows:
-        for digest, inbound_id in sql.insert(cursor, blobs, list(new_rows.values())):
-            existing[digest] = inbound_id
-            fresh.add(digest)
-    raced = [digest for digest in new_rows if digest not in existing]
-    if raced:  # another process stored the same bytes a moment ago
-        cursor.execute(sql.find(len(raced), 0), tuple(raced))
-        existing.update((digest, inbound_id) for digest, inbound_id, _ in cursor.fetchall())
+            seen_ids.add(message_id)
+    fresh = {
+        digest: (inbound_id, conflict)
+        for digest, inbound_id, conflict in sql.insert(cursor, blobs, list(new_rows.values()))
+    }
+    existing = {digest: inbound_id for digest, (inbound_id, _) in fresh.items()}
+    known = [digest for digest in new_rows if digest not in fresh]
+    if known:  # stored before (or by another process a moment ago)
+        cursor.execute(sql.find(len(known)), tuple(known))
+        existing.update(cursor.fetchall())
     results: list[Stored] = []
     for digest, message_id in zip(digests, message_ids, strict=True):
-        first = digest in fresh
-        fresh.discard(digest)
-        results.append(
-            Stored(existing[digest], not first, message_id, first and digest in conflicts)
-        )
+        first = fresh.pop(digest, None)
+        conflict = first is not None and bool(first[1])
+        results.append(Stored(existing[digest], first is None, message_id, conflict))
     return results
 
 
@@ -176,29 +163,31 @@ class _Statements:
             "ON CONFLICT DO NOTHING"
         )
         self._insert_inbound = f"INSERT INTO inbound ({', '.join(_INBOUND_COLUMNS)}) VALUES "
-        self._row = f"({self._marks(len(_INBOUND_COLUMNS))})"
-        self._returning = " ON CONFLICT DO NOTHING RETURNING raw_sha256, id"
+        # message_id_conflict: the same Message-ID earlier in the chunk, or already stored.
+        conflict = (
+            f"({self._mark} OR EXISTS (SELECT 1 FROM inbound WHERE message_id = {self._mark}))"
+        )
+        self._row = f"({self._marks(3)}, {conflict}, {self._marks(len(_INBOUND_COLUMNS) - 4)})"
+        self._returning = " ON CONFLICT DO NOTHING RETURNING raw_sha256, id, message_id_conflict"
 
     def _marks(self, count: int) -> str:
         return ", ".join([self._mark] * count)
 
-    def find(self, digests: int, message_ids: int) -> str:
-        """Rows (raw hash, id, Message-ID) having one of the hashes or one of the Message-IDs."""
-        query = f"{_FIND} WHERE raw_sha256 IN ({self._marks(digests)})"
-        if message_ids:
-            query += f" UNION ALL {_FIND} WHERE message_id IN ({self._marks(message_ids)})"
-        return query
+    def find(self, digests: int) -> str:
+        """(raw hash, id) of the stored rows having one of ``digests`` hashes."""
+        return f"SELECT raw_sha256, id FROM inbound WHERE raw_sha256 IN ({self._marks(digests)})"
 
     def insert(
         self, cursor: Any, blobs: list[tuple[str, int, bytes]], rows: list[tuple[object, ...]]
-    ) -> list[tuple[str, int]]:
-        """Insert blobs and inbound rows unless their hash is stored; (raw hash, id) of new rows."""
+    ) -> list[tuple[str, int, bool]]:
+        """Insert blobs and inbound rows unless their hash is stored; (raw hash, id, Message-ID
+        conflict) of the new rows."""
         if self._pipeline:
             with cursor.connection.pipeline(), cursor.connection.cursor() as blob_cursor:
                 blob_cursor.executemany(self._insert_blob, blobs)
                 statement = f"{self._insert_inbound}{self._row}{self._returning}"
                 cursor.executemany(statement, rows, returning=True)
-                inserted: list[tuple[str, int]] = []
+                inserted: list[tuple[str, int, bool]] = []
                 while True:
                     inserted += cursor.fetchall()
                     if not cursor.nextset():

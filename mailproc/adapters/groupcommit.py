@@ -1,162 +1,171 @@
 """Group commit: concurrent SMTP sessions hand messages to one writer that commits them together.
 
 Each session awaits the commit of the group that holds its message before it answers ``250``.
-The writer is a thread of its own with one long-lived connection: the event loop keeps serving
-the other sessions while a group is written and synced. A group costs a few prebuilt statements
-and one commit (``intake.store_raw``); the loop pays a queue put per message and one wake-up per
-group. (Waiting for more messages before a commit was measured: it only added latency.)
+The writer is a process of its own (``commitwriter``): the event loop only pickles each message
+onto a socket (one send per loop turn, whatever the number of sessions) and reads the answers,
+while hashing, SQL and the sync run on the other core without taking the listener's GIL.
+Whatever arrives during a commit goes into the next one. (Measured: a writer thread in the
+listener's process cost the loop about half its throughput; waiting for more messages before a
+commit only added latency.)
+
+If the writer dies, the messages it had not answered get ``451`` (a message it committed before
+dying is recognized as a duplicate when the client retries) and a new writer is started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import cast
 
-from sqlalchemy import Connection, Engine, exc
-
+from mailproc.adapters.commitwriter import (
+    Answer,
+    Failure,
+    FrameBuffer,
+    WriterConfig,
+    frame,
+    request,
+)
 from mailproc.clock import Clock
-from mailproc.errors import TransientError
-from mailproc.intake import Envelope, Stored, store_raw
-from mailproc.store.db import is_transient
+from mailproc.config import DatabaseSettings
+from mailproc.errors import PermanentError, TransientError
+from mailproc.intake import Envelope, Stored
 
 log = logging.getLogger(__name__)
 
+_RESTART_DELAYS_S = (0.1, 0.5, 2.0, 10.0)
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    raw: bytes
-    envelope: Envelope
-    done: asyncio.Future[Stored]
+
+class _WriterLink(asyncio.Protocol):
+    """The socket to one writer process: answers resolve their futures as soon as they arrive."""
+
+    def __init__(self, on_answer: Callable[[list[Answer]], None]) -> None:
+        self._on_answer = on_answer
+        self._buffer = FrameBuffer()
+        self.transport: asyncio.Transport | None = None
+        self.answered = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        for answer in self._buffer.feed(data):
+            self._on_answer(answer)  # type: ignore[arg-type]
+            self.answered = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class GroupCommitter:
-    """One writer for many sessions: whatever queued up during a commit goes into the next one."""
+    """The listener's side of the commit writer: queue messages, await their commit."""
 
     def __init__(
         self,
-        engine: Engine,
+        database: DatabaseSettings,
         clock: Clock,
         *,
         max_group: int = 256,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
-        self._engine = engine
+        self._config = WriterConfig(database.url, database.busy_timeout_ms, max_group)
         self._clock = clock
-        self._max_group = max_group
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closed = False
-        self._connection: Connection | None = None  # the writer thread's
+        self._seq = 0
+        self._waiting: dict[int, asyncio.Future[Stored]] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._link: _WriterLink | None = None  # to the running writer
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The running writer process's id."""
+        return self._process.pid if self._link is not None and self._process else None
 
     async def store(self, raw: bytes, envelope: Envelope) -> Stored:
         """Queue one message and return once it is committed; raise if it could not be."""
         if self._closed:
             raise TransientError("shutting down")
+        if self._link is None or self._link.transport is None:
+            raise TransientError("commit writer not running")
+        self._seq = seq = self._seq + 1
         done: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Pending(raw, envelope, done))
-        return await done
-
-    def close(self) -> None:
-        """Accept nothing new; ``run`` returns after committing what is queued."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-
-    async def run(self) -> None:
-        """Run the writer thread until closed and drained."""
-        loop = asyncio.get_running_loop()
-        finished: asyncio.Future[None] = loop.create_future()
-        thread = threading.Thread(
-            target=self._writer, args=(loop, finished), name="group-commit", daemon=True
-        )
-        thread.start()
-        await finished
-
-    def _writer(self, loop: asyncio.AbstractEventLoop, finished: asyncio.Future[None]) -> None:
+        self._waiting[seq] = done
+        self._link.transport.write(frame(request(seq, self._clock.now(), raw, envelope)))
         try:
-            while True:
-                group, closing = self._next_group()
-                # A session that gave up (timeout, lost connection) before its turn is not written.
-                self._commit(loop, [p for p in group if not p.done.cancelled()])
-                if closing:
-                    return
-        finally:
-            self._disconnect()
-            loop.call_soon_threadsafe(_set_done, finished)
-
-    def _next_group(self) -> tuple[list[_Pending], bool]:
-        """Wait for a message, then take whatever else is queued (up to ``max_group``)."""
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        group = [first]
-        while len(group) < self._max_group:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                return group, True
-            group.append(item)
-        return group, False
-
-    def _commit(self, loop: asyncio.AbstractEventLoop, group: list[_Pending]) -> None:
-        if not group:
-            return
-        try:
-            results = self._write([(p.raw, p.envelope) for p in group])
-        except Exception as error:
-            if len(group) > 1 and not isinstance(error, TransientError):
-                # Something in one message broke the group: retry one by one so that only
-                # that message is refused.
-                log.warning("group of %d failed (%s); committing one by one", len(group), error)
-                for pending in group:
-                    self._commit(loop, [pending])
-                return
-            loop.call_soon_threadsafe(_fail, group, error)
-            return
-        loop.call_soon_threadsafe(self._succeed, group, results)
-
-    def _succeed(self, group: list[_Pending], results: list[Stored]) -> None:
-        for pending, stored in zip(group, results, strict=True):
-            if not pending.done.done():
-                pending.done.set_result(stored)
-        if self._on_commit is not None:
-            self._on_commit(len(group))
-
-    def _write(self, items: Sequence[tuple[bytes, Envelope]]) -> list[Stored]:
-        """Store and commit one group; a database error drops the connection."""
-        try:
-            if self._connection is None:
-                self._connection = self._engine.connect()
-            with self._connection.begin():
-                return store_raw(self._connection, items, self._clock.now())
-        except exc.SQLAlchemyError as error:
-            self._disconnect()
-            if is_transient(error):
-                lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-                reason = lines[0] if lines else type(error).__name__
-                raise TransientError(f"database unavailable: {reason}") from error
+            return await done
+        except asyncio.CancelledError:  # the session gave up; the writer may still store it
+            self._waiting.pop(seq, None)
             raise
 
-    def _disconnect(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(exc.SQLAlchemyError):
-                self._connection.close()
-            self._connection = None
+    def close(self) -> None:
+        """Accept nothing new; ``run`` returns once the writer committed what it was sent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._link is not None and self._link.transport is not None:
+            self._link.transport.write_eof()
 
+    async def start(self) -> None:
+        """Start a writer process (``store`` refuses until one runs)."""
+        parent, child = socket.socketpair()
+        with child:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mailproc.adapters.commitwriter", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        loop = asyncio.get_running_loop()
+        transport, self._link = await loop.create_unix_connection(
+            lambda: _WriterLink(self._resolve), sock=parent
+        )
+        self._link.transport = transport
+        transport.write(frame(self._config))
 
-def _fail(group: list[_Pending], error: Exception) -> None:
-    for pending in group:
-        if not pending.done.done():
-            pending.done.set_exception(error)
+    async def run(self) -> None:
+        """Deliver the writer's answers until closed and drained; restart a writer that dies."""
+        if self._process is None:
+            await self.start()
+        failures = 0
+        while True:
+            assert self._link is not None and self._process is not None
+            await self._link.closed
+            code = await asyncio.to_thread(self._process.wait)
+            answered, self._link = self._link.answered, None
+            self._fail_waiting(f"commit writer stopped (exit code {code})")
+            if self._closed:
+                return
+            failures = 0 if answered else failures + 1
+            delay = _RESTART_DELAYS_S[min(failures, len(_RESTART_DELAYS_S) - 1)]
+            log.error("commit writer stopped (exit code %s); restarting in %.1fs", code, delay)
+            await asyncio.sleep(delay)
+            if self._closed:
+                return
+            await self.start()
 
+    def _resolve(self, answer: list[Answer]) -> None:
+        stored = 0
+        for seq, outcome in answer:
+            done = self._waiting.pop(seq, None)
+            if done is None or done.done():
+                continue
+            if isinstance(outcome, Failure):
+                error_type = TransientError if outcome.transient else PermanentError
+                done.set_exception(error_type(outcome.reason))
+            else:
+                done.set_result(Stored(*outcome))
+                stored += 1
+        if stored and self._on_commit is not None:
+            self._on_commit(stored)
 
-def _set_done(finished: asyncio.Future[None]) -> None:
-    if not finished.done():
-        finished.set_result(None)
+    def _fail_waiting(self, reason: str) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for done in waiting.values():
+            if not done.done():
+                done.set_exception(TransientError(reason))

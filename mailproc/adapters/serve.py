@@ -97,7 +97,7 @@ def build_listener(
         except (OSError, ValueError) as error:
             raise StartupError(f"cannot read auth_file: {error}", os.EX_CONFIG) from error
     committer = GroupCommitter(
-        app.engine, app.clock, max_group=settings.group_max, on_commit=on_commit
+        app.settings.database, app.clock, max_group=settings.group_max, on_commit=on_commit
     )
     policy = RecipientPolicy(app.settings.support.addresses, app.settings.support.domain)
     return Listener(

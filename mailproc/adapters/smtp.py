@@ -70,7 +70,7 @@ class IntakeHandler:
         lmtp: bool,
         max_recipients: int,
     ) -> None:
-        self._committer = committer
+        self.committer = committer
         self._policy = policy
         self._lmtp = lmtp
         self._max_recipients = max_recipients
@@ -116,7 +116,7 @@ class IntakeHandler:
             return self._reply(envelope, "554", "5.6.0", f"message refused: {refusal}")
         self.in_flight += 1
         try:
-            stored = await self._committer.store(
+            stored = await self.committer.store(
                 raw,
                 Envelope(
                     source="lmtp" if self._lmtp else "smtp",
@@ -236,7 +236,7 @@ class Listener:
             lmtp=settings.protocol == "lmtp",
             max_recipients=settings.max_recipients,
         )
-        self._committer = committer
+        self.committer = committer
         self._sessions: set[SMTP] = set()
         self._options: dict[str, Any] = {
             "data_size_limit": max_message_bytes,
@@ -258,7 +258,8 @@ class Listener:
         """Bind and start serving; raises OSError when the address cannot be bound."""
         loop = asyncio.get_running_loop()
         session_class = _TrackedLMTP if self.settings.protocol == "lmtp" else _TrackedSMTP
-        self._committer_task = loop.create_task(self._committer.run())
+        await self.committer.start()
+        self._committer_task = loop.create_task(self.committer.run())
         try:
             self._server = await loop.create_server(
                 lambda: session_class(
@@ -293,7 +294,7 @@ class Listener:
         log.info("listener stopped")
 
     async def _stop_committer(self) -> None:
-        self._committer.close()
+        self.committer.close()
         if self._committer_task is not None:
             await self._committer_task
 

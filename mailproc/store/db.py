@@ -86,7 +86,7 @@ def transaction(factory: sessionmaker[Session], *, commit: bool = True) -> Itera
     except exc.SQLAlchemyError as error:
         session.rollback()
         if is_transient(error):
-            raise TransientError(f"database unavailable: {_first_line(error)}") from error
+            raise TransientError(f"database unavailable: {first_line(error)}") from error
         raise
     except BaseException:
         session.rollback()
@@ -95,6 +95,7 @@ def transaction(factory: sessionmaker[Session], *, commit: bool = True) -> Itera
         session.close()
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of a (driver) error's message, for one-line logs and replies."""
     text = str(getattr(error, "orig", None) or error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__

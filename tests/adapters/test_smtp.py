@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -25,6 +26,7 @@ from adapters.support import (
     make_message,
     message_ids,
 )
+from mailproc.adapters.commitwriter import FrameBuffer, frame
 from mailproc.adapters.groupcommit import GroupCommitter
 from mailproc.adapters.serve import StartupError, build_listener
 from mailproc.adapters.smtp import RecipientPolicy, hash_password
@@ -386,7 +388,8 @@ def test_poison_message_in_a_group_fails_alone(app: App) -> None:
     """A message the database refuses is retried alone; the rest of its group is stored."""
 
     async def scenario() -> list[object]:
-        committer = GroupCommitter(app.engine, app.clock)
+        committer = GroupCommitter(app.settings.database, app.clock)
+        await committer.start()
         task = asyncio.create_task(committer.run())
         good = [committer.store(make_message(n), Envelope("smtp")) for n in range(3)]
         bad = committer.store(make_message(99), Envelope("smtp", source_ref="\udc80"))
@@ -399,6 +402,34 @@ def test_poison_message_in_a_group_fails_alone(app: App) -> None:
     assert isinstance(bad, Exception)
     assert not any(isinstance(result, Exception) for result in good)
     assert sorted(message_ids(app)) == [f"m-{n}@example.com" for n in range(3)]
+
+
+def test_commit_writer_that_dies_is_restarted(app: App, running: ListenerThread) -> None:
+    """Mail meanwhile gets 451 (never a 250 for mail not stored); a new writer takes over."""
+    with _client(running.port) as client:
+        client.sendmail("a@example.com", [SUPPORT], make_message(20))
+        pid = running.listener.committer.writer_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        codes: list[int] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and codes[-1:] != [250]:
+            client.mail("a@example.com")
+            client.rcpt(SUPPORT)
+            codes.append(client.data(make_message(21 + len(codes)))[0])
+            time.sleep(0.02)
+        assert codes[-1] == 250 and set(codes) <= {250, 451}
+        assert running.listener.committer.writer_pid not in (None, pid)
+    stored_last = f"m-{20 + len(codes)}@example.com"
+    assert message_ids(app) == ["m-20@example.com", stored_last]
+
+
+def test_frames_split_anywhere_are_read_whole() -> None:
+    values = [("config", 1), (2, b"x" * 70_000), (3, None)]
+    stream = b"".join(frame(value) for value in values)
+    for cut in (1, 3, 4, 5, 1000, len(stream) - 1):
+        buffer = FrameBuffer()
+        assert buffer.feed(stream[:cut]) + buffer.feed(stream[cut:]) == values
 
 
 # ----------------------------------------------------------------------------- TLS and AUTH
