@@ -14,10 +14,12 @@ import contextlib
 import datetime as dt
 import imaplib
 import logging
+import re
 import select
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +42,9 @@ from mailproc.store.db import transaction
 from mailproc.store.models import ImapKey
 
 log = logging.getLogger(__name__)
+
+_UID_IN_FETCH = re.compile(r"\bUID (\d+)", re.IGNORECASE)
+_SIZE_IN_FETCH = re.compile(r"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
 
 STORED_KEYWORD = "$MailprocStored"
 _NETWORK_ERRORS = (OSError, imaplib.IMAP4.error, ImapToolsError)
@@ -82,6 +87,11 @@ class MailboxPoller:
         self._on_stored = on_stored
         self._ttl = dt.timedelta(seconds=settings.lease_ttl_s)
         self._uidvalidity: int | None = None
+        # PostgreSQL commits two batches at once (each on its own connection) while the next
+        # is fetched; SQLite has one writer at a time anyway.
+        bind = factory.kw.get("bind")
+        self._parallel_commits = 2 if bind is not None and bind.dialect.name == "postgresql" else 1
+        self._counting = threading.Lock()  # DrainResult is counted from the commit threads
 
     @property
     def lease_name(self) -> str:
@@ -190,33 +200,35 @@ class MailboxPoller:
         if not uids:
             return result
         known = self._known(uidvalidity, uids)
-        batch = self.settings.fetch_batch
+        batches = fetch_batches(
+            uids, _sizes(box, uids), self.settings.fetch_batch, self.settings.fetch_batch_bytes
+        )
         mover = self._second_connection(uidvalidity) if len(uids) > _MOVE_GROUP else box
         committed: list[int] = []  # moved in large groups: a MOVE costs the server per command
         prefix = f"imap-{self.mailbox.name}"
+        parallel = self._parallel_commits
         try:
             with (
-                ThreadPoolExecutor(1, thread_name_prefix=prefix) as database,
+                ThreadPoolExecutor(parallel, thread_name_prefix=prefix) as database,
                 ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-move") as moving,
             ):
-                committing: Future[list[int]] | None = None
+                committing: deque[Future[list[int]]] = deque()
                 moves: list[Future[None]] = []
-                for start in range(0, len(uids), batch):
+                for chunk in batches:
                     if stop is not None and stop.is_set():
                         break
-                    chunk = uids[start : start + batch]
                     fetched = _fetch(box, [uid for uid in chunk if uid not in known])
                     resumed = [uid for uid in chunk if uid in known]
-                    if committing is not None:
-                        committed += committing.result()
-                    committing = database.submit(
-                        self._commit, uidvalidity, fetched, resumed, result
+                    if len(committing) >= parallel:
+                        committed += committing.popleft().result()
+                    committing.append(
+                        database.submit(self._commit, uidvalidity, fetched, resumed, result)
                     )
                     if len(committed) >= _MOVE_GROUP:
                         moves.append(moving.submit(self._take_out, mover, committed))
                         committed = []
-                if committing is not None:
-                    committed += committing.result()
+                while committing:
+                    committed += committing.popleft().result()
                 moves.append(moving.submit(self._take_out, mover, committed))
                 for move in moves:
                     move.result()
@@ -255,12 +267,12 @@ class MailboxPoller:
     ) -> list[int]:
         """Store fetched messages with their keys, fenced by the lease; return the UIDs to move."""
         name = self.mailbox.name
-        result.resumed += len(resumed)
         if not fetched:
+            with self._counting:
+                result.resumed += len(resumed)
             return resumed
         now = self._clock.now()
         with transaction(self._factory) as session:
-            lease.renew(session, self.lease_name, self._holder, now, self._ttl)
             stored = store_batch(
                 session,
                 [
@@ -282,9 +294,13 @@ class MailboxPoller:
                     for uid, outcome in zip(fetched, stored, strict=True)
                 ],
             )
+            # Last, so that a batch committing beside this one holds the lease row only briefly.
+            lease.renew(session, self.lease_name, self._holder, now, self._ttl)
         new = sum(1 for outcome in stored if not outcome.duplicate)
-        result.stored += new
-        result.duplicates += len(stored) - new
+        with self._counting:
+            result.resumed += len(resumed)
+            result.stored += new
+            result.duplicates += len(stored) - new
         if new and self._on_stored is not None:
             self._on_stored(new)
         return sorted([*resumed, *fetched])
@@ -389,6 +405,39 @@ def _fetch(box: BaseMailBox, uids: Sequence[int]) -> dict[int, bytes]:
 def _announced(box: BaseMailBox) -> bool:
     """Whether an EXISTS response came with an earlier reply (and forget it)."""
     return box.client.untagged_responses.pop("EXISTS", None) is not None
+
+
+def fetch_batches(
+    uids: Sequence[int], sizes: dict[int, int], max_count: int, max_bytes: int
+) -> list[list[int]]:
+    """UIDs cut into fetch batches of at most ``max_count`` messages and ``max_bytes`` (a
+    message larger than ``max_bytes`` is a batch of its own)."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if batch and (len(batch) >= max_count or total + size > max_bytes):
+            batches.append(batch)
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def _sizes(box: BaseMailBox, uids: Sequence[int]) -> dict[int, int]:
+    """RFC822.SIZE by UID (one command for the folder; bounds what a batch holds in memory)."""
+    response = box.client.uid("FETCH", _uid_set(uids), "(RFC822.SIZE)")
+    check_command_status(response, MailboxFetchError)
+    sizes: dict[int, int] = {}
+    for line in response[1]:
+        text = line.decode("ascii", "replace") if isinstance(line, bytes) else ""
+        uid, size = _UID_IN_FETCH.search(text), _SIZE_IN_FETCH.search(text)
+        if uid and size:
+            sizes[int(uid.group(1))] = int(size.group(1))
+    return sizes
 
 
 def _uid_set(uids: Sequence[int]) -> str:

@@ -278,7 +278,8 @@ class Dovecot:
         return MailBoxUnencrypted("127.0.0.1", self.port, timeout=10).login(user, "secret", None)
 
     def deliver(self, user: str, messages: list[bytes], folder: str = "") -> None:
-        """Drop messages into the Maildir the way a local delivery agent does (fast)."""
+        """Drop messages into the Maildir the way a local delivery agent does (fast), with the
+        size and the RFC822.SIZE in the file name as Dovecot's own delivery writes them."""
         nobody = pwd.getpwnam("nobody")
         maildir = self.root / "home" / user / "Maildir"
         target = maildir / f".{folder}" if folder else maildir
@@ -288,7 +289,8 @@ class Dovecot:
             os.chown(path, nobody.pw_uid, nobody.pw_gid)
         stamp = time.time_ns()
         for index, raw in enumerate(messages):
-            name = f"{stamp}.M{index}P{os.getpid()}.test"
+            virtual_size = len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+            name = f"{stamp}.M{index}P{os.getpid()}.test,S={len(raw)},W={virtual_size}"
             temporary = target / "tmp" / name
             temporary.write_bytes(raw)
             os.chown(temporary, nobody.pw_uid, nobody.pw_gid)

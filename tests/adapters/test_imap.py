@@ -102,6 +102,36 @@ def test_large_pass_moves_over_a_second_connection_while_fetching(
     assert _key_count(app) == 11
 
 
+def test_batches_are_bounded_by_count_and_by_bytes() -> None:
+    sizes = {1: 400, 2: 400, 3: 400, 4: 2000, 5: 100, 6: 100, 7: 100}
+    uids = list(sizes)
+    assert imap.fetch_batches(uids, sizes, 10, 1000) == [[1, 2], [3], [4], [5, 6, 7]]
+    assert imap.fetch_batches(uids, sizes, 2, 10_000) == [[1, 2], [3, 4], [5, 6], [7]]
+    assert imap.fetch_batches(uids, {}, 3, 1) == [[1, 2, 3], [4, 5, 6], [7]]  # sizes unknown
+    assert imap.fetch_batches([], sizes, 3, 1000) == []
+
+
+def test_big_messages_are_fetched_in_batches_that_fit_the_byte_cap(
+    app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five 600 kB messages under a 1 MiB cap: one message per transaction, all stored."""
+    dovecot.deliver(imap_user, [make_message(n, size=600_000) for n in range(5)])
+    batches: list[int] = []
+    commit = MailboxPoller._commit
+
+    def counting_commit(self: MailboxPoller, *args: Any) -> list[int]:
+        batches.append(len(args[1]))
+        return commit(self, *args)
+
+    monkeypatch.setattr(MailboxPoller, "_commit", counting_commit)
+    poller = _poller(app, dovecot, imap_user, fetch_batch_bytes=1024 * 1024)
+    result = poller.poll_once()
+    assert result is not None and result.stored == 5
+    assert batches == [1, 1, 1, 1, 1]
+    assert sorted(message_ids(app)) == [f"m-{n}@example.com" for n in range(5)]
+    assert dovecot.folder_uids(imap_user, "INBOX") == []
+
+
 class _Crash(BaseException):
     """Stands for the process dying at that instant."""
 
