@@ -80,7 +80,7 @@ class ProcessingContext:
     notifier: Notifier | None = field(default=None, compare=False)
     workflows: Workflows | None = field(default=None, compare=False)
     pool: ParsePool | None = field(default=None, compare=False)
-    numbers: repo.TicketNumbers = field(default_factory=repo.TicketNumbers, compare=False)
+    ticket_keys: repo.TicketKeys = field(default_factory=repo.TicketKeys, compare=False)
 
     def complete(
         self, claimed: Sequence[tuple[Inbound, bytes]], ready: Mapping[int, PrepareResult]
@@ -281,6 +281,7 @@ class _Batch:
         self._last_number: int | None = None
         self._undecided = 0
         self._incidents_checked = False  # a batch that opens a P0 looks for incidents once
+        self._outages: list[Ticket] = []  # new P0 tickets: escalated at once, together
         self._requesters: list[str] = []  # of the tickets opened: their auto-reply budgets
         self._followups: list[tuple[Ticket, Callable[[], object]]] = []
 
@@ -455,8 +456,10 @@ class _Batch:
         customer = (
             self._customers.get(sender.address) if sender.customer and sender.address else None
         )
+        ticket_id, number = self._allocate_ticket()
         ticket = Ticket(
-            number=self._allocate_number(),
+            id=ticket_id,
+            number=number,
             status=TicketStatus.NEW,
             subject=understood.parsed.subject or "(no subject)",
             customer=customer,
@@ -537,9 +540,11 @@ class _Batch:
         ticket.classification = assessment.classification_record()
         ticket.sla = sla_record(deadlines)
         workflows = self.context.workflows
-        if found.priority is Priority.P0 and workflows and not self._incidents_checked:
-            self._incidents_checked = True  # it runs after the flush: it sees every new P0
-            self._later(ticket, lambda: workflows.detect_incidents(self.session, self.now))
+        if found.priority is Priority.P0 and workflows:
+            self._outages.append(ticket)
+            if not self._incidents_checked:
+                self._incidents_checked = True  # it runs after the flush: it sees every new P0
+                self._later(ticket, lambda: workflows.detect_incidents(self.session, self.now))
         seconds = (self.now - inbound.received_at).total_seconds()
         self._event(
             ticket,
@@ -591,6 +596,13 @@ class _Batch:
         """
         if not self._followups:
             return
+        workflows = self.context.workflows
+        if self._outages and workflows is not None:  # after every new ticket's timers
+            outages = [ticket.id for ticket in self._outages]
+            self._later(
+                self._outages[-1],
+                lambda: workflows.escalate_outages(self.session, outages, self.now),
+            )
         try:
             with self.session.begin_nested(), staging(self.session), self.session.no_autoflush:
                 if self.context.notifier is not None:
@@ -753,13 +765,14 @@ class _Batch:
             ticket,
         )
 
-    def _allocate_number(self) -> int:
+    def _allocate_ticket(self) -> tuple[int | None, int]:
+        """(id, number) of a new ticket; on SQLite the id comes with the insert."""
         if self._postgres:
-            return self.context.numbers.take(self.session, self._undecided)
+            return self.context.ticket_keys.take(self.session, self._undecided)
         if self._last_number is None:  # one writer at a time on SQLite: count in memory
             self._last_number = repo.next_ticket_number(self.session) - 1
         self._last_number += 1
-        return self._last_number
+        return None, self._last_number
 
     # -- looking up ----------------------------------------------------------------------
 

@@ -246,9 +246,10 @@ class Workflows:
     def ticket_opened(
         self, session: Session, ticket: Ticket, first_text: str, now: dt.datetime
     ) -> None:
-        """Schedule the escalation timers, escalate a P0 at once, open a refund case.
+        """Schedule the escalation timers and open a refund case.
 
-        Incident detection for new P0s is left to the caller: once per batch, not per ticket.
+        Left to the caller, once per batch rather than per ticket: incident detection for new
+        P0s and their immediate escalation (``escalate_outages``).
         """
         codes = ticket.classification.get("error_codes") or []
         entry = self.notifier.catalog.get(codes[0]) if codes else None
@@ -286,11 +287,6 @@ class Workflows:
                 timer.reason,
                 timer=timer.kind.value,
                 due_at=timer.due_at.isoformat(),
-            )
-        if ticket.priority == Priority.P0:  # an outage does not wait for the timer
-            write_staged(session)  # the timers are read back at once
-            self.fire_due_timers(
-                session, now, ticket_id=ticket.id, until=now + dt.timedelta(hours=1)
             )
         if ticket.customer is not None:
             ticket.customer.last_support_ticket = ticket.received_at.date()
@@ -609,12 +605,20 @@ class Workflows:
             or ""
         )
 
+    def escalate_outages(
+        self, session: Session, ticket_ids: Sequence[int], now: dt.datetime
+    ) -> None:
+        """New P0 tickets do not wait for their timers: what falls due within the hour fires
+        now (one query for a batch's P0s; their timers are staged, so written first)."""
+        write_staged(session)
+        self.fire_due_timers(session, now, ticket_ids=ticket_ids, until=now + dt.timedelta(hours=1))
+
     def fire_due_timers(
         self,
         session: Session,
         now: dt.datetime,
         *,
-        ticket_id: int | None = None,
+        ticket_ids: Sequence[int] | None = None,
         until: dt.datetime | None = None,
         dry_run: bool = False,
         summary: CheckSummary | None = None,
@@ -626,8 +630,8 @@ class Workflows:
             .order_by(Timer.due_at)
             .with_for_update(skip_locked=True)
         )
-        if ticket_id is not None:
-            query = query.where(Timer.ticket_id == ticket_id)
+        if ticket_ids is not None:
+            query = query.where(Timer.ticket_id.in_(ticket_ids))
         for timer in session.scalars(query).all():
             ticket = session.get(Ticket, timer.ticket_id)
             if ticket is None:

@@ -12,7 +12,7 @@ from mailproc.app import App
 from mailproc.config import Settings
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, MessageRecord, Ticket, TicketParticipant
-from mailproc.store.repo import TicketNumbers, record_event
+from mailproc.store.repo import TicketKeys, record_event
 from mailproc.store.staged import stage, staging, write_staged
 
 
@@ -58,19 +58,22 @@ def test_a_refused_savepoint_takes_its_staged_rows_with_it(app: App) -> None:
         assert events(session) == [(None, "kept"), (None, "inner")]
 
 
-def test_postgresql_ticket_numbers_come_in_chunks_and_never_twice(postgres_url: str) -> None:
+def test_postgresql_ticket_keys_come_in_chunks_and_never_twice(postgres_url: str) -> None:
     application = App(Settings.model_validate({"database": {"url": postgres_url}}))
     try:
-        first, second = TicketNumbers(), TicketNumbers()
+        first, second = TicketKeys(), TicketKeys()
         with transaction(application.sessions) as session:
             start = session.scalar(select(func.nextval("ticket_number_seq")))
-            assert start is not None
+            start_id = session.scalar(select(func.nextval("tickets_id_seq")))
+            assert start is not None and start_id is not None
             taken = [first.take(session, 5) for _ in range(5)]  # one chunk of five
             other = [second.take(session, 100) for _ in range(3)]  # a chunk of CHUNK
             more = [first.take(session, 1) for _ in range(2)]  # one, then one more
-        assert taken == list(range(start + 1, start + 6))
-        assert other == list(range(start + 6, start + 9))
-        assert more == [start + 6 + TicketNumbers.CHUNK, start + 7 + TicketNumbers.CHUNK]
+        numbers = [number for _, number in taken + other + more]
+        ids = [ticket_id for ticket_id, _ in taken + other + more]
+        assert numbers[:8] == list(range(start + 1, start + 9))
+        assert numbers[8:] == [start + 6 + TicketKeys.CHUNK, start + 7 + TicketKeys.CHUNK]
+        assert [ticket_id - start_id for ticket_id in ids] == [n - start for n in numbers]
     finally:
         application.close()
 
