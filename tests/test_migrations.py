@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -32,3 +33,32 @@ def test_head_matches_models_and_downgrade_round_trips(db_url: str) -> None:
 def test_history_lists_every_revision() -> None:
     lines = migrate.history()
     assert lines[-1].startswith("0001 <- base")
+
+
+def test_postgresql_raw_mail_is_compressed_with_lz4(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+
+    def compression() -> str:
+        with engine.connect() as connection:
+            return str(
+                connection.exec_driver_sql(
+                    "SELECT attcompression FROM pg_attribute "
+                    "WHERE attrelid = 'blobs'::regclass AND attname = 'data'"
+                ).scalar()
+            )
+
+    try:
+        with engine.connect() as connection:
+            lz4 = connection.exec_driver_sql(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            ).scalar()
+        if not lz4:
+            pytest.skip("this PostgreSQL server is built without lz4")
+        assert compression() == "l"
+        migrate.downgrade(engine, "0006")
+        assert compression() == "p"
+        migrate.upgrade(engine)
+        assert compression() == "l"
+    finally:
+        engine.dispose()
