@@ -366,7 +366,7 @@ class ImapSettings(_Section):
     idle: bool = True
     idle_timeout_s: float = Field(default=600, gt=0, le=1740)
     poll_interval_s: float = Field(default=60, gt=0)
-    fetch_batch: int = Field(default=500, ge=1, le=5_000)
+    fetch_batch: int = Field(default=1000, ge=1, le=5_000)
     fetch_batch_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     timeout_s: float = Field(default=60, gt=0)
     lease_ttl_s: float = Field(default=60, ge=3)
