@@ -280,7 +280,6 @@ class _Batch:
         self._customers: dict[str, Customer | None] = {}
         self._last_number: int | None = None
         self._undecided = 0
-        self._incidents_checked = False  # a batch that opens a P0 looks for incidents once
         self._outages: list[Ticket] = []  # new P0 tickets: escalated at once, together
         self._requesters: list[str] = []  # of the tickets opened: their auto-reply budgets
         self._followups: list[tuple[Ticket, Callable[[], object]]] = []
@@ -541,10 +540,9 @@ class _Batch:
         ticket.sla = sla_record(deadlines)
         workflows = self.context.workflows
         if found.priority is Priority.P0 and workflows:
-            self._outages.append(ticket)
-            if not self._incidents_checked:
-                self._incidents_checked = True  # it runs after the flush: it sees every new P0
+            if not self._outages:  # once per batch; it runs after the flush: it sees every new P0
                 self._later(ticket, lambda: workflows.detect_incidents(self.session, self.now))
+            self._outages.append(ticket)
         seconds = (self.now - inbound.received_at).total_seconds()
         self._event(
             ticket,

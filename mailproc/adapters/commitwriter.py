@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, exc
 
+from mailproc.errors import TransientError
 from mailproc.intake import Envelope, Stored, store_raw
 from mailproc.store.db import first_line, is_transient, make_engine
 
@@ -126,8 +127,8 @@ class Writer:
     def commit(self, group: Sequence[Request]) -> list[Outcome]:
         """Store and commit ``group``; an outcome per request, in order."""
         try:
-            return list(self._write(group))
-        except _Transient as error:
+            return list(self._write(group))  # list[Stored] as list[Outcome]
+        except TransientError as error:
             return [Failure(True, str(error))] * len(group)
         except Exception as error:
             if len(group) > 1:
@@ -150,7 +151,7 @@ class Writer:
         except exc.SQLAlchemyError as error:
             self.disconnect()
             if is_transient(error):
-                raise _Transient(f"database unavailable: {first_line(error)}") from error
+                raise TransientError(f"database unavailable: {first_line(error)}") from error
             raise
 
     def disconnect(self) -> None:
@@ -159,10 +160,6 @@ class Writer:
             with contextlib.suppress(exc.SQLAlchemyError):
                 self._connection.close()
             self._connection = None
-
-
-class _Transient(Exception):
-    """The database is down or locked: the whole group is answered "try again later"."""
 
 
 def serve(sock: socket.socket) -> None:
@@ -187,18 +184,20 @@ def serve(sock: socket.socket) -> None:
             requests = [request for request in group if isinstance(request, Request)]
             outcomes = writer.commit(requests)
             answer: list[Answer] = [
-                (
-                    r.seq,
-                    o
-                    if isinstance(o, Failure)
-                    else (o.inbound_id, o.duplicate, o.message_id, o.message_id_conflict),
-                )
-                for r, o in zip(requests, outcomes, strict=True)
+                (request.seq, _answer_of(outcome))
+                for request, outcome in zip(requests, outcomes, strict=True)
             ]
             sock.sendall(frame(answer))
     finally:
         writer.disconnect()
         engine.dispose()
+
+
+def _answer_of(outcome: Outcome) -> tuple[int, bool, str | None, bool] | Failure:
+    """An outcome as it travels: a failure as is, a stored message as the fields of Stored."""
+    if isinstance(outcome, Failure):
+        return outcome
+    return (outcome.inbound_id, outcome.duplicate, outcome.message_id, outcome.message_id_conflict)
 
 
 def _read(sock: socket.socket, buffer: FrameBuffer, into: deque[object], *, wait: bool) -> bool:
@@ -219,7 +218,6 @@ def _read(sock: socket.socket, buffer: FrameBuffer, into: deque[object], *, wait
 def main(argv: Sequence[str]) -> None:
     """``python -m mailproc.adapters.commitwriter FD``: serve the socket inherited as FD."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

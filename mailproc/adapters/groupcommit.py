@@ -2,8 +2,8 @@
 
 Each session awaits the commit of the group that holds its message before it answers ``250``.
 The writer is a process of its own (``commitwriter``): the event loop only pickles each message
-onto a socket (one send per loop turn, whatever the number of sessions) and reads the answers,
-while hashing, SQL and the sync run on the other core without taking the listener's GIL.
+onto a socket and resolves the answers as they arrive, while hashing, SQL and the sync run on
+the other core without taking the listener's GIL.
 Whatever arrives during a commit goes into the next one. (Measured: a writer thread in the
 listener's process cost the loop about half its throughput; waiting for more messages before a
 commit only added latency.)

@@ -70,7 +70,7 @@ class IntakeHandler:
         lmtp: bool,
         max_recipients: int,
     ) -> None:
-        self.committer = committer
+        self._committer = committer
         self._policy = policy
         self._lmtp = lmtp
         self._max_recipients = max_recipients
@@ -116,7 +116,7 @@ class IntakeHandler:
             return self._reply(envelope, "554", "5.6.0", f"message refused: {refusal}")
         self.in_flight += 1
         try:
-            stored = await self.committer.store(
+            stored = await self._committer.store(
                 raw,
                 Envelope(
                     source="lmtp" if self._lmtp else "smtp",
