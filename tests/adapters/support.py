@@ -144,14 +144,20 @@ class ListenerThread:
 
 
 class TcpProxy:
-    """A TCP forwarder to ``target_port`` that a test can cut and restore (a database outage)."""
+    """A TCP forwarder to ``target_port`` that a test can cut and restore (a database outage).
 
-    def __init__(self, target_port: int) -> None:
+    With ``downstream_bytes`` it forwards at most that many bytes from the server (over all
+    connections) and then stalls every connection: a client that can never finish its run.
+    """
+
+    def __init__(self, target_port: int, downstream_bytes: int | None = None) -> None:
         self.target_port = target_port
         self.port = free_port()
         self._server: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._downstream_left = downstream_bytes
+        self.stalled = threading.Event()
 
     def start(self) -> None:
         """Accept and forward connections."""
@@ -182,16 +188,22 @@ class TcpProxy:
                 return
             with self._lock:
                 self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)
+    def _pump(self, source: socket.socket, sink: socket.socket, downstream: bool = False) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if downstream and self._downstream_left is not None:
+                    with self._lock:
+                        data = data[: self._downstream_left]
+                        self._downstream_left -= len(data)
+                    if not data:
+                        self.stalled.set()
+                        return  # hold the connection open, silent, until cut
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
 
 
 _ACCOUNTS = 500

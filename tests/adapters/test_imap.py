@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from adapters.conftest import ConfigWriter
 from adapters.support import (
     Dovecot,
+    TcpProxy,
     count_rows,
     dovecot_server,
     make_message,
@@ -259,24 +260,26 @@ def test_idle_push_survives_a_dovecot_restart(app: App) -> None:
 def test_poller_killed_mid_run_loses_and_duplicates_nothing(
     app: App, dovecot: Dovecot, imap_user: str, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
-    # Enough small batches that the kill lands mid-run even on a fast, idle machine.
-    total = 3000
-    dovecot.deliver(imap_user, [make_message(n) for n in range(total)])
-    config = write_config(
-        imap={
-            "fetch_batch": 10,
-            "lease_ttl_s": 3,
-            "mailboxes": [_mailbox(dovecot, imap_user)],
-        }
-    )
+    total, size = 3000, 3000
+    dovecot.deliver(imap_user, [make_message(n, size=size) for n in range(total)])
+    # The poller reaches Dovecot through a proxy that passes about half the mail and then
+    # stalls, so the run cannot finish before the kill however fast the machine is.
+    proxy = TcpProxy(dovecot.port, downstream_bytes=total * size // 2)
+    proxy.start()
+    mailbox = _mailbox(dovecot, imap_user, port=proxy.port)
+    config = write_config(imap={"fetch_batch": 10, "lease_ttl_s": 3, "mailboxes": [mailbox]})
     process = start_cli(["poll"], config, tmp_path / "poll.log")
     try:
         wait_for(lambda: count_rows(app)[0] >= 100, 30, "the poller to store some mail")
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
+        proxy.cut()
     stored_at_kill = count_rows(app)[0]
     assert 0 < stored_at_kill < total, (tmp_path / "poll.log").read_text()
+    config = write_config(
+        imap={"fetch_batch": 10, "lease_ttl_s": 3, "mailboxes": [_mailbox(dovecot, imap_user)]}
+    )
     for _ in range(20):  # until the dead process's lease has run out
         completed = run_cli(["poll", "--once"], config, check=True)
         if "skipped" not in completed.stdout:
