@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -18,6 +19,8 @@ import secrets
 import socket
 import ssl
 from collections.abc import Iterable
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from pathlib import Path
 from typing import Any
 
@@ -195,8 +198,12 @@ def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
-class _TrackedSMTP(SMTP):
-    """An SMTP session that registers itself so that shutdown can close idle connections."""
+class ListenerSMTP(SMTP):
+    """An SMTP session that registers itself so that shutdown can close idle connections.
+
+    It also parses MAIL/RCPT addresses as aiosmtpd does, but cached and without the class that
+    aiosmtpd's ``_getaddr`` builds on every call: that parse was a fifth of the listener's CPU.
+    """
 
     def __init__(self, handler: IntakeHandler, *, sessions: set[SMTP], **kwargs: Any) -> None:
         self._sessions = sessions
@@ -210,8 +217,29 @@ class _TrackedSMTP(SMTP):
         self._sessions.discard(self)
         super().connection_lost(error)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        if not arg:
+            return "", ""
+        address, rest = _parse_address(arg)
+        if address is None or (
+            self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit
+        ):
+            return None, None
+        return address, rest
 
-class _TrackedLMTP(_TrackedSMTP, LMTP):
+
+@functools.lru_cache(maxsize=1024)
+def _parse_address(arg: str) -> tuple[str | None, str | None]:
+    """(address, rest of the line) of a MAIL/RCPT argument, or (None, None) when unparsable."""
+    parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
+    try:
+        address, rest = parse(arg)
+    except HeaderParseError:
+        return None, None
+    return str(address.addr_spec), rest
+
+
+class ListenerLMTP(ListenerSMTP, LMTP):
     """The LMTP variant (LHLO instead of EHLO, one DATA reply per recipient)."""
 
 
@@ -257,7 +285,7 @@ class Listener:
     async def start(self) -> None:
         """Bind and start serving; raises OSError when the address cannot be bound."""
         loop = asyncio.get_running_loop()
-        session_class = _TrackedLMTP if self.settings.protocol == "lmtp" else _TrackedSMTP
+        session_class = ListenerLMTP if self.settings.protocol == "lmtp" else ListenerSMTP
         await self.committer.start()
         self._committer_task = loop.create_task(self.committer.run())
         try:

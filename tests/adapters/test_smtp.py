@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
@@ -29,7 +30,7 @@ from adapters.support import (
 from mailproc.adapters.commitwriter import FrameBuffer, frame
 from mailproc.adapters.groupcommit import GroupCommitter
 from mailproc.adapters.serve import StartupError, build_listener
-from mailproc.adapters.smtp import RecipientPolicy, hash_password
+from mailproc.adapters.smtp import ListenerSMTP, RecipientPolicy, hash_password
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import ListenerSettings, Settings
@@ -103,6 +104,35 @@ def test_recipient_policy_accepts_support_addresses_and_their_subaddresses() -> 
         "support@dataflow.com\r\nRCPT TO:<x@y.z>",
     ):
         assert not policy.accepts(address), address
+
+
+@pytest.mark.parametrize("local_part_limit", [0, 8])
+def test_session_parses_addresses_exactly_as_aiosmtpd_does(local_part_limit: int) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        stock = SMTP(None, loop=loop)
+        ours = ListenerSMTP(None, sessions=set(), loop=loop)  # type: ignore[arg-type]
+        stock.local_part_limit = ours.local_part_limit = local_part_limit
+        for arg in (
+            "",
+            "<>",
+            "<customer@example.com>",
+            "<customer@example.com> SIZE=1234 BODY=8BITMIME",
+            "customer@example.com",
+            "  <spaced@example.com>",
+            '<"quoted local"@example.com>',
+            "<@relay.example:user@example.com>",
+            "<averyverylonglocalpart@example.com>",
+            "<no-domain>",
+            "<unclosed@example.com",
+            "not an address",
+            "<a@b@c>",
+            "<ünïcode@exämple.com>",
+        ):
+            for _ in range(2):  # the second answer comes from the cache
+                assert ours._getaddr(arg) == stock._getaddr(arg), arg
+    finally:
+        loop.close()
 
 
 def test_mail_for_us_is_stored_before_250_with_its_envelope(
