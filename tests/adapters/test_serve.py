@@ -189,12 +189,15 @@ def test_kill_9_while_16_clients_send_loses_and_duplicates_nothing(
 
     def client(worker: int) -> None:
         todo = list(range(worker, total, clients))
+        reserve = len(todo) // 10  # held back until the kill, so the run cannot finish first
         while todo:
             if killed.is_set() and not restarted.wait(60):
                 return
             try:
                 with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
                     while todo:
+                        if len(todo) <= reserve:
+                            killed.wait(60)
                         smtp.sendmail("a@example.com", [SUPPORT], make_message(todo[0], tag="k"))
                         with lock:
                             acked.add(todo.pop(0))
