@@ -15,6 +15,7 @@ def has_forbidden_chars(value: str) -> bool:
     return bool(_FORBIDDEN.search(value))
 
 
+@lru_cache(maxsize=4096)  # pure; the same few domains come back (our own on every mail we send)
 def normalize_domain(domain: str) -> str | None:
     """Lower-case a domain and turn Unicode labels into their IDNA (punycode) form."""
     domain = domain.strip().rstrip(".")
