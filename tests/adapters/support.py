@@ -157,7 +157,6 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._downstream_left = downstream_bytes
-        self.stalled = threading.Event()
 
     def start(self) -> None:
         """Accept and forward connections."""
@@ -199,7 +198,6 @@ class TcpProxy:
                         data = data[: self._downstream_left]
                         self._downstream_left -= len(data)
                     if not data:
-                        self.stalled.set()
                         return  # hold the connection open, silent, until cut
                 sink.sendall(data)
         with contextlib.suppress(OSError):
