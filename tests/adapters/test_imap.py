@@ -266,8 +266,12 @@ def test_poller_killed_mid_run_loses_and_duplicates_nothing(
     # stalls, so the run cannot finish before the kill however fast the machine is.
     proxy = TcpProxy(dovecot.port, downstream_bytes=total * size // 2)
     proxy.start()
-    mailbox = _mailbox(dovecot, imap_user, port=proxy.port)
-    config = write_config(imap={"fetch_batch": 10, "lease_ttl_s": 3, "mailboxes": [mailbox]})
+
+    def imap_through(port: int) -> Path:
+        mailbox = _mailbox(dovecot, imap_user, port=port)
+        return write_config(imap={"fetch_batch": 10, "lease_ttl_s": 3, "mailboxes": [mailbox]})
+
+    config = imap_through(proxy.port)
     process = start_cli(["poll"], config, tmp_path / "poll.log")
     try:
         wait_for(lambda: count_rows(app)[0] >= 100, 30, "the poller to store some mail")
@@ -277,9 +281,7 @@ def test_poller_killed_mid_run_loses_and_duplicates_nothing(
         proxy.cut()
     stored_at_kill = count_rows(app)[0]
     assert 0 < stored_at_kill < total, (tmp_path / "poll.log").read_text()
-    config = write_config(
-        imap={"fetch_batch": 10, "lease_ttl_s": 3, "mailboxes": [_mailbox(dovecot, imap_user)]}
-    )
+    config = imap_through(dovecot.port)
     for _ in range(20):  # until the dead process's lease has run out
         completed = run_cli(["poll", "--once"], config, check=True)
         if "skipped" not in completed.stdout:
