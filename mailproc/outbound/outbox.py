@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import ColumnElement, Insert, bindparam, exists, func, insert, literal, select
+from sqlalchemy import ColumnElement, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,8 +29,9 @@ from mailproc.store.repo import record_event
 from mailproc.store.staged import (
     StagedRows,
     current_scope,
+    insert_rows,
+    plain_insert,
     scope_chain,
-    stage_statement,
     table_of,
 )
 
@@ -263,7 +264,7 @@ def _insert_row(
     Outside a staging scope the row is inserted at once and the answer is exact. Inside one
     (a processing batch) the rows are staged: a key staged earlier in the scope is refused
     here, and a key already in the database is skipped when the rows are written (the
-    recipients and thread record go in only with the row they belong to), so a mail is never
+    recipients and thread record go in only with a row that went in), so a mail is never
     queued twice. Staged automatic mail counts in ``recent_auto_replies`` at once.
     """
     if not 0 < len(key) <= MAX_KEY_LENGTH:
@@ -287,28 +288,66 @@ def _insert_row(
         "deadline_at": deadline,
         "created_at": now,
     }
-    insert_row = _insert_if_new_key(session.get_bind().dialect.name)
+    entry = {
+        "row": row,
+        "recipients": recipients,
+        "thread": {**_THREAD_DEFAULTS, **thread},
+    }
     scope = current_scope(session)
     if scope is None:
-        if session.connection().execute(insert_row.returning(_OUTBOX.c.id), row).first() is None:
-            return False
-    else:
-        if any(key in _staged_mail(s).keys for s in scope_chain(session)):
-            return False
-        stage_statement(session, insert_row, row)
-        staged = _staged_mail(scope)
-        staged.keys.add(key)
-        if auto_submitted != NOT_AUTOMATIC:
-            for address in recipients:
-                staged.automatic.setdefault(address, []).append(now)
-    for address in recipients:
-        stage_statement(
-            session,
-            _recipient_of_row(),
-            {"key": key, "message_id": message_id, "address": address},
-        )
-    stage_statement(session, _thread_of_row(), {**_THREAD_DEFAULTS, **thread, "key": key})
+        return key in _NEW_MAIL.insert(session, [entry])
+    if any(key in _staged_mail(s).keys for s in scope_chain(session)):
+        return False
+    scope.add(_NEW_MAIL, entry)
+    staged = _staged_mail(scope)
+    staged.keys.add(key)
+    if auto_submitted != NOT_AUTOMATIC:
+        for address in recipients:
+            staged.automatic.setdefault(address, []).append(now)
     return True
+
+
+class _NewMailWriter:
+    """Writes outbox rows set-based: the rows whose key is new, then only their recipients and
+    thread records (keyed by the ids the database gave them)."""
+
+    def insert(self, session: Session, entries: list[dict[str, Any]]) -> set[str]:
+        """Insert the entries whose key is new, with their dependents; the keys inserted.
+
+        A row went in when the stored row of its key carries its Message-ID (each mail gets
+        a fresh one), so one query after the insert names them all.
+        """
+        connection = session.connection()
+        rows = [entry["row"] for entry in entries]
+        connection.execute(_insert_if_new_key(connection.dialect.name), rows)
+        ours = {row["key"]: row["message_id"] for row in rows}
+        stored = connection.execute(
+            select(_OUTBOX.c.id, _OUTBOX.c.key, _OUTBOX.c.message_id).where(
+                _OUTBOX.c.key.in_(list(ours))
+            )
+        )
+        ids = {key: id_ for id_, key, message_id in stored if ours[key] == message_id}
+        new = [entry for entry in entries if entry["row"]["key"] in ids]
+        recipients = [
+            {
+                "outbox_id": ids[entry["row"]["key"]],
+                "address": address,
+                "status": OutboxStatus.PENDING.value,
+                "reason": "",
+            }
+            for entry in new
+            for address in entry["recipients"]
+        ]
+        if recipients:
+            insert_rows(session, plain_insert(OutboxRecipient), recipients)
+            insert_rows(session, plain_insert(MessageRecord), [entry["thread"] for entry in new])
+        return set(ids)
+
+    def write(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        self.insert(session, rows)
+
+
+_NEW_MAIL: Final = _NewMailWriter()
 
 
 @dataclass
@@ -327,68 +366,12 @@ def _staged_mail(scope: StagedRows) -> _StagedMail:
     return found
 
 
-def _row_queued() -> ColumnElement[bool]:
-    """True when the outbox row with this key and Message-ID went in (not a duplicate key)."""
-    return exists().where(
-        _OUTBOX.c.key == bindparam("key"), _OUTBOX.c.message_id == bindparam("message_id")
-    )
-
-
-@cache
-def _recipient_of_row() -> Insert:
-    """INSERT of one recipient of the outbox row named by key and Message-ID, if it went in."""
-    return insert(_RECIPIENTS).from_select(
-        ["outbox_id", "address", "status", "reason"],
-        select(
-            _OUTBOX.c.id,
-            bindparam("address", type_=_RECIPIENTS.c.address.type),
-            literal(OutboxStatus.PENDING.value),
-            literal(""),
-        ).where(_OUTBOX.c.key == bindparam("key"), _OUTBOX.c.message_id == bindparam("message_id")),
-    )
-
-
-_THREAD_COLUMNS: Final = (
-    "ticket_id",
-    "direction",
-    "message_id",
-    "in_reply_to",
-    "references",
-    "from_address",
-    "from_name",
-    "to",
-    "cc",
-    "reply_to",
-    "subject",
-    "sent_at",
-    "content_language",
-    "body_text",
-    "body_source",
-    "new_text",
-    "quoted_text",
-    "content_hash",
-    "defects",
-    "sender_kind",
-    "created_at",
-)
 _THREAD_DEFAULTS: Final[Mapping[str, Any]] = {
     "quoted_text": "",
     "content_hash": "",
     "defects": [],
     "sender_kind": "unknown",
 }
-
-
-@cache
-def _thread_of_row() -> Insert:
-    """INSERT of an outbound mail's thread record, only with the outbox row it belongs to."""
-    messages = table_of(MessageRecord)
-    return insert(messages).from_select(
-        list(_THREAD_COLUMNS),
-        select(*(bindparam(name, type_=messages.c[name].type) for name in _THREAD_COLUMNS)).where(
-            _row_queued()
-        ),
-    )
 
 
 def recent_auto_replies(session: Session, address: str, since: dt.datetime) -> list[dt.datetime]:

@@ -8,6 +8,8 @@ object each. Outside a scope, the same calls insert at once. The scope belongs i
 savepoint: if the savepoint rolls back, the staged rows go with it (they are never written).
 
 Only stage rows that no query in the same scope needs to see, or call ``write_staged`` first.
+Rows that depend on keys the database assigns (an outbox row and its recipients) are staged
+under a ``RowWriter``, which writes its whole group itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import ColumnDefault, Connection, Executable, Insert, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,16 +29,25 @@ from mailproc.store.models import Base, Ticket
 _SCOPE_KEY: Final = "mailproc.staged_rows"
 
 
+class RowWriter(Protocol):
+    """Writes a group of staged rows itself, for rows one INSERT cannot take alone."""
+
+    def write(self, session: Session, rows: list[dict[str, Any]]) -> None: ...
+
+
 class StagedRows:
     """Rows waiting for their insert; a row may name a ticket not yet flushed (no id yet)."""
 
     def __init__(self, outer: StagedRows | None = None) -> None:
-        self._rows: list[tuple[Executable, dict[str, Any], Ticket | None]] = []
+        self._rows: list[tuple[Executable | RowWriter, dict[str, Any], Ticket | None]] = []
         self.outer = outer  # the enclosing scope, whose rows are not written yet either
         self.memo: dict[str, Any] = {}  # what writers must remember about their staged rows
 
     def add(
-        self, statement: Executable, values: dict[str, Any], ticket: Ticket | None = None
+        self,
+        statement: Executable | RowWriter,
+        values: dict[str, Any],
+        ticket: Ticket | None = None,
     ) -> None:
         """Queue one row; ``ticket`` fills its ``ticket_id`` when the row is written."""
         self._rows.append((statement, values, ticket))
@@ -50,20 +61,29 @@ class StagedRows:
             return
         if any(ticket is not None and ticket.id is None for _, _, ticket in self._rows):
             session.flush()  # the tickets the rows point at get their ids
-        by_statement: dict[Executable, list[dict[str, Any]]] = {}
+        by_statement: dict[Executable | RowWriter, list[dict[str, Any]]] = {}
         for statement, values, ticket in self._rows:
             if ticket is not None:
                 values["ticket_id"] = ticket.id
             by_statement.setdefault(statement, []).append(values)
         self._rows.clear()
-        connection = session.connection()
-        copy = connection.dialect.driver == "psycopg"
         for statement, rows in by_statement.items():
-            table = _COPYABLE.get(statement) if copy and len(rows) > 1 else None
-            if table is None:
-                connection.execute(statement, rows)
+            if isinstance(statement, Executable):
+                insert_rows(session, statement, rows)
             else:
-                _copy_rows(connection, table, rows)
+                statement.write(session, rows)
+
+
+def insert_rows(session: Session, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """Run ``statement`` for every row at once: COPY for a plain insert of many rows on
+    PostgreSQL, one ``executemany`` otherwise."""
+    connection = session.connection()
+    copy = connection.dialect.driver == "psycopg" and len(rows) > 1
+    table = _COPYABLE.get(statement) if copy else None
+    if table is None:
+        connection.execute(statement, rows)
+    else:
+        _copy_rows(connection, table, rows)
 
 
 def table_of(model: type[Base]) -> Table:

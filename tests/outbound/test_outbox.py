@@ -145,10 +145,12 @@ def test_staged_mail_is_queued_once_and_counts_for_the_budget_before_it_is_writt
         assert recent_auto_replies(session, "bob@example.com", T0) == [T0]
         assert recent_auto_replies(session, ANA, T0) == [T0]  # stored before the scope
         queue(session, "ack:10001", ("carol@example.com",), ticket_id=ticket_id)  # stored key
+        assert queue(session, "ack:10003", ("dan@example.com", ANA), ticket_id=ticket_id)
         assert session.scalar(select(func.count()).select_from(Outbox)) == 1  # nothing yet
-    assert [(row.key, [r.address for r in row.recipients]) for row in rows(app)] == [
+    assert [(row.key, sorted(r.address for r in row.recipients)) for row in rows(app)] == [
         ("ack:10001", [ANA]),
         ("ack:10002", ["bob@example.com"]),
+        ("ack:10003", sorted((ANA, "dan@example.com"))),
     ]
     with transaction(app.sessions, commit=False) as session:
         threads = session.scalars(
