@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -65,6 +66,7 @@ from mailproc.workflows import Workflows
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+READ_AHEAD = 2  # batches parsed ahead in the workers while one is written
 
 
 @dataclass(frozen=True)
@@ -133,28 +135,40 @@ def process_pending(
 ) -> ProcessSummary:
     """Process every pending inbound message; safe to run in several processes at once.
 
-    With a parse pool, the next batch is parsed in the workers while this one is written
-    (read ahead without locks; claimed, and checked, in the next transaction).
+    With a parse pool, the next READ_AHEAD batches are parsed in the workers while this one is
+    written (read ahead without locks; claimed, and checked, in a later transaction), so
+    neither the workers nor this process wait on the other's pace from batch to batch.
     """
     summary = ProcessSummary()
-    ahead: Ahead | None = None
+    ahead: deque[tuple[int, Ahead]] = deque()  # (last inbound id, its batch in the workers)
     while True:
         with transaction(factory) as session:
             claimed = repo.claim_pending(session, batch_size)
-            # the first batch is prepared here, before the next one queues in the workers
-            ready = context.complete(claimed, ahead.results() if ahead is not None else {})
-            ahead = None
+            current = ahead.popleft()[1] if ahead else None
             if context.pool is not None and len(claimed) == batch_size:
-                upcoming = repo.peek_pending(session, claimed[-1][0].id, batch_size)
-                ahead = context.pool.start(
-                    [(row.id, (raw, row.envelope_from)) for row, raw in upcoming]
-                )
+                if current is None:  # the first batch goes to the workers before the next ones
+                    current = context.pool.start(
+                        [(inbound.id, (raw, inbound.envelope_from)) for inbound, raw in claimed]
+                    )
+                after = ahead[-1][0] if ahead else claimed[-1][0].id
+                while len(ahead) < READ_AHEAD:
+                    upcoming = repo.peek_pending(session, after, batch_size)
+                    if not upcoming:
+                        break
+                    batch = context.pool.start(
+                        [(row.id, (raw, row.envelope_from)) for row, raw in upcoming]
+                    )
+                    if batch is None:  # a pool without workers
+                        break
+                    after = upcoming[-1][0].id
+                    ahead.append((after, batch))
+            ready = context.complete(claimed, current.results() if current is not None else {})
             summary.outcomes.extend(process_batch(session, claimed, context, ready))
         if progress is not None and claimed:
             progress(len(claimed))
         if len(claimed) < batch_size:
-            if ahead is not None:
-                ahead.results()  # let the workers finish before returning
+            for _, batch in ahead:
+                batch.results()  # let the workers finish before returning
             return summary
 
 

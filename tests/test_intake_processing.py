@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pytest
 from conftest import GOLDEN
 from sqlalchemy import func, select
 
-from mailproc import intake
+from mailproc import intake, parsepool
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
+from mailproc.core.understand import PrepareRules
 from mailproc.intake import Envelope, store_batch
+from mailproc.parsepool import Job, PrepareResult, prepare_all
 from mailproc.processing import ReplaySelection, release
 from mailproc.sources import RawInput, read_path
 from mailproc.store.db import transaction
@@ -299,8 +302,16 @@ def test_golden_folder_ingests_completely(app: App) -> None:
 
 
 def test_parse_pool_reads_ahead_and_processes_each_message_once(
-    settings: Settings, clock: FixedClock
+    settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every batch, the first included, is parsed in the workers (read ahead), none here."""
+    parsed_here: list[int] = []
+
+    def prepare_here(jobs: Sequence[Job], rules: PrepareRules) -> list[PrepareResult]:
+        parsed_here.append(len(jobs))
+        return prepare_all(jobs, rules)
+
+    monkeypatch.setattr(parsepool, "prepare_all", prepare_here)
     pooled = settings.model_copy(
         update={
             "processing": settings.processing.model_copy(
@@ -321,5 +332,6 @@ def test_parse_pool_reads_ahead_and_processes_each_message_once(
         assert len(summary.outcomes) == 75 and summary.count("created") == 75
         assert len({o.inbound_id for o in summary.outcomes}) == 75
         assert count(application, Ticket) == 75 and count(application, MessageRecord) == 75
+        assert sum(parsed_here) == 0
     finally:
         application.close()
