@@ -23,6 +23,7 @@ from mailproc.outbound.cli_deliver import deliver
 from mailproc.outbound.cli_templates import templates
 from mailproc.processing import ReplaySelection, release
 from mailproc.resources import resource_path
+from mailproc.runtime import tune_gc
 from mailproc.sources import RawInput, read_path, read_stdin
 from mailproc.store import migrate, repo
 from mailproc.store.db import transaction
@@ -102,6 +103,7 @@ def cli(ctx: click.Context, config: str | None, verbose: int) -> None:
     )
     # flufl.bounce logs a traceback for each detector that trips on odd mail; we catch those
     logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
+    tune_gc()
     state = Context(config)
     ctx.obj = state
     ctx.call_on_close(state.close)

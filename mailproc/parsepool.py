@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from mailproc.core.understand import Prepared, PrepareRules, prepare
+from mailproc.runtime import tune_gc
 
 PrepareResult = Prepared | Exception
 Job = tuple[bytes, str | None]  # raw bytes, envelope sender
@@ -129,6 +130,7 @@ def _start_worker(rules: PrepareRules) -> None:
     global _worker_rules
     _worker_rules = rules
     logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+    tune_gc()
 
 
 def _prepare_in_worker(jobs: Sequence[Job]) -> list[PrepareResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 from conftest import GOLDEN
 
 from mailproc.cli import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, cli
+from mailproc.runtime import GC_THRESHOLDS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("mailproc")
 
@@ -40,6 +42,15 @@ def test_init_writes_config_and_database_then_is_idempotent(workdir: Path) -> No
     assert second.exit_code == 0 and "exists, left as it is" in second.output
     current = run("db", "current")
     assert "up to date" in current.output
+
+
+def test_the_command_tunes_the_garbage_collector(workdir: Path) -> None:
+    gc.set_threshold(700, 10, 10)  # Python's defaults, as in a fresh process
+    try:
+        assert run("init").exit_code == 0
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*GC_THRESHOLDS)
 
 
 def test_ingest_stdin_then_list_and_show_json(workdir: Path, db_url: str) -> None:

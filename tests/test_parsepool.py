@@ -4,6 +4,7 @@ only when there is enough mail to share."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from mailproc.config import Settings
 from mailproc.core.limits import LimitExceeded
 from mailproc.intake import Envelope
 from mailproc.parsepool import ParsePool, prepare_all
+from mailproc.runtime import GC_THRESHOLDS
 from mailproc.sources import RawInput
 
 
@@ -64,3 +66,18 @@ def test_a_single_piped_message_never_starts_the_workers(app: App) -> None:
     app.ingest((RawInput(mail(n), Envelope("file")) for n in range(2, 40)), processing_follows=True)
     assert pool._executor is not None  # started while the mail was stored
     assert app.process().count("created") == 39
+
+
+def _collector_settings() -> tuple[tuple[int, int, int], int]:
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def test_workers_run_with_the_tuned_garbage_collector(app: App) -> None:
+    pool = ParsePool(1, app.processing_context().rules)
+    try:
+        pool.warm()
+        thresholds, frozen = pool._pool().submit(_collector_settings).result()
+    finally:
+        pool.close()
+    assert thresholds == GC_THRESHOLDS
+    assert frozen > 10_000  # the code and the language model loaded before the fork
