@@ -147,17 +147,13 @@ def process_pending(
             current = ahead.popleft()[1] if ahead else None
             if context.pool is not None and len(claimed) == batch_size:
                 if current is None:  # the first batch goes to the workers before the next ones
-                    current = context.pool.start(
-                        [(inbound.id, (raw, inbound.envelope_from)) for inbound, raw in claimed]
-                    )
+                    current = context.pool.start(_keyed_jobs(claimed))
                 after = ahead[-1][0] if ahead else claimed[-1][0].id
                 while len(ahead) < READ_AHEAD:
                     upcoming = repo.peek_pending(session, after, batch_size)
                     if not upcoming:
                         break
-                    batch = context.pool.start(
-                        [(row.id, (raw, row.envelope_from)) for row, raw in upcoming]
-                    )
+                    batch = context.pool.start(_keyed_jobs(upcoming))
                     if batch is None:  # a pool without workers
                         break
                     after = upcoming[-1][0].id
@@ -170,6 +166,10 @@ def process_pending(
             for _, batch in ahead:
                 batch.results()  # let the workers finish before returning
             return summary
+
+
+def _keyed_jobs(rows: Sequence[tuple[Inbound, bytes]]) -> list[tuple[int, Job]]:
+    return [(inbound.id, (raw, inbound.envelope_from)) for inbound, raw in rows]
 
 
 def process_batch(
