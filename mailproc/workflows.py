@@ -841,25 +841,43 @@ class Workflows:
         dry_run: bool = False,
         summary: CheckSummary | None = None,
     ) -> None:
-        """Link P0 tickets of several customers with the same error code into one incident."""
-        rows = session.scalars(
-            select(Ticket)
+        """Link P0 tickets of several customers with the same error code into one incident.
+
+        The look-back period's P0 tickets are read as plain columns; an incident already
+        recorded with every ticket linked to it (an earlier batch's work) is left alone.
+        """
+        rows = session.execute(
+            select(
+                Ticket.number,
+                Ticket.customer_id,
+                Ticket.classification,
+                Ticket.received_at,
+                Ticket.incident_id,
+            )
             .where(Ticket.priority == Priority.P0, Ticket.received_at >= now - INCIDENT_LOOKBACK)
             .order_by(Ticket.received_at)
         ).all()
         reports = [
-            P0Report(t.number, t.customer_id, code, t.received_at)
-            for t in rows
-            for code in (t.classification.get("error_codes") or [])[:1]
+            P0Report(row.number, row.customer_id, code, row.received_at)
+            for row in rows
+            for code in (row.classification.get("error_codes") or [])[:1]
         ]
-        by_number = {t.number: t for t in rows}
-        for incident in incident_decision(reports):
-            key = _key(*incident.devops_key)
+        incident_of = {row.number: row.incident_id for row in rows}
+        found = [(incident, _key(*incident.devops_key)) for incident in incident_decision(reports)]
+        stored: dict[str, int] = {
+            key: id_
+            for key, id_ in session.execute(
+                select(Incident.key, Incident.id).where(Incident.key.in_([k for _, k in found]))
+            )
+        }
+        for incident, key in found:
             if summary is not None:
                 summary.incidents.append(
                     f"incident {incident.code}: tickets {', '.join(map(str, incident.tickets))}"
                 )
-            if dry_run:
+            if dry_run or (
+                key in stored and all(incident_of[n] == stored[key] for n in incident.tickets)
+            ):
                 continue
             session.execute(
                 insert_new_only(session, Incident),
@@ -872,6 +890,10 @@ class Workflows:
                 },
             )
             record = session.scalars(select(Incident).where(Incident.key == key)).one()
+            by_number = {
+                t.number: t
+                for t in session.scalars(select(Ticket).where(Ticket.number.in_(incident.tickets)))
+            }
             linked = [by_number[n] for n in incident.tickets if n in by_number]
             for ticket in linked:
                 if ticket.incident_id is None:

@@ -392,6 +392,24 @@ def test_1036_and_1048_join_one_p0_incident(app: App, clock: FixedClock) -> None
     }
 
 
+def test_a_later_p0_report_joins_the_recorded_incident(app: App, clock: FixedClock) -> None:
+    """Once an incident is recorded and linked, a later batch only links the newcomer."""
+    for sender, mid in [
+        ("Samuel <samuel@pinnaclefin.example>", "j1@pinnaclefin.example"),
+        ("Benjamin <benjamin@summithealth.example>", "j2@summithealth.example"),
+        ("Priya <priya@harborline.example>", "j3@harborline.example"),
+        ("Samuel <samuel@pinnaclefin.example>", "j4@pinnaclefin.example"),
+    ]:
+        send(app, sender, PLATFORM, "Nothing loads.", mid=mid)
+        clock.advance(dt.timedelta(minutes=5))
+    assert len(mails(app, "incident_alert")) == 1
+    with transaction(app.sessions, commit=False) as session:
+        linked = session.scalars(select(Ticket.incident_id).order_by(Ticket.number)).all()
+    assert len(linked) == 4 and len(set(linked)) == 1 and None not in linked
+    kinds = [e["kind"] for e in detail(app, 10004)["events"]]
+    assert kinds.count("incident.linked") == 1
+
+
 def test_p0_reports_arriving_in_one_batch_make_one_incident(app: App) -> None:
     """Incident detection runs once for the batch, after every new P0 of it is stored."""
     raws = [
