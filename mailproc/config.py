@@ -111,7 +111,9 @@ class IntakeSettings(_Section):
 class ProcessingSettings(_Section):
     """How the worker turns pending raw mail into tickets."""
 
-    batch_size: int = Field(100, ge=1, le=5_000)
+    # fewer, larger transactions: each batch costs about a dozen round trips of its own
+    # (measured 250 against 100: 5-15% more mail per second, on SQLite and PostgreSQL)
+    batch_size: int = Field(250, ge=1, le=5_000)
     # extra processes that parse while this one writes to the database (0: parse in-process);
     # two keep a 2-core machine busy: measured 1.2-1.5x the throughput of one
     parse_workers: int = Field(2, ge=0, le=16)

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 READ_AHEAD = 2  # batches parsed ahead in the workers while one is written
+READ_AHEAD_BYTES = 64 * 1024 * 1024  # no further batch is read ahead past this much raw mail
 
 
 @dataclass(frozen=True)
@@ -130,26 +131,27 @@ def process_pending(
     factory: sessionmaker[Session],
     context: ProcessingContext,
     *,
-    batch_size: int = 100,
+    batch_size: int = 250,
     progress: Progress | None = None,
 ) -> ProcessSummary:
     """Process every pending inbound message; safe to run in several processes at once.
 
-    With a parse pool, the next READ_AHEAD batches are parsed in the workers while this one is
-    written (read ahead without locks; claimed, and checked, in a later transaction), so
-    neither the workers nor this process wait on the other's pace from batch to batch.
+    With a parse pool, the next READ_AHEAD batches (fewer past READ_AHEAD_BYTES of raw mail)
+    are parsed in the workers while this one is written (read ahead without locks; claimed,
+    and checked, in a later transaction), so neither the workers nor this process wait on
+    the other's pace from batch to batch.
     """
     summary = ProcessSummary()
-    ahead: deque[tuple[int, Ahead]] = deque()  # (last inbound id, its batch in the workers)
+    ahead: deque[tuple[int, int, Ahead]] = deque()  # (last inbound id, raw bytes, its batch)
     while True:
         with transaction(factory) as session:
             claimed = repo.claim_pending(session, batch_size)
-            current = ahead.popleft()[1] if ahead else None
+            current = ahead.popleft()[2] if ahead else None
             if context.pool is not None and len(claimed) == batch_size:
                 if current is None:  # the first batch goes to the workers before the next ones
                     current = context.pool.start(_keyed_jobs(claimed))
                 after = ahead[-1][0] if ahead else claimed[-1][0].id
-                while len(ahead) < READ_AHEAD:
+                while len(ahead) < READ_AHEAD and sum(b for _, b, _ in ahead) < READ_AHEAD_BYTES:
                     upcoming = repo.peek_pending(session, after, batch_size)
                     if not upcoming:
                         break
@@ -157,13 +159,13 @@ def process_pending(
                     if batch is None:  # a pool without workers
                         break
                     after = upcoming[-1][0].id
-                    ahead.append((after, batch))
+                    ahead.append((after, sum(len(raw) for _, raw in upcoming), batch))
             ready = context.complete(claimed, current.results() if current is not None else {})
             summary.outcomes.extend(process_batch(session, claimed, context, ready))
         if progress is not None and claimed:
             progress(len(claimed))
         if len(claimed) < batch_size:
-            for _, batch in ahead:
+            for _, _, batch in ahead:
                 batch.results()  # let the workers finish before returning
             return summary
 
@@ -986,7 +988,7 @@ def replay(
     inbound_ids: Sequence[int],
     *,
     dry_run: bool,
-    batch_size: int = 100,
+    batch_size: int = 250,
     progress: Progress | None = None,
 ) -> list[ReplayResult]:
     """Re-run processing from stored raw mail, idempotently.

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import pytest
 from conftest import GOLDEN
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from mailproc import intake, parsepool
+from mailproc import intake, parsepool, processing
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
@@ -18,6 +19,7 @@ from mailproc.intake import Envelope, store_batch
 from mailproc.parsepool import Job, PrepareResult, prepare_all
 from mailproc.processing import ReplaySelection, release
 from mailproc.sources import RawInput, read_path
+from mailproc.store import repo
 from mailproc.store.db import transaction
 from mailproc.store.models import (
     AttachmentRecord,
@@ -28,6 +30,7 @@ from mailproc.store.models import (
     Ticket,
     TicketParticipant,
 )
+from mailproc.store.repo import peek_pending
 from mailproc.views import ticket_detail
 
 
@@ -301,17 +304,33 @@ def test_golden_folder_ingests_completely(app: App) -> None:
     assert summary.count("created") + summary.count("appended") == report.stored
 
 
+@pytest.mark.parametrize(("byte_cap", "peeks"), [(64 << 20, 4), (1, 3)])
 def test_parse_pool_reads_ahead_and_processes_each_message_once(
-    settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    byte_cap: int,
+    peeks: int,
 ) -> None:
-    """Every batch, the first included, is parsed in the workers (read ahead), none here."""
+    """Every batch, the first included, is parsed in the workers (read ahead), none here.
+
+    75 messages in batches of 20: two batches are read ahead at first (4 reads in all), but
+    only one at a time once the batches ahead hold ``READ_AHEAD_BYTES`` of raw mail (3).
+    """
     parsed_here: list[int] = []
+    peeked: list[int] = []
 
     def prepare_here(jobs: Sequence[Job], rules: PrepareRules) -> list[PrepareResult]:
         parsed_here.append(len(jobs))
         return prepare_all(jobs, rules)
 
+    def peek(session: Session, after_id: int, limit: int) -> Sequence[tuple[Inbound, bytes]]:
+        peeked.append(after_id)
+        return peek_pending(session, after_id, limit)
+
     monkeypatch.setattr(parsepool, "prepare_all", prepare_here)
+    monkeypatch.setattr(repo, "peek_pending", peek)
+    monkeypatch.setattr(processing, "READ_AHEAD_BYTES", byte_cap)
     pooled = settings.model_copy(
         update={
             "processing": settings.processing.model_copy(
@@ -333,5 +352,6 @@ def test_parse_pool_reads_ahead_and_processes_each_message_once(
         assert len({o.inbound_id for o in summary.outcomes}) == 75
         assert count(application, Ticket) == 75 and count(application, MessageRecord) == 75
         assert sum(parsed_here) == 0
+        assert len(peeked) == peeks
     finally:
         application.close()
