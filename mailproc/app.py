@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -213,13 +213,21 @@ class App:
         if progress is not None:
             progress(len(batch))
 
-    def process(self, progress: Progress | None = None) -> ProcessSummary:
-        """Process every pending message."""
+    def process(
+        self,
+        progress: Progress | None = None,
+        *,
+        before_batch: Callable[[], None] | None = None,
+        batch_size: int | None = None,
+    ) -> ProcessSummary:
+        """Process every pending message (``before_batch`` runs before each transaction;
+        ``batch_size`` overrides the setting)."""
         return process_pending(
             self.sessions,
             self.processing_context(),
-            batch_size=self.settings.processing.batch_size,
+            batch_size=batch_size or self.settings.processing.batch_size,
             progress=progress,
+            before_batch=before_batch,
         )
 
     def replay_ids(self, selection: ReplaySelection) -> list[int]:

@@ -133,8 +133,12 @@ def process_pending(
     *,
     batch_size: int = 250,
     progress: Progress | None = None,
+    before_batch: Callable[[], None] | None = None,
 ) -> ProcessSummary:
     """Process every pending inbound message; safe to run in several processes at once.
+
+    ``before_batch`` runs before each batch's transaction begins (``serve`` uses it to let the
+    listener's commits go first on SQLite).
 
     With a parse pool, the next READ_AHEAD batches (fewer past READ_AHEAD_BYTES of raw mail)
     are parsed in the workers while this one is written (read ahead without locks; claimed,
@@ -144,6 +148,8 @@ def process_pending(
     summary = ProcessSummary()
     ahead: deque[tuple[int, int, Ahead]] = deque()  # (last inbound id, raw bytes, its batch)
     while True:
+        if before_batch is not None:
+            before_batch()
         with transaction(factory) as session:
             claimed = repo.claim_pending(session, batch_size)
             current = ahead.popleft()[2] if ahead else None

@@ -84,6 +84,11 @@ class GroupCommitter:
         self._link: _WriterLink | None = None  # to the running writer
 
     @property
+    def in_flight(self) -> int:
+        """Messages sent to the writer and not answered yet (safe to read from any thread)."""
+        return len(self._waiting)
+
+    @property
     def writer_pid(self) -> int | None:
         """The running writer process's id."""
         return self._process.pid if self._link is not None and self._process else None

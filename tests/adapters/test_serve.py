@@ -11,6 +11,7 @@ import smtplib
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,11 @@ from adapters.support import (
     start_cli,
     wait_for,
 )
-from mailproc.adapters.serve import Components, Supervisor, Tick
+from mailproc.adapters.serve import Components, Supervisor, Tick, Worker
 from mailproc.app import App
+from mailproc.config import ListenerSettings
 from mailproc.intake import Envelope, store_batch
+from mailproc.sources import RawInput
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, Inbound, MessageRecord, Ticket
 
@@ -135,6 +138,56 @@ def test_ticks_run_periodically_and_stop_with_serve(app: App) -> None:
     assert calls[0] == app.clock.now()
     threading.Event().wait(0.2)
     assert len(calls) == seen  # the scheduler thread has stopped
+
+
+def test_the_worker_lets_the_listeners_commits_go_first(app: App) -> None:
+    """SQLite has one writer: before each batch the worker waits while the listener has
+    messages waiting for their commit, for a bounded time, and takes smaller batches."""
+    worker = Worker(app, 60)
+    answers = iter([3, 2, 1, 0, 7])
+    asked: list[int] = []
+
+    def in_flight() -> int:
+        asked.append(next(answers))
+        return asked[-1]
+
+    worker.share_with_listener(in_flight)
+    worker._listener_first()
+    assert asked == [3, 2, 1, 0]  # it waited until nothing was waiting, then went on
+    worker.LISTENER_FIRST_S = 0.05
+    worker.share_with_listener(lambda: 1)  # a listener that never drains
+    started = time.monotonic()
+    worker._listener_first()
+    assert 0.05 <= time.monotonic() - started < 5  # the wait is bounded
+    app.ingest(
+        RawInput(make_message(n, tag="first"), Envelope("file"))
+        for n in range(Worker.LISTENER_BATCH + 20)
+    )
+    batches: list[int] = []
+    worker.share_with_listener(lambda: batches.append(_count(app, Ticket)) or 0)
+    worker.process_once()
+    assert _count(app, Ticket) == Worker.LISTENER_BATCH + 20
+    assert batches[:2] == [0, Worker.LISTENER_BATCH]  # batches of LISTENER_BATCH, not 250
+
+
+def test_serve_shares_sqlite_with_its_listener_only(app: App) -> None:
+    listener = ListenerSettings(listen=f"127.0.0.1:{free_port()}")
+    supervisor = Supervisor(app, Components(listener=listener, pollers=False, worker=True))
+    shared: list[bool] = []
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+
+        def look() -> None:
+            assert supervisor.worker is not None
+            shared.append(supervisor.worker._listener_in_flight is not None)
+            stop.set()
+
+        asyncio.get_running_loop().call_later(0.3, look)
+        await supervisor.serve(stop)
+
+    asyncio.run(scenario())
+    assert shared == [app.engine.dialect.name == "sqlite"]
 
 
 def test_serve_takes_mail_by_smtp_and_imap_and_stops_on_sigterm(
