@@ -864,6 +864,8 @@ class Workflows:
         ]
         incident_of = {row.number: row.incident_id for row in rows}
         found = [(incident, _key(*incident.devops_key)) for incident in incident_decision(reports)]
+        if not found:
+            return
         stored: dict[str, int] = {
             key: id_
             for key, id_ in session.execute(

@@ -338,7 +338,7 @@ class _NewMailWriter:
             for entry in new
             for address in entry["recipients"]
         ]
-        if recipients:
+        if new:  # every mail has at least one recipient
             insert_rows(session, plain_insert(OutboxRecipient), recipients)
             insert_rows(session, plain_insert(MessageRecord), [entry["thread"] for entry in new])
         return set(ids)
