@@ -43,9 +43,9 @@ def bare_parse(mails: list[bytes]) -> float:
 def end_to_end(mails: list[bytes], url: str, followups: bool = True) -> float:
     from mailproc.app import App
     from mailproc.config import Settings
-    from mailproc.intake import Envelope
+    from mailproc.intake.sources import RawInput
+    from mailproc.intake.store import Envelope
     from mailproc.runtime import tune_gc
-    from mailproc.sources import RawInput
 
     tune_gc()  # as the mailproc command does when it starts
 

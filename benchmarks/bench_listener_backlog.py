@@ -31,8 +31,8 @@ def measure(backlog: int, batch_size: int) -> str:
     """One run: a fresh database with ``backlog`` pending mails, then SMTP while it is processed."""
     from mailproc.app import App
     from mailproc.config import Settings
-    from mailproc.intake import Envelope
-    from mailproc.sources import RawInput
+    from mailproc.intake.sources import RawInput
+    from mailproc.intake.store import Envelope
 
     with database("sqlite", None) as url, tempfile.TemporaryDirectory() as work:
         app = App(Settings.model_validate({"database": {"url": url}}))

@@ -20,12 +20,13 @@ from mailproc.core.detect import DetectPolicy
 from mailproc.core.identity import Agent, AgentRole, IdentityPolicy
 from mailproc.core.model import Customer
 from mailproc.core.sla import sla_policy_from_config
-from mailproc.core.threading import ThreadPolicy
+from mailproc.core.ticket_threading import ThreadPolicy
 from mailproc.core.tokens import ReplyAddressScheme
 from mailproc.core.understand import Prepared, PrepareRules, prepare
 from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import PermanentError
-from mailproc.intake import store_batch
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import store_batch
 from mailproc.notify import Notifier, locale_policy_from
 from mailproc.outbound.render import Renderer, company_from
 from mailproc.parsepool import ParsePool
@@ -39,11 +40,10 @@ from mailproc.processing import (
     replay,
     select_for_replay,
 )
-from mailproc.sources import RawInput
 from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
 from mailproc.store.models import Customer as CustomerRow
-from mailproc.ticketops import recompute_for_plan_change
+from mailproc.tickets.ops import recompute_for_plan_change
 from mailproc.workflows import CheckSummary, Workflows
 
 

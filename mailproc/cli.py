@@ -13,22 +13,23 @@ from typing import Any, TypeVar
 
 import click
 
-from mailproc import __version__, views
+from mailproc import __version__
 from mailproc.app import App
 from mailproc.cli_serve import poll, serve, worker
 from mailproc.config import ConfigError, config_path, load_settings
 from mailproc.core.model import Priority
 from mailproc.errors import PermanentError, TransientError
+from mailproc.intake.sources import RawInput, read_path, read_stdin
 from mailproc.outbound.cli_deliver import deliver
 from mailproc.outbound.cli_templates import templates
 from mailproc.processing import ReplaySelection, release
 from mailproc.resources import resource_path
 from mailproc.runtime import tune_gc
-from mailproc.sources import RawInput, read_path, read_stdin
 from mailproc.store import migrate, repo
 from mailproc.store.db import transaction
 from mailproc.store.models import Blob, Inbound, Incident
-from mailproc.ticketops import change_priority
+from mailproc.tickets import views
+from mailproc.tickets.ops import change_priority
 
 # sysexits.h: what an MTA pipe understands
 EX_OK = 0

@@ -14,15 +14,15 @@ from pydantic import ValidationError
 
 from mailproc.adapters import lease
 from mailproc.adapters.imap import MailboxPoller
-from mailproc.adapters.serve import (
+from mailproc.app import App
+from mailproc.config import ListenerSettings, split_host_port
+from mailproc.supervisor import (
     Components,
     StartupError,
     Supervisor,
     check_database,
     scheduled_ticks,
 )
-from mailproc.app import App
-from mailproc.config import ListenerSettings, split_host_port
 
 F = TypeVar("F", bound=Callable[..., Any])
 

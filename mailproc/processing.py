@@ -28,7 +28,7 @@ from mailproc.core.model import InboundStatus, ParsedMessage, Priority, TicketSt
 from mailproc.core.parse import parse_message
 from mailproc.core.sla import SlaPolicy
 from mailproc.core.survey import parse_survey_reply
-from mailproc.core.threading import (
+from mailproc.core.ticket_threading import (
     ThreadAction,
     ThreadDecision,
     ThreadPolicy,
@@ -60,7 +60,7 @@ from mailproc.store.staged import (
     staging,
     table_of,
 )
-from mailproc.ticketops import end_waiting
+from mailproc.tickets.ops import end_waiting
 from mailproc.workflows import Workflows
 
 log = logging.getLogger(__name__)

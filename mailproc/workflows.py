@@ -100,7 +100,7 @@ from mailproc.store.models import (
     Timer,
 )
 from mailproc.store.staged import insert_new_only, stage_statement, write_staged
-from mailproc.ticketops import OPEN_STATUSES, change_priority, resolve, start_waiting
+from mailproc.tickets.ops import OPEN_STATUSES, change_priority, resolve, start_waiting
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from mailproc.app import App
 from mailproc.config import Settings
-from mailproc.sources import read_path
+from mailproc.intake.sources import read_path
 from mailproc.store.db import transaction
 from mailproc.store.models import Inbound, MessageRecord, Ticket
 

@@ -10,15 +10,16 @@ from conftest import GOLDEN
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailproc import intake, parsepool, processing
+from mailproc import parsepool, processing
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
 from mailproc.core.understand import PrepareRules
-from mailproc.intake import Envelope, store_batch
+from mailproc.intake import store as intake
+from mailproc.intake.sources import RawInput, read_path
+from mailproc.intake.store import Envelope, store_batch
 from mailproc.parsepool import Job, PrepareResult, prepare_all
 from mailproc.processing import ReplaySelection, release
-from mailproc.sources import RawInput, read_path
 from mailproc.store import repo
 from mailproc.store.db import transaction
 from mailproc.store.models import (
@@ -31,7 +32,7 @@ from mailproc.store.models import (
     TicketParticipant,
 )
 from mailproc.store.repo import peek_pending
-from mailproc.views import ticket_detail
+from mailproc.tickets.views import ticket_detail
 
 
 def golden(name: str) -> bytes:

@@ -13,12 +13,12 @@ from sqlalchemy.orm import selectinload
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
-from mailproc.intake import Envelope
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope
 from mailproc.outbound.deliver import renderer_for
 from mailproc.outbound.outbox import materialize
 from mailproc.processing import ReplaySelection
 from mailproc.resources import resource_path
-from mailproc.sources import RawInput
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, Outbox
 

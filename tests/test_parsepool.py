@@ -12,10 +12,10 @@ import pytest
 from mailproc.app import App
 from mailproc.config import Settings
 from mailproc.core.limits import LimitExceeded
-from mailproc.intake import Envelope
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope
 from mailproc.parsepool import ParsePool, prepare_all
 from mailproc.runtime import GC_THRESHOLDS
-from mailproc.sources import RawInput
 
 
 def mail(number: int) -> bytes:

@@ -13,9 +13,9 @@ from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
 from mailproc.core.tokens import reply_address
-from mailproc.intake import Envelope
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope
 from mailproc.resources import resource_path
-from mailproc.sources import RawInput
 from mailproc.store.db import transaction
 from mailproc.store.models import (
     Event,
@@ -24,7 +24,7 @@ from mailproc.store.models import (
     Ticket,
     UndeliverableAddress,
 )
-from mailproc.views import list_inbound, ticket_detail
+from mailproc.tickets.views import list_inbound, ticket_detail
 
 AGENT = "marta.ruiz@dataflow.com"
 

@@ -15,14 +15,14 @@ from sqlalchemy.orm import selectinload
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
-from mailproc.intake import Envelope
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope
 from mailproc.outbound.deliver import renderer_for
 from mailproc.outbound.outbox import materialize
 from mailproc.resources import resource_path
-from mailproc.sources import RawInput
 from mailproc.store.db import transaction
 from mailproc.store.models import Credit, Customer, Event, Outbox, RefundCaseRecord, Ticket, Timer
-from mailproc.views import ticket_detail
+from mailproc.tickets.views import ticket_detail
 
 AUTH = "Authentication-Results: mx.dataflow.com; dmarc=pass header.from=dataflow.com"
 AGENTS = [

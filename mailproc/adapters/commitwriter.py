@@ -30,7 +30,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, exc
 
 from mailproc.errors import TransientError
-from mailproc.intake import Envelope, Stored, store_raw
+from mailproc.intake.store import Envelope, Stored, store_raw
 from mailproc.store.db import first_line, is_transient, make_engine
 
 log = logging.getLogger("mailproc.commit-writer")

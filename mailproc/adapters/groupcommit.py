@@ -33,7 +33,7 @@ from mailproc.adapters.commitwriter import (
 from mailproc.clock import Clock
 from mailproc.config import DatabaseSettings
 from mailproc.errors import PermanentError, TransientError
-from mailproc.intake import Envelope, Stored
+from mailproc.intake.store import Envelope, Stored
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from mailproc.adapters import lease
 from mailproc.clock import Clock
 from mailproc.config import ImapMailboxSettings, ImapSettings
 from mailproc.errors import TransientError
-from mailproc.intake import Envelope, store_batch
+from mailproc.intake.store import Envelope, store_batch
 from mailproc.store.db import transaction
 from mailproc.store.models import ImapKey
 

@@ -34,7 +34,7 @@ from mailproc.config import ListenerSettings, split_host_port
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import not_mail_reason
 from mailproc.errors import TransientError
-from mailproc.intake import Envelope
+from mailproc.intake.store import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final, Literal
 
-from mailproc.core.calendar import as_utc
+from mailproc.core.business_calendar import as_utc
 from mailproc.core.escalation import IdempotencyKey
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import TicketStatus

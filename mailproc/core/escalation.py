@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import groupby
 
-from mailproc.core.calendar import as_utc
+from mailproc.core.business_calendar import as_utc
 from mailproc.core.classify import Intent
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import Priority, TicketStatus

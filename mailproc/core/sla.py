@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
 
-from mailproc.core.calendar import (
+from mailproc.core.business_calendar import (
     ALWAYS,
     BusinessCalendar,
     CalendarError,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from mailproc.core.calendar import as_utc
+from mailproc.core.business_calendar import as_utc
 from mailproc.core.model import Plan
 
 MIN_SCORE, MAX_SCORE = 1, 5

@@ -10,10 +10,10 @@ from typing import Final
 
 import click
 
-from mailproc.adapters.serve import StartupError, check_database
 from mailproc.app import App
 from mailproc.errors import TransientError
 from mailproc.outbound.deliver import DeliverySummary, deliver_all_due, deliver_due
+from mailproc.supervisor import StartupError, check_database
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from imap_tools import MailBoxUnencrypted
 from sqlalchemy import func, select
 
-from mailproc.adapters.serve import build_listener
 from mailproc.adapters.smtp import Listener
 from mailproc.app import App
 from mailproc.config import ListenerSettings
 from mailproc.store.db import transaction
 from mailproc.store.models import Blob, Inbound
+from mailproc.supervisor import build_listener
 
 MAILPROC = str(Path(sys.executable).with_name("mailproc"))
 

@@ -29,13 +29,13 @@ from adapters.support import (
     start_cli,
     wait_for,
 )
-from mailproc.adapters.serve import Components, Supervisor, Tick, Worker
 from mailproc.app import App
 from mailproc.config import ListenerSettings
-from mailproc.intake import Envelope, store_batch
-from mailproc.sources import RawInput
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope, store_batch
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, Inbound, MessageRecord, Ticket
+from mailproc.supervisor import Components, Supervisor, Tick, Worker
 
 SUPPORT = "support@dataflow.com"
 
@@ -221,7 +221,7 @@ def test_serve_takes_mail_by_smtp_and_imap_and_stops_on_sigterm(
     output = log.read_text()
     assert code == 0, output
     assert "mailproc.adapters.imap: support: stored 1" in output
-    assert "mailproc.adapters.serve: stopped" in output
+    assert "mailproc.supervisor: stopped" in output
     assert sorted(message_ids(app)) == ["imap-1@example.com", "smtp-1@example.com"]
     assert dovecot.folder_uids(imap_user, "INBOX") == []
 

@@ -29,14 +29,14 @@ from adapters.support import (
 )
 from mailproc.adapters.commitwriter import FrameBuffer, frame
 from mailproc.adapters.groupcommit import GroupCommitter
-from mailproc.adapters.serve import StartupError, build_listener
 from mailproc.adapters.smtp import ListenerSMTP, RecipientPolicy, hash_password
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import ListenerSettings, Settings
-from mailproc.intake import Envelope
+from mailproc.intake.store import Envelope
 from mailproc.store.db import transaction
 from mailproc.store.models import Blob, Inbound
+from mailproc.supervisor import StartupError, build_listener
 
 SUPPORT = "support@dataflow.com"
 

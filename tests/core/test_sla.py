@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailproc.core.calendar import is_working_time
+from mailproc.core.business_calendar import is_working_time
 from mailproc.core.catalog import load_default_catalog
 from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.model import Customer, Plan, Priority

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from mailproc.app import App
 from mailproc.config import OutboxSettings
 from mailproc.core.model import Address
-from mailproc.intake import Envelope as IntakeEnvelope
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope as IntakeEnvelope
 from mailproc.outbound.compose import AutoSubmitted, Envelope, HeaderError, compose, make_message_id
 from mailproc.outbound.outbox import (
     OutboxStatus,
@@ -27,7 +28,6 @@ from mailproc.outbound.outbox import (
     retry_deadline,
 )
 from mailproc.outbound.render import SAMPLES, Renderer
-from mailproc.sources import RawInput
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, MessageRecord, Outbox, OutboxRecipient, Ticket
 from mailproc.store.staged import staging

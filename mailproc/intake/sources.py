@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailproc.core.rawmail import is_mbox_from_line, not_mail_reason, strip_mbox_from_line
-from mailproc.intake import Envelope
+from mailproc.intake.store import Envelope
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailproc.core.calendar import (
+from mailproc.core.business_calendar import (
     BusinessCalendar,
     CalendarError,
     add_business_time,

@@ -10,7 +10,7 @@ from mailproc.core.identity import Agent, AgentRole, SenderIdentity, SenderKind
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.model import ParsedMessage, TicketStatus
 from mailproc.core.parse import parse_message
-from mailproc.core.threading import (
+from mailproc.core.ticket_threading import (
     ThreadAction,
     ThreadPolicy,
     TicketRef,

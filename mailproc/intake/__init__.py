@@ -1,0 +1,1 @@
+"""Durable intake: raw mail and its envelope, committed before anything is acknowledged."""
