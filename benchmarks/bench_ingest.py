@@ -45,6 +45,7 @@ def end_to_end(mails: list[bytes], url: str, followups: bool = True) -> float:
     from mailproc.config import Settings
     from mailproc.intake.sources import RawInput
     from mailproc.intake.store import Envelope
+    from mailproc.processing.context import OutcomeAction
     from mailproc.runtime import tune_gc
 
     tune_gc()  # as the mailproc command does when it starts
@@ -60,7 +61,7 @@ def end_to_end(mails: list[bytes], url: str, followups: bool = True) -> float:
         summary = app.process()
         elapsed = time.perf_counter() - started
         assert len(summary.outcomes) == len(mails), "not every message was processed"
-        assert summary.count("quarantined") == 0
+        assert summary.count(OutcomeAction.QUARANTINED) == 0
         return elapsed
     finally:
         app.close()

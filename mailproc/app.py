@@ -27,24 +27,18 @@ from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import PermanentError
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import store_batch
-from mailproc.notify import Notifier, locale_policy_from
 from mailproc.outbound.render import Renderer, company_from
-from mailproc.parsepool import ParsePool
-from mailproc.processing import (
-    ProcessingContext,
-    ProcessSummary,
-    Progress,
-    ReplayResult,
-    ReplaySelection,
-    process_pending,
-    replay,
-    select_for_replay,
-)
+from mailproc.processing.context import ProcessingContext, ProcessSummary
+from mailproc.processing.parsepool import ParsePool
+from mailproc.processing.replay import ReplayResult, ReplaySelection, replay, select_for_replay
+from mailproc.processing.worker import Progress, process_pending
 from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
 from mailproc.store.models import Customer as CustomerRow
 from mailproc.tickets.ops import recompute_for_plan_change
-from mailproc.workflows import CheckSummary, Workflows
+from mailproc.workflows.context import CheckSummary
+from mailproc.workflows.desk import Desk
+from mailproc.workflows.mail import Notifier, locale_policy_from
 
 
 @dataclass
@@ -118,7 +112,7 @@ class App:
                 sla=sla,
                 clock=self.clock,
                 notifier=notifier if settings.processing.followups else None,
-                workflows=Workflows(notifier, sla) if settings.processing.followups else None,
+                desk=Desk(notifier, sla) if settings.processing.followups else None,
                 pool=ParsePool(settings.processing.parse_workers, rules),
             )
         return self._context
@@ -271,11 +265,11 @@ class App:
         assessment = assess(classification, customer, received_at, context.sla)
         return prepared, customer, assessment
 
-    def workflows(self) -> Workflows:
+    def workflows(self) -> Desk:
         """The procedures' workflows, sharing the worker's notifier and SLA policy."""
         context = self.processing_context()
         assert context.notifier is not None, "followups are off: [processing] followups = false"
-        return Workflows(context.notifier, context.sla)
+        return Desk(context.notifier, context.sla)
 
     def check(self, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
         """The breach notifier and scheduler tick: breaches, timers, surveys, incidents.
@@ -283,14 +277,9 @@ class App:
         Safe to run from cron on several hosts at once: every mail and credit has a unique
         key, and timers and surveys are claimed with row locks.
         """
-        workflows = self.workflows()
-        summary = CheckSummary()
+        desk = self.workflows()
         with transaction(self.sessions, commit=not dry_run) as session:
-            workflows.send_breach_notices(session, now, dry_run, summary)
-            workflows.fire_due_timers(session, now, dry_run=dry_run, summary=summary)
-            workflows.send_due_surveys(session, now, dry_run, summary)
-            workflows.detect_incidents(session, now, dry_run, summary)
-        return summary
+            return desk.check(session, now, dry_run=dry_run)
 
     def import_customers(self, text: str) -> ImportReport:
         """Upsert customers from customer_analytics CSV text."""

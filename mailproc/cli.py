@@ -22,7 +22,8 @@ from mailproc.errors import PermanentError, TransientError
 from mailproc.intake.sources import RawInput, read_path, read_stdin
 from mailproc.outbound.cli_deliver import deliver
 from mailproc.outbound.cli_templates import templates
-from mailproc.processing import ReplaySelection, release
+from mailproc.processing.replay import ReplaySelection
+from mailproc.processing.worker import release
 from mailproc.resources import resource_path
 from mailproc.runtime import tune_gc
 from mailproc.store import migrate, repo

@@ -29,6 +29,7 @@ from mailproc.app import App
 from mailproc.config import ListenerSettings
 from mailproc.errors import MailprocError, TransientError
 from mailproc.outbound.deliver import deliver_due
+from mailproc.processing.context import OutcomeAction
 from mailproc.store import migrate
 
 log = logging.getLogger(__name__)
@@ -176,11 +177,11 @@ class Worker:
             log.info(
                 "processed %d: created %d, appended %d, reopened %d, duplicates %d, quarantined %d",
                 len(summary.outcomes),
-                summary.count("created"),
-                summary.count("appended"),
-                summary.count("reopened"),
-                summary.count("duplicate"),
-                summary.count("quarantined"),
+                summary.count(OutcomeAction.CREATED),
+                summary.count(OutcomeAction.APPENDED),
+                summary.count(OutcomeAction.REOPENED),
+                summary.count(OutcomeAction.DUPLICATE),
+                summary.count(OutcomeAction.QUARANTINED),
             )
 
 

@@ -10,7 +10,6 @@ from conftest import GOLDEN
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailproc import parsepool, processing
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
@@ -18,8 +17,10 @@ from mailproc.core.understand import PrepareRules
 from mailproc.intake import store as intake
 from mailproc.intake.sources import RawInput, read_path
 from mailproc.intake.store import Envelope, store_batch
-from mailproc.parsepool import Job, PrepareResult, prepare_all
-from mailproc.processing import ReplaySelection, release
+from mailproc.processing import parsepool, worker
+from mailproc.processing.parsepool import Job, PrepareResult, prepare_all
+from mailproc.processing.replay import ReplaySelection
+from mailproc.processing.worker import release
 from mailproc.store import repo
 from mailproc.store.db import transaction
 from mailproc.store.models import (
@@ -274,7 +275,7 @@ def test_replay_of_quarantined_processes_it_once(app: App, clock: FixedClock) ->
     ingest(app, golden("french.eml"))
     with transaction(app.sessions) as session:
         inbound = session.scalars(select(Inbound)).one()
-        from mailproc.processing import quarantine
+        from mailproc.processing.context import quarantine
 
         quarantine(session, inbound, "simulated earlier failure", clock.now())
     ids = app.replay_ids(ReplaySelection(quarantined=True))
@@ -331,7 +332,7 @@ def test_parse_pool_reads_ahead_and_processes_each_message_once(
 
     monkeypatch.setattr(parsepool, "prepare_all", prepare_here)
     monkeypatch.setattr(repo, "peek_pending", peek)
-    monkeypatch.setattr(processing, "READ_AHEAD_BYTES", byte_cap)
+    monkeypatch.setattr(worker, "READ_AHEAD_BYTES", byte_cap)
     pooled = settings.model_copy(
         update={
             "processing": settings.processing.model_copy(

@@ -17,7 +17,7 @@ from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope
 from mailproc.outbound.deliver import renderer_for
 from mailproc.outbound.outbox import materialize
-from mailproc.processing import ReplaySelection
+from mailproc.processing.replay import ReplaySelection
 from mailproc.resources import resource_path
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, Outbox

@@ -14,7 +14,7 @@ from mailproc.config import Settings
 from mailproc.core.limits import LimitExceeded
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope
-from mailproc.parsepool import ParsePool, prepare_all
+from mailproc.processing.parsepool import ParsePool, prepare_all
 from mailproc.runtime import GC_THRESHOLDS
 
 

@@ -2,7 +2,7 @@
 guess the language and classify (priority, intent, error codes).
 
 Everything here depends only on the raw bytes and fixed policies, so it can run in a separate
-process (see ``mailproc.parsepool``) while the database work of another batch goes on.
+process (see ``mailproc.processing.parsepool``) while the database work of another batch goes on.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class ParsePool:
             if self._executor is None:
                 context = multiprocessing.get_context("forkserver")
                 # the fork server loads the code and the language model once; workers fork warm
-                context.set_forkserver_preload(["mailproc.parsepool_preload"])
+                context.set_forkserver_preload(["mailproc.processing.preload"])
                 self._executor = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,

@@ -1,15 +1,17 @@
 """Ticket mail: build template contexts from tickets, choose the locale, compose, queue.
 
-Every mail is written to the outbox in the caller's transaction under an idempotency key, so
-a ticket gets one acknowledgment however often its mail is processed or replayed. Each
-decision to send or not to send is recorded as an event.
+The workflows' shared mail helpers: the Notifier, with the customer's and the internal mails
+about a ticket, and the thread a mail answers. Every mail is written to the outbox in the
+caller's transaction under an idempotency key, so a ticket gets one acknowledgment however
+often its mail is processed or replayed. Each decision to send or not to send is recorded as
+an event.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -38,21 +40,12 @@ from mailproc.outbound.outbox import (
     recent_auto_replies,
     retry_deadline,
 )
-from mailproc.outbound.render import (
-    AcknowledgmentContext,
-    CustomerInfo,
-    Money,
-    NewTicketAlertContext,
-    P0AlertContext,
-    Renderer,
-    TemplateContext,
-    TicketInfo,
-    TriageRequestContext,
-)
+from mailproc.outbound.render import CustomerInfo, Money, Renderer, TemplateContext, TicketInfo
 from mailproc.store import repo
-from mailproc.store.models import Ticket
+from mailproc.store.models import MessageRecord, Ticket
 
 EXCERPT_CHARS = 600
+ContextFor = Callable[[CustomerInfo, TicketInfo], TemplateContext]
 
 
 @dataclass(frozen=True)
@@ -191,6 +184,69 @@ class Notifier:
             deadline=retry_deadline(now, self.settings.outbox),
         )
 
+    def customer_mail(
+        self,
+        session: Session,
+        ticket: Ticket,
+        *,
+        key: str,
+        template: str,
+        context_for: ContextFor,
+        now: dt.datetime,
+        automatic: AutoSubmitted = AutoSubmitted.AUTO_GENERATED,
+    ) -> bool:
+        """Queue a mail to the ticket's customer in their language."""
+        to = _to_customer(ticket)
+        if not to:
+            return False
+        customer = core_customer(ticket)
+        locale = self.locale(customer).locale
+        context = context_for(
+            self.customer_info(ticket, customer), self.ticket_info(ticket, customer, locale)
+        )
+        return self.queue(
+            session,
+            key=key,
+            ticket=ticket,
+            template=template,
+            locale=locale,
+            context=context,
+            to=to,
+            automatic=automatic,
+            now=now,
+            thread=_customer_thread(session, ticket),
+        )
+
+    def internal_mail(
+        self,
+        session: Session,
+        ticket: Ticket,
+        *,
+        key: str,
+        template: str,
+        to: Sequence[Address],
+        context_for: ContextFor,
+        now: dt.datetime,
+    ) -> bool:
+        """Queue an internal notification (English) about a ticket."""
+        if not to:
+            return False
+        customer = core_customer(ticket)
+        context = context_for(
+            self.customer_info(ticket, customer), self.ticket_info(ticket, customer, "en")
+        )
+        return self.queue(
+            session,
+            key=key,
+            ticket=ticket,
+            template=template,
+            locale="en",
+            context=context,
+            to=to,
+            automatic=AutoSubmitted.AUTO_GENERATED,
+            now=now,
+        )
+
     def auto_reply_allowed(
         self, session: Session, address: str, now: dt.datetime
     ) -> tuple[bool, str]:
@@ -233,189 +289,31 @@ def locale_policy_from(settings: Settings) -> LocalePolicy:
     )
 
 
-@dataclass(frozen=True)
-class FirstMail:
-    """What the notifications of a new ticket need to know about the mail that opened it."""
-
-    thread: Thread
-    content_language: tuple[str, ...]
-    new_text: str
-    language: LanguageGuess | None  # the detector's guess for new_text
-    may_auto_reply: bool  # a person wrote it (no auto-reply, bounce, list or own mail)
-    from_agent: bool
+def core_customer(ticket: Ticket) -> Customer | None:
+    """The core view of the ticket's customer, if it has one."""
+    return repo.to_core_customer(ticket.customer) if ticket.customer is not None else None
 
 
-def notify_new_ticket(
-    notifier: Notifier,
-    session: Session,
-    ticket: Ticket,
-    customer: Customer | None,
-    first: FirstMail,
-    now: dt.datetime,
-) -> None:
-    """Acknowledge the customer (Template 1) and alert agents, the P0 chain and triage."""
-    choice = notifier.locale(customer, first.content_language, first.language)
-    info = notifier.customer_info(ticket, customer)
-    _acknowledge(notifier, session, ticket, customer, first, choice, info, now)
-    excerpt = first.new_text[:EXCERPT_CHARS]
-    hits = tuple(f"{h['rule']}: {h['reason']}" for h in ticket.classification.get("rule_hits", []))
-    internal = notifier.ticket_info(ticket, customer, "en")
-    due = ticket.first_response_due or now
-    agents = (Address("Support agents", notifier.settings.notify.agents_address),)
-    notifier.queue(
-        session,
-        key=f"new:{ticket.number}",
-        ticket=ticket,
-        template="new_ticket_alert",
-        locale="en",
-        to=agents,
-        automatic=AutoSubmitted.AUTO_GENERATED,
-        now=now,
-        context=NewTicketAlertContext(
-            customer=info,
-            ticket=internal,
-            first_response_due=due,
-            excerpt=excerpt,
-            rule_hits=hits,
-            mail_language=choice.mail_language,
-            reply_locale=choice.locale,
-            translation_requested=choice.translation_requested,
-            timezone=info.timezone,
-            recent_tickets=_recent_tickets(session, ticket),
-        ),
+def _to_customer(ticket: Ticket) -> tuple[Address, ...]:
+    customer = ticket.customer
+    return (
+        (Address(customer.contact_name if customer else "", ticket.requester),)
+        if ticket.requester
+        else ()
     )
-    if ticket.priority == Priority.P0:
-        leaders = (*notifier.role_recipients("cto"), *notifier.role_recipients("support_director"))
-        notifier.queue(
-            session,
-            key=f"p0:{ticket.number}",
-            ticket=ticket,
-            template="p0_alert",
-            locale="en",
-            to=leaders,
-            automatic=AutoSubmitted.AUTO_GENERATED,
-            now=now,
-            context=P0AlertContext(
-                customer=info,
-                ticket=internal,
-                reported_at=ticket.received_at,
-                devops_due=ticket.received_at + dt.timedelta(minutes=30),
-                first_response_due=due,
-                excerpt=excerpt,
-                timezone=info.timezone,
-            ),
-        )
-        notifier.record(
-            session,
-            ticket,
-            now,
-            "notify.p0_alert",
-            "P0: the CTO and the Support Director are told (§4.1)",
-            to=[a.addr for a in leaders],
-        )
-    if ticket.needs_triage and ticket.triage_due is not None:
-        managers = notifier.role_recipients("support_manager")
-        notifier.queue(
-            session,
-            key=f"triage:{ticket.number}",
-            ticket=ticket,
-            template="triage_request",
-            locale="en",
-            to=managers,
-            automatic=AutoSubmitted.AUTO_GENERATED,
-            now=now,
-            context=TriageRequestContext(
-                customer=info,
-                ticket=internal,
-                reason=ticket.triage_reason or "",
-                triage_due=ticket.triage_due,
-                excerpt=excerpt,
-                rule_hits=hits,
-                timezone=info.timezone,
-            ),
-        )
-        notifier.record(
-            session,
-            ticket,
-            now,
-            "notify.triage_request",
-            "unclear priority: the Support Manager decides within 30 minutes (§2.2)",
-            to=[a.addr for a in managers],
-        )
 
 
-def _acknowledge(
-    notifier: Notifier,
-    session: Session,
-    ticket: Ticket,
-    customer: Customer | None,
-    first: FirstMail,
-    choice: LocaleChoice,
-    info: CustomerInfo,
-    now: dt.datetime,
-) -> None:
-    requester = ticket.requester
-    if not first.may_auto_reply or first.from_agent or not requester:
-        why = (
-            "no valid requester address"
-            if not requester
-            else (
-                "the mail came from an agent"
-                if first.from_agent
-                else "automatic mail is never answered"
-            )
+def _customer_thread(session: Session, ticket: Ticket) -> Thread:
+    """The customer's latest mail on the ticket, so our mail threads in their client."""
+    row = session.execute(
+        select(MessageRecord.message_id, MessageRecord.references)
+        .where(
+            MessageRecord.ticket_id == ticket.id,
+            MessageRecord.direction == "in",
+            MessageRecord.sender_kind != "agent",
         )
-        notifier.record(session, ticket, now, "notify.ack_skipped", why)
-        return
-    allowed, budget = notifier.auto_reply_allowed(session, requester, now)
-    if not allowed:
-        notifier.record(
-            session,
-            ticket,
-            now,
-            "notify.ack_suppressed",
-            f"auto-reply budget {budget}",
-            to=requester,
-        )
-        return
-    target = dt.timedelta(hours=ticket.sla.get("first_response_target_hours", 24))
-    queued = notifier.queue(
-        session,
-        key=f"ack:{ticket.number}",
-        ticket=ticket,
-        template="acknowledgment",
-        locale=choice.locale,
-        to=(Address(info.name, requester),),
-        automatic=AutoSubmitted.AUTO_REPLIED,
-        now=now,
-        thread=first.thread,
-        context=AcknowledgmentContext(
-            customer=info,
-            ticket=notifier.ticket_info(ticket, customer, choice.locale),
-            sla_target=target,
-            first_response_due=ticket.first_response_due or now,
-        ),
-    )
-    if queued:
-        notifier.record(
-            session,
-            ticket,
-            now,
-            "notify.ack_queued",
-            f"Template 1 in {choice.locale} ({choice.reason}); {budget}",
-            locale=choice.locale,
-            translation_requested=choice.translation_requested,
-        )
-
-
-def _recent_tickets(session: Session, ticket: Ticket, limit: int = 5) -> tuple[str, ...]:
-    """The customer's latest other tickets, for the agents' alert: number, status, subject."""
-    if ticket.customer_id is None:
-        return ()
-    rows = session.execute(
-        select(Ticket.number, Ticket.status, Ticket.subject)
-        .where(Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id)
-        .order_by(Ticket.id.desc())
-        .limit(limit)
-    ).all()
-    return tuple(f"#{number} {status}: {subject[:60]}" for number, status, subject in rows)
+        .order_by(MessageRecord.id.desc())
+    ).first()
+    if row is None:
+        return Thread(None)
+    return Thread(row[0], tuple(row[1] or ()))

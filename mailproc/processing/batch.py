@@ -1,0 +1,383 @@
+"""One batch of claimed mail: decided in memory against what it refers to, then staged.
+
+The batch routes each message (duplicate, automatic mail, a reply, a new ticket), changes the
+tickets in memory and stages the rows; the caller flushes, then runs the follow-ups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.orm import Session
+
+from mailproc.core import model
+from mailproc.core.assess import assess, sla_record
+from mailproc.core.detect import AUTOMATIC_KINDS
+from mailproc.core.identity import SenderKind, identify_sender
+from mailproc.core.model import InboundStatus, Priority, TicketStatus
+from mailproc.core.survey import parse_survey_reply
+from mailproc.core.ticket_threading import ThreadAction, decide_thread
+from mailproc.core.understand import Prepared
+from mailproc.processing.context import Outcome, OutcomeAction, ProcessingContext, quarantine
+from mailproc.processing.followups import (
+    AnnounceTicket,
+    ApplyAgentMail,
+    DetectIncidents,
+    EscalateOutages,
+    FollowUp,
+    RecordSurveyReply,
+    run_followups,
+)
+from mailproc.processing.lookup import BatchLookup
+from mailproc.processing.parsepool import PrepareResult
+from mailproc.processing.rows import (
+    Understood,
+    mark_undeliverable,
+    message_detail,
+    stage_event,
+    stage_message,
+    stage_participants,
+)
+from mailproc.store import repo
+from mailproc.store.models import Inbound, Ticket
+from mailproc.tickets.ops import end_waiting
+from mailproc.workflows.mail import Thread
+from mailproc.workflows.new_ticket import FirstMail
+
+log = logging.getLogger(__name__)
+
+Routed = tuple[Ticket | None, OutcomeAction, str]  # the ticket, what was done, why
+
+
+class Batch:
+    """One batch's view of the tickets it touches: preloaded, changed in memory, then flushed."""
+
+    def __init__(self, session: Session, context: ProcessingContext) -> None:
+        self.session = session
+        self.context = context
+        self.now = context.clock.now()
+        self.lookup = BatchLookup(session)
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+        self._last_number: int | None = None
+        self._undecided = 0
+        self._outages: list[Ticket] = []  # new P0 tickets: escalated at once, together
+        self._requesters: list[str] = []  # of the tickets opened: their auto-reply budgets
+        self._followups: list[FollowUp] = []
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(
+        self,
+        claimed: Sequence[tuple[Inbound, bytes]],
+        ready: Mapping[int, PrepareResult] | None = None,
+    ) -> list[Outcome]:
+        """Decide and stage every claimed message; the caller flushes."""
+        outcomes: dict[int, Outcome] = {}
+        prepared: dict[int, Prepared] = {}
+        results = self.context.complete(claimed, ready or {})
+        for inbound, _ in claimed:
+            result = results[inbound.id]
+            inbound.attempts += 1
+            if isinstance(result, Exception):  # a message the parser cannot take: set aside
+                outcomes[inbound.id] = self._quarantine(inbound, result)
+            else:
+                prepared[inbound.id] = result
+        with self.session.no_autoflush:
+            self.lookup.preload(p.parsed for p in prepared.values())
+            self._undecided = len(prepared)
+            for inbound, _ in claimed:
+                if inbound.id not in outcomes:
+                    outcomes[inbound.id] = self._handle(inbound, prepared[inbound.id])
+                    self._undecided -= 1
+        return [outcomes[inbound.id] for inbound, _ in claimed]
+
+    def notify(self) -> None:
+        """Run the follow-ups (mail, timers, workflows) once the batch has been flushed."""
+        if not self._followups:
+            return
+        desk = self.context.desk
+        if self._outages and desk is not None:  # after every new ticket's timers
+            outages = [ticket.id for ticket in self._outages]
+            self._followups.append(EscalateOutages(desk, self._outages[-1], outages))
+        run_followups(
+            self.session, self._followups, self.now, self.context.notifier, self._requesters
+        )
+
+    def _quarantine(self, inbound: Inbound, error: Exception) -> Outcome:
+        log.debug("inbound %s traceback", inbound.id, exc_info=error)
+        return quarantine(self.session, inbound, f"{type(error).__name__}: {error}", self.now)
+
+    def _handle(self, inbound: Inbound, prepared: Prepared) -> Outcome:
+        parsed = prepared.parsed
+        earlier = self.lookup.first_inbound(parsed.message_id) if parsed.message_id else None
+        if earlier is not None and earlier[0] == prepared.fingerprint:
+            return self._duplicate(inbound, earlier[1])
+        try:
+            understood = self._understand(inbound, prepared)
+        except Exception as error:  # a bug meets odd input: keep the mail, report, go on
+            return self._quarantine(inbound, error)
+        if earlier is not None:
+            inbound.message_id_conflict = True
+            self._event(
+                earlier[1],
+                inbound,
+                "inbound.message_id_conflict",
+                f"Message-ID {parsed.message_id} was seen before with different content; "
+                "kept as its own message",
+            )
+        return self._apply(inbound, understood)
+
+    def _understand(self, inbound: Inbound, prepared: Prepared) -> Understood:
+        parsed = prepared.parsed
+        sender = identify_sender(parsed, self.context.identity, self.lookup.customer_by_address)
+        thread = decide_thread(
+            parsed,
+            inbound.envelope_to,
+            sender,
+            self.lookup,
+            self.context.threading,
+            self.now,
+            prepared.detection.bounce,
+        )
+        return Understood(prepared, sender, thread)
+
+    def _duplicate(self, inbound: Inbound, ticket: Ticket | None) -> Outcome:
+        reason = "same Message-ID and content as a message already stored: a repeated delivery"
+        inbound.status = InboundStatus.PROCESSED
+        inbound.processed_at = self.now
+        inbound.kind = "duplicate"
+        inbound.kind_reason = reason
+        self._event(ticket, inbound, "inbound.duplicate", reason)
+        number = ticket.number if ticket else None
+        return Outcome(inbound.id, OutcomeAction.DUPLICATE, number, reason)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _apply(self, inbound: Inbound, understood: Understood) -> Outcome:
+        detection = understood.detection
+        inbound.kind = detection.kind.value
+        inbound.kind_reason = "; ".join(detection.reasons)[:2000]
+        ticket, action, reason = self._route(inbound, understood)
+        stage_message(self.session, inbound, understood, ticket, self.now)
+        message_id = understood.parsed.message_id
+        if message_id:
+            self.lookup.add_message(message_id, understood.prepared.fingerprint, ticket)
+        if ticket is not None and detection.kind not in AUTOMATIC_KINDS:
+            known = self.lookup.participants_of(ticket)
+            support = self.context.support_addresses
+            stage_participants(self.session, ticket, understood, known, support)
+        inbound.status = InboundStatus.PROCESSED
+        inbound.processed_at = self.now
+        inbound.last_error = None
+        return Outcome(inbound.id, action, ticket.number if ticket else None, reason)
+
+    def _route(self, inbound: Inbound, understood: Understood) -> Routed:
+        thread = understood.thread
+        kind = understood.detection.kind
+        target = self.lookup.ticket(thread.ticket) if thread.ticket is not None else None
+        if kind in AUTOMATIC_KINDS:
+            return self._route_automatic(inbound, understood, target)
+        if target is not None and thread.action in (ThreadAction.ATTACH, ThreadAction.REOPEN):
+            return self._reply(inbound, understood, target)
+        parent = target if thread.action is ThreadAction.NEW_LINKED else None
+        ticket = self._open_ticket(inbound, understood, parent)
+        return ticket, OutcomeAction.CREATED, thread.reason
+
+    def _reply(self, inbound: Inbound, understood: Understood, target: Ticket) -> Routed:
+        """A person's mail on an existing ticket: an agent's, a survey answer, or a reply."""
+        thread, sender, parsed = understood.thread, understood.sender, understood.parsed
+        new_text = understood.prepared.new_text
+        target.updated_at = self.now
+        self._event(target, inbound, "message.received", thread.reason, message_detail(understood))
+        desk = self.context.desk
+        if sender.kind is SenderKind.AGENT and sender.agent is not None:
+            agent = sender.agent
+            if desk is not None:
+                self._followups.append(ApplyAgentMail(desk, target, agent, new_text))
+            return target, OutcomeAction.APPENDED, f"{thread.reason}; agent {agent.name}"
+        answered = target.survey_sent_at is not None and target.survey_answered_at is None
+        if answered and desk is not None and parse_survey_reply(parsed.subject, new_text):
+            self._followups.append(RecordSurveyReply(desk, target, parsed.subject, new_text))
+            reason = f"{thread.reason}; survey answer (ticket stays resolved)"
+            return target, OutcomeAction.APPENDED, reason
+        if thread.action is ThreadAction.REOPEN:
+            target.status = TicketStatus.OPEN
+            self._event(target, inbound, "ticket.reopened", thread.reason)
+            return target, OutcomeAction.REOPENED, thread.reason
+        if target.status == TicketStatus.WAITING:
+            end_waiting(self.session, target, self.context.sla, self.now)
+            self._event(
+                target,
+                inbound,
+                "ticket.customer_replied",
+                "the customer replied: no longer waiting on the customer",
+            )
+        return target, OutcomeAction.APPENDED, thread.reason
+
+    def _route_automatic(
+        self, inbound: Inbound, understood: Understood, target: Ticket | None
+    ) -> Routed:
+        kind = understood.detection.kind
+        evidence = "; ".join(understood.detection.reasons)
+        detail = message_detail(understood)
+        if target is not None and understood.thread.action in (
+            ThreadAction.ATTACH,
+            ThreadAction.REOPEN,
+        ):
+            reason = (
+                f"{kind.value} ({evidence}); {understood.thread.reason}; ticket state unchanged"
+            )
+            self._event(target, inbound, f"message.{kind.value}", reason, detail)
+            if understood.detection.bounce is not None:
+                mark_undeliverable(self.session, target, inbound, understood, self.now)
+            return target, OutcomeAction.NOTED, reason
+        reason = f"{kind.value} ({evidence}) that matches no ticket: no ticket opened"
+        self._event(None, inbound, "inbound.not_ticketed", reason, detail)
+        return None, OutcomeAction.KEPT, reason
+
+    def _open_ticket(
+        self, inbound: Inbound, understood: Understood, parent: Ticket | None
+    ) -> Ticket:
+        sender = understood.sender
+        customer = (
+            self.lookup.customer(sender.address) if sender.customer and sender.address else None
+        )
+        ticket_id, number = self._allocate_ticket()
+        ticket = Ticket(
+            id=ticket_id,
+            number=number,
+            status=TicketStatus.NEW,
+            subject=understood.parsed.subject or "(no subject)",
+            customer=customer,
+            requester=sender.address,
+            unknown_customer=customer is None,
+            parent_ticket_id=parent.id if parent is not None else None,
+            received_at=inbound.received_at,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.session.add(ticket)
+        if sender.address:
+            self._requesters.append(sender.address)
+        self.lookup.add_ticket(ticket)
+        who = (
+            f"customer {customer.id} ({customer.plan})"
+            if customer is not None
+            else f"{sender.kind.value} sender {sender.address or '(no valid From address)'}"
+        )
+        reason = f"{understood.thread.reason}; requester is {who} ({sender.reason})"
+        self._event(
+            ticket,
+            inbound,
+            "ticket.created",
+            reason,
+            {
+                "customer_id": customer.id if customer else None,
+                "linked_to": parent.number if parent is not None else None,
+            },
+        )
+        self._event(
+            ticket,
+            inbound,
+            "message.received",
+            understood.detection.reasons[0],
+            message_detail(understood),
+        )
+        self._classify(ticket, inbound, understood, sender.customer)
+        parsed = understood.parsed
+        first = FirstMail(
+            thread=Thread(parsed.message_id, parsed.references),
+            content_language=parsed.content_language,
+            new_text=understood.prepared.new_text,
+            language=understood.prepared.language,
+            may_auto_reply=understood.detection.may_auto_reply,
+            from_agent=sender.kind is SenderKind.AGENT,
+        )
+        context = self.context
+        announce = AnnounceTicket(ticket, sender.customer, first, context.notifier, context.desk)
+        self._followups.append(announce)
+        return ticket
+
+    def _classify(
+        self,
+        ticket: Ticket,
+        inbound: Inbound,
+        understood: Understood,
+        customer: model.Customer | None,
+    ) -> None:
+        """Priority, intent and due times at intake (the 15-minute assignment target)."""
+        prepared = understood.prepared
+        assessment = assess(
+            prepared.classification
+            or self.context.rules.classifier.classify(prepared.parsed.subject, prepared.new_text),
+            customer,
+            inbound.received_at,
+            self.context.sla,
+        )
+        found, deadlines = assessment.classification, assessment.deadlines
+        ticket.priority = found.priority.value
+        ticket.intent = found.intent.value
+        ticket.needs_triage = found.needs_triage
+        ticket.triage_reason = found.triage_reason
+        ticket.triage_due = assessment.triage_due
+        ticket.classified_at = self.now
+        ticket.first_response_due = deadlines.first_response_due
+        ticket.resolution_due = deadlines.resolution_due
+        ticket.classification = assessment.classification_record()
+        ticket.sla = sla_record(deadlines)
+        desk = self.context.desk
+        if found.priority is Priority.P0 and desk is not None:
+            if not self._outages:  # once per batch; it runs after the flush: it sees every new P0
+                self._followups.append(DetectIncidents(desk, ticket))
+            self._outages.append(ticket)
+        seconds = (self.now - inbound.received_at).total_seconds()
+        self._event(
+            ticket,
+            inbound,
+            "ticket.classified",
+            assessment.explain_priority(),
+            {**ticket.classification, "seconds_after_receipt": seconds},
+        )
+        self._event(
+            ticket,
+            inbound,
+            "ticket.sla",
+            "; ".join(deadlines.explanation),
+            {
+                "sla_row": deadlines.sla_row,
+                "calendar": deadlines.calendar_description,
+                "first_response_due": deadlines.first_response_due.isoformat(),
+                "resolution_due": deadlines.resolution_due.isoformat()
+                if deadlines.resolution_due
+                else None,
+            },
+        )
+        if found.needs_triage and assessment.triage_due is not None:
+            self._event(
+                ticket,
+                inbound,
+                "ticket.triage_needed",
+                f"{found.triage_reason}; Support Manager escalation due by "
+                f"{assessment.triage_due.isoformat()}",
+                {"triage_due": assessment.triage_due.isoformat()},
+            )
+
+    def _event(
+        self,
+        ticket: Ticket | None,
+        inbound: Inbound,
+        kind: str,
+        reason: str,
+        detail: Mapping[str, object] | None = None,
+    ) -> None:
+        stage_event(self.session, ticket, inbound, self.now, kind, reason, detail)
+
+    def _allocate_ticket(self) -> tuple[int | None, int]:
+        """(id, number) of a new ticket; on SQLite the id comes with the insert."""
+        if self._postgres:
+            return self.context.ticket_keys.take(self.session, self._undecided)
+        if self._last_number is None:  # one writer at a time on SQLite: count in memory
+            self._last_number = repo.next_ticket_number(self.session) - 1
+        self._last_number += 1
+        return None, self._last_number

@@ -1,0 +1,148 @@
+"""The follow-ups of a batch: named steps run once its tickets and messages are flushed.
+
+All run in one savepoint; if one fails, they are redone one savepoint each, so the failing one
+is logged on its ticket and never undoes a ticket or the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from mailproc.core import model
+from mailproc.core.identity import Agent
+from mailproc.errors import PermanentError
+from mailproc.store import repo
+from mailproc.store.models import Ticket
+from mailproc.store.staged import staging
+from mailproc.workflows.desk import Desk
+from mailproc.workflows.mail import Notifier
+from mailproc.workflows.new_ticket import FirstMail, notify_new_ticket
+
+log = logging.getLogger(__name__)
+
+
+class FollowUp(Protocol):
+    """A step run after the batch is flushed (its ticket has an id by then)."""
+
+    @property
+    def ticket(self) -> Ticket:
+        """The ticket the step is for: a failure is recorded on it."""
+        ...
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Do the step in the caller's transaction."""
+        ...
+
+
+@dataclass(frozen=True)
+class AnnounceTicket:
+    """A new ticket: acknowledgment and alerts, escalation timers, a refund case."""
+
+    ticket: Ticket
+    customer: model.Customer | None
+    first: FirstMail
+    notifier: Notifier | None
+    desk: Desk | None
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Queue the new ticket's mail, then open its workflows."""
+        if self.notifier is not None:
+            notify_new_ticket(self.notifier, session, self.ticket, self.customer, self.first, now)
+        if self.desk is not None:
+            self.desk.ticket_opened(session, self.ticket, self.first.new_text, now)
+
+
+@dataclass(frozen=True)
+class ApplyAgentMail:
+    """An agent's mail on a ticket: commands applied, the rest relayed to the customer."""
+
+    desk: Desk
+    ticket: Ticket
+    agent: Agent
+    new_text: str
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Apply the agent's mail."""
+        self.desk.agent_mail(session, self.ticket, self.agent, self.new_text, now)
+
+
+@dataclass(frozen=True)
+class RecordSurveyReply:
+    """A customer's answer to the satisfaction survey."""
+
+    desk: Desk
+    ticket: Ticket
+    subject: str
+    new_text: str
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Record the score (and what a low one calls for)."""
+        self.desk.survey_reply(session, self.ticket, self.subject, self.new_text, now)
+
+
+@dataclass(frozen=True)
+class DetectIncidents:
+    """The batch opened a P0: re-decide the incidents (once per batch, seeing every P0)."""
+
+    desk: Desk
+    ticket: Ticket  # the batch's first P0
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Link the look-back period's P0 tickets into incidents."""
+        self.desk.detect_incidents(session, now)
+
+
+@dataclass(frozen=True)
+class EscalateOutages:
+    """The batch's new P0 tickets: what their timers call for within the hour, now."""
+
+    desk: Desk
+    ticket: Ticket  # the batch's last P0
+    ticket_ids: Sequence[int]
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Fire the P0 tickets' timers due within the hour (after every ticket's timers)."""
+        self.desk.escalate_outages(session, self.ticket_ids, now)
+
+
+def run_followups(
+    session: Session,
+    steps: Sequence[FollowUp],
+    now: dt.datetime,
+    notifier: Notifier | None,
+    requesters: Sequence[str],
+) -> None:
+    """Run every step, together if they all succeed, else one savepoint each.
+
+    ``requesters`` (of the tickets opened) have their auto-reply budgets loaded at once.
+    """
+    if not steps:
+        return
+    try:
+        with session.begin_nested(), staging(session), session.no_autoflush:
+            if notifier is not None:
+                notifier.load_budgets(session, requesters, now)
+            for step in steps:
+                step.run(session, now)
+        return
+    except (PermanentError, ValueError) as error:
+        log.info("follow-ups of a batch failed (%s); retrying one by one", error)
+    for step in steps:
+        try:
+            with session.begin_nested(), staging(session), session.no_autoflush:
+                step.run(session, now)
+        except (PermanentError, ValueError) as error:
+            log.warning("ticket #%s: follow-up failed: %s", step.ticket.number, error)
+            repo.record_event(
+                session,
+                now,
+                "notify.failed",
+                f"{type(error).__name__}: {error}",
+                ticket_id=step.ticket.id,
+            )

@@ -1,0 +1,233 @@
+"""The rows one inbound message leaves: its message record and attachments, the ticket's new
+participants, undeliverable addresses and the events; staged to be written with the batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy import Insert, bindparam, insert, select
+from sqlalchemy.orm import Session
+
+from mailproc.core.addresses import normalize_address
+from mailproc.core.detect import Detection
+from mailproc.core.identity import SenderIdentity, SenderKind
+from mailproc.core.model import ParsedMessage
+from mailproc.core.ticket_threading import ThreadDecision
+from mailproc.core.understand import Prepared
+from mailproc.store.models import (
+    AttachmentRecord,
+    Blob,
+    Event,
+    Inbound,
+    MessageRecord,
+    Ticket,
+    TicketParticipant,
+    UndeliverableAddress,
+)
+from mailproc.store.staged import insert_new_only, stage, stage_statement, table_of
+
+
+@dataclass(frozen=True)
+class Understood:
+    """Everything decided about one message before anything is written."""
+
+    prepared: Prepared
+    sender: SenderIdentity
+    thread: ThreadDecision
+
+    @property
+    def parsed(self) -> ParsedMessage:
+        """The parsed mail."""
+        return self.prepared.parsed
+
+    @property
+    def detection(self) -> Detection:
+        """The automatic-mail detector's verdict."""
+        return self.prepared.detection
+
+
+def message_fields(
+    parsed: ParsedMessage, sender: str | None, fingerprint: str, new_text: str, quoted_text: str
+) -> dict[str, object]:
+    """The columns of a message row that come from its raw mail."""
+    return {
+        "message_id": parsed.message_id,
+        "in_reply_to": list(parsed.in_reply_to),
+        "references": list(parsed.references),
+        "from_address": sender,
+        "from_name": (parsed.sender.name if parsed.sender else "")[:320],
+        "to": [[a.name, a.addr] for a in parsed.to],
+        "cc": [[a.name, a.addr] for a in parsed.cc],
+        "reply_to": [[a.name, a.addr] for a in parsed.reply_to],
+        "subject": parsed.subject,
+        "sent_at": parsed.date,
+        "content_language": ",".join(parsed.content_language)[:64],
+        "body_text": parsed.body_text,
+        "body_source": parsed.body_source,
+        "new_text": new_text,
+        "quoted_text": quoted_text,
+        "content_hash": fingerprint,
+        "defects": list(parsed.defects),
+    }
+
+
+@cache
+def _attachment_of_inbound() -> Insert:
+    """INSERT of an attachment row whose message is found by its inbound id (staged rows)."""
+    messages = table_of(MessageRecord)
+    return insert(table_of(AttachmentRecord)).values(
+        message_pk=select(messages.c.id)
+        .where(messages.c.inbound_id == bindparam("inbound_id"))
+        .scalar_subquery()
+    )
+
+
+def stage_message(
+    session: Session,
+    inbound: Inbound,
+    understood: Understood,
+    ticket: Ticket | None,
+    now: dt.datetime,
+) -> None:
+    """The inbound message record and its attachments (bytes stored once, by hash)."""
+    parsed = understood.parsed
+    fields = message_fields(
+        parsed,
+        understood.sender.address,
+        understood.prepared.fingerprint,
+        understood.prepared.new_text,
+        understood.prepared.quoted_text,
+    )
+    row = {
+        "inbound_id": inbound.id,
+        "ticket_id": None,
+        "direction": "in",
+        "created_at": now,
+        "sender_kind": understood.sender.kind.value,
+        **fields,
+    }
+    stage(session, MessageRecord, row, ticket)
+    for attachment in parsed.attachments:
+        stage_statement(
+            session,
+            insert_new_only(session, Blob),
+            {"sha256": attachment.sha256, "size": attachment.size, "data": attachment.content},
+        )
+        stage_statement(
+            session,
+            _attachment_of_inbound(),
+            {
+                "inbound_id": inbound.id,
+                "filename": attachment.filename,
+                "content_type": attachment.content_type,
+                "size": attachment.size,
+                "sha256": attachment.sha256,
+            },
+        )
+
+
+def stage_participants(
+    session: Session,
+    ticket: Ticket,
+    understood: Understood,
+    known: dict[str, str],
+    support_addresses: frozenset[str],
+) -> None:
+    """The sender and Cc addresses the ticket did not know (``known`` is updated)."""
+    sender = understood.sender
+    found: dict[str, str] = {}
+    if sender.address:
+        role = (
+            "agent"
+            if sender.kind is SenderKind.AGENT
+            else ("requester" if sender.address == ticket.requester else "sender")
+        )
+        found[sender.address] = role
+    for cc in understood.parsed.cc:
+        normalized = normalize_address(cc.addr)
+        if normalized and normalized not in support_addresses:
+            found.setdefault(normalized, "cc")
+    for address, role in found.items():
+        if address not in known:
+            known[address] = role
+            stage(
+                session,
+                TicketParticipant,
+                {"ticket_id": None, "address": address, "role": role},
+                ticket,
+            )
+
+
+def mark_undeliverable(
+    session: Session, ticket: Ticket, inbound: Inbound, understood: Understood, now: dt.datetime
+) -> None:
+    """Record the addresses a bounce reports as failed."""
+    bounce = understood.detection.bounce
+    assert bounce is not None
+    for failed in bounce.failed:
+        address = normalize_address(failed.address)
+        if address is None:
+            continue
+        row = session.get(UndeliverableAddress, address)
+        if row is None:
+            row = UndeliverableAddress(
+                address=address, permanent=failed.permanent, first_seen=now, bounces=0
+            )
+            session.add(row)
+        row.permanent = bool(row.permanent) or failed.permanent
+        row.bounces = (row.bounces or 0) + 1
+        row.last_seen = now
+        row.ticket_id = ticket.id
+        row.inbound_id = inbound.id
+        row.reason = "permanent failure" if failed.permanent else "temporary failure"
+
+
+def message_detail(understood: Understood) -> dict[str, object]:
+    """The detail of a message's event: its kind, sender, trust and the evidence."""
+    parsed = understood.parsed
+    detail: dict[str, object] = {
+        "message_id": parsed.message_id,
+        "kind": understood.detection.kind.value,
+        "sender": understood.sender.kind.value,
+        "sender_reason": understood.sender.reason,
+        "trust": understood.thread.trust.value,
+        "body_source": parsed.body_source,
+        "defects": len(parsed.defects),
+    }
+    bounce = understood.detection.bounce
+    if bounce is not None:
+        detail["failed_recipients"] = [
+            {"address": f.address, "permanent": f.permanent} for f in bounce.failed
+        ]
+        detail["original_message_id"] = bounce.original_message_id
+    if understood.sender.lookalike_of:
+        detail["lookalike_of"] = understood.sender.lookalike_of
+    return detail
+
+
+def stage_event(
+    session: Session,
+    ticket: Ticket | None,
+    inbound: Inbound,
+    now: dt.datetime,
+    kind: str,
+    reason: str,
+    detail: Mapping[str, object] | None = None,
+) -> None:
+    """An event about an inbound message (and its ticket, once the ticket has its id)."""
+    stage(
+        session,
+        Event,
+        {
+            "inbound_id": inbound.id,
+            "at": now,
+            "kind": kind,
+            "reason": reason,
+            "detail": dict(detail or {}),
+            "ticket_id": None,
+        },
+        ticket,
+    )

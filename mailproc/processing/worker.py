@@ -1,0 +1,153 @@
+"""The worker: turn pending raw mail into parsed messages and tickets; quarantine and release.
+
+A batch of claimed rows is decided in memory against a preloaded view of the tickets it
+touches, then written with one flush in one transaction. If the database refuses the batch,
+it is redone one message at a time in savepoints, and a message that fails on its own is
+quarantined with its reason. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+from sqlalchemy import exc, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailproc.core.model import InboundStatus
+from mailproc.processing.batch import Batch
+from mailproc.processing.context import Outcome, ProcessingContext, ProcessSummary, quarantine
+from mailproc.processing.parsepool import Ahead, Job, PrepareResult
+from mailproc.store import repo
+from mailproc.store.db import is_transient, transaction
+from mailproc.store.models import Inbound
+from mailproc.store.staged import staging
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+READ_AHEAD = 2  # batches parsed ahead in the workers while one is written
+READ_AHEAD_BYTES = 64 * 1024 * 1024  # no further batch is read ahead past this much raw mail
+
+
+def process_pending(
+    factory: sessionmaker[Session],
+    context: ProcessingContext,
+    *,
+    batch_size: int = 250,
+    progress: Progress | None = None,
+    before_batch: Callable[[], None] | None = None,
+) -> ProcessSummary:
+    """Process every pending inbound message; safe to run in several processes at once.
+
+    ``before_batch`` runs before each batch's transaction begins (``serve`` uses it to let the
+    listener's commits go first on SQLite).
+
+    With a parse pool, the next READ_AHEAD batches (fewer past READ_AHEAD_BYTES of raw mail)
+    are parsed in the workers while this one is written (read ahead without locks; claimed,
+    and checked, in a later transaction), so neither the workers nor this process wait on
+    the other's pace from batch to batch.
+    """
+    summary = ProcessSummary()
+    ahead: deque[tuple[int, int, Ahead]] = deque()  # (last inbound id, raw bytes, its batch)
+    while True:
+        if before_batch is not None:
+            before_batch()
+        with transaction(factory) as session:
+            claimed = repo.claim_pending(session, batch_size)
+            current = ahead.popleft()[2] if ahead else None
+            if context.pool is not None and len(claimed) == batch_size:
+                if current is None:  # the first batch goes to the workers before the next ones
+                    current = context.pool.start(_keyed_jobs(claimed))
+                after = ahead[-1][0] if ahead else claimed[-1][0].id
+                while len(ahead) < READ_AHEAD and sum(b for _, b, _ in ahead) < READ_AHEAD_BYTES:
+                    upcoming = repo.peek_pending(session, after, batch_size)
+                    if not upcoming:
+                        break
+                    batch = context.pool.start(_keyed_jobs(upcoming))
+                    if batch is None:  # a pool without workers
+                        break
+                    after = upcoming[-1][0].id
+                    ahead.append((after, sum(len(raw) for _, raw in upcoming), batch))
+            ready = context.complete(claimed, current.results() if current is not None else {})
+            summary.outcomes.extend(process_batch(session, claimed, context, ready))
+        if progress is not None and claimed:
+            progress(len(claimed))
+        if len(claimed) < batch_size:
+            for _, _, batch in ahead:
+                batch.results()  # let the workers finish before returning
+            return summary
+
+
+def _keyed_jobs(rows: Sequence[tuple[Inbound, bytes]]) -> list[tuple[int, Job]]:
+    return [(inbound.id, (raw, inbound.envelope_from)) for inbound, raw in rows]
+
+
+def process_batch(
+    session: Session,
+    claimed: Sequence[tuple[Inbound, bytes]],
+    context: ProcessingContext,
+    ready: Mapping[int, PrepareResult] | None = None,
+) -> list[Outcome]:
+    """Process claimed rows with one flush; fall back to one savepoint per message on failure.
+
+    ``ready`` holds results prepared ahead of time by inbound id. Transient database errors
+    are re-raised so that the caller's transaction is retried.
+    """
+    if not claimed:
+        return []
+    try:
+        with session.begin_nested():
+            batch = Batch(session, context)
+            with staging(session):
+                outcomes = batch.run(claimed, ready or {})
+                session.flush()
+            batch.notify()
+        return outcomes
+    except exc.SQLAlchemyError as error:
+        if is_transient(error):
+            raise
+        log.warning("batch of %d refused (%s); retrying one by one", len(claimed), error)
+    return [process_one(session, inbound, raw, context) for inbound, raw in claimed]
+
+
+def process_one(
+    session: Session, inbound: Inbound, raw: bytes, context: ProcessingContext
+) -> Outcome:
+    """Process one message in its own savepoint; quarantine it if even that fails."""
+    try:
+        with session.begin_nested():
+            batch = Batch(session, context)
+            with staging(session):
+                [outcome] = batch.run([(inbound, raw)])
+                session.flush()
+            batch.notify()
+        return outcome
+    except exc.SQLAlchemyError as error:
+        if is_transient(error):
+            raise
+        reason = f"database refused the message: {type(error).__name__}: {error}"
+    inbound.attempts += 1
+    return quarantine(session, inbound, reason, context.clock.now())
+
+
+def release(session: Session, inbound_ids: Sequence[int], now: dt.datetime) -> list[int]:
+    """Return quarantined messages to the pending queue; returns the ids released."""
+    rows = session.scalars(
+        select(Inbound).where(
+            Inbound.id.in_(list(inbound_ids)), Inbound.status == InboundStatus.QUARANTINED
+        )
+    ).all()
+    for inbound in rows:
+        inbound.status = InboundStatus.PENDING
+        repo.record_event(
+            session,
+            now,
+            "inbound.released",
+            "released from quarantine by an admin",
+            inbound_id=inbound.id,
+            detail={"previous_error": inbound.last_error},
+        )
+    return [inbound.id for inbound in rows]

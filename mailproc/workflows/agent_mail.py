@@ -1,0 +1,164 @@
+"""Agents by mail (§7): their commands applied, the rest of their reply relayed to the
+customer; an invalid or unauthorized command changes nothing and gets an error mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from mailproc.core.commands import (
+    AssignCommand,
+    Command,
+    EscalateCommand,
+    NoteCommand,
+    PriorityCommand,
+    RefundApproveCommand,
+    RefundDenyCommand,
+    StatusCommand,
+    check_commands,
+    parse_commands,
+)
+from mailproc.core.identity import Agent
+from mailproc.core.model import Address, TicketStatus
+from mailproc.outbound.compose import AutoSubmitted
+from mailproc.outbound.render import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
+from mailproc.store.models import RefundCaseRecord, Ticket
+from mailproc.tickets.ops import change_priority, resolve, start_waiting
+from mailproc.workflows.context import WorkflowContext
+from mailproc.workflows.escalation import escalate
+from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
+
+
+def agent_mail(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    new_text: str,
+    now: dt.datetime,
+) -> str:
+    """Apply an agent's commands and relay the rest to the customer; return a summary.
+
+    An invalid or unauthorized command changes nothing and relays nothing: the agent gets
+    an error mail listing every problem and sends a corrected reply.
+    """
+    parsed = parse_commands(new_text)
+    case_row, case = requested_case(session, ticket)
+    problems = check_commands(parsed, agent, case)
+    if problems:
+        for index, problem in enumerate(problems):
+            ctx.notifier.queue(
+                session,
+                key=f"cmd-error:{ticket.number}:{now.isoformat()}:{index}",
+                ticket=ticket,
+                template="command_error",
+                locale="en",
+                to=(Address(agent.name, agent.addresses[0]),),
+                automatic=AutoSubmitted.AUTO_REPLIED,
+                now=now,
+                context=CommandErrorContext(
+                    agent.name, problem.source, problem.problem, ticket.number, problem.usage
+                ),
+            )
+        reasons = "; ".join(f"{p.source}: {p.problem}" for p in problems)
+        ctx.event(
+            session,
+            ticket,
+            now,
+            "agent.commands_refused",
+            f"{agent.name}: nothing applied, nothing relayed ({reasons})",
+        )
+        return "refused"
+    status_set = False
+    for command in parsed.commands:
+        status_set |= isinstance(command, StatusCommand)
+        _apply_command(ctx, session, ticket, agent, command, case_row, now)
+    if parsed.remaining_text.strip():
+        _relay(ctx, session, ticket, agent, parsed.remaining_text, now)
+        if not status_set:
+            start_waiting(session, ticket, ctx.sla, now)
+    return "applied"
+
+
+def _relay(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    text: str,
+    now: dt.datetime,
+) -> None:
+    ctx.notifier.customer_mail(
+        session,
+        ticket,
+        key=f"reply:{ticket.number}:{now.isoformat()}",
+        template="agent_reply",
+        now=now,
+        automatic=AutoSubmitted.AUTO_REPLIED,
+        context_for=lambda c, t: AgentReplyContext(c, t, agent.name, text),
+    )
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+        due = ticket.first_response_due
+        met = due is None or now <= due
+        ctx.event(
+            session,
+            ticket,
+            now,
+            "sla.first_response",
+            f"first response by {agent.name}: SLA {'met' if met else 'breached'}"
+            + (f" (due {due.isoformat()})" if due else ""),
+            met=met,
+        )
+    ctx.event(session, ticket, now, "agent.reply_relayed", f"{agent.name} answered")
+
+
+def _apply_command(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    command: Command,
+    case_row: RefundCaseRecord | None,
+    now: dt.datetime,
+) -> None:
+    who = f"{agent.name} by mail"
+    if isinstance(command, StatusCommand):
+        if command.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+            resolve(ticket, now, command.status)
+            ctx.notifier.customer_mail(
+                session,
+                ticket,
+                key=f"resolved:{ticket.number}:{now.isoformat()}",
+                template="resolved_notice",
+                now=now,
+                context_for=lambda c, t: ResolvedNoticeContext(c, t, agent.name),
+            )
+        elif command.status is TicketStatus.WAITING:
+            start_waiting(session, ticket, ctx.sla, now)
+        else:
+            ticket.status = command.status
+    elif isinstance(command, PriorityCommand):
+        change_priority(session, ticket, command.priority, ctx.sla, now, who)
+        ticket.needs_triage = False
+    elif isinstance(command, EscalateCommand):
+        escalate(
+            ctx,
+            session,
+            ticket,
+            command.team,
+            f"{command.reason or 'by an agent'}",
+            now,
+            by=agent.name,
+        )
+    elif isinstance(command, NoteCommand):
+        ctx.event(session, ticket, now, "ticket.note", command.text, by=agent.name)
+    elif isinstance(command, AssignCommand):
+        ticket.assignee = command.assignee
+    elif isinstance(command, RefundApproveCommand) and case_row is not None:
+        approve_refund(ctx, session, ticket, agent, command, case_row, now)
+    elif isinstance(command, RefundDenyCommand) and case_row is not None:
+        deny_refund(case_row, agent, command.reason, now)
+    ctx.event(session, ticket, now, "agent.command", f"{command.source} ({who})")

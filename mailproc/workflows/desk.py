@@ -1,0 +1,71 @@
+"""The procedures wired together: what the worker, the App and the CLI call.
+
+Decisions come from the pure core (commands, escalation, refunds, survey, breach); the
+procedure modules load the facts, apply the decisions in the caller's transaction and queue
+mail through the Notifier. Every mail has an idempotency key, so repeated runs send nothing
+twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from mailproc.core.identity import Agent
+from mailproc.core.sla import SlaPolicy
+from mailproc.store.models import Incident, Ticket
+from mailproc.workflows import agent_mail, breaches, escalation, incidents, new_ticket, surveys
+from mailproc.workflows.context import CheckSummary, WorkflowContext
+from mailproc.workflows.mail import Notifier
+
+
+class Desk:
+    """The support desk's workflows, sharing one notifier and SLA policy."""
+
+    def __init__(self, notifier: Notifier, sla: SlaPolicy) -> None:
+        self.context = WorkflowContext(notifier, sla)
+
+    def ticket_opened(
+        self, session: Session, ticket: Ticket, first_text: str, now: dt.datetime
+    ) -> None:
+        """A new ticket: its escalation timers and, if asked for, a refund case."""
+        new_ticket.ticket_opened(self.context, session, ticket, first_text, now)
+
+    def agent_mail(
+        self, session: Session, ticket: Ticket, agent: Agent, new_text: str, now: dt.datetime
+    ) -> str:
+        """An agent's mail: commands applied, the rest relayed; "applied" or "refused"."""
+        return agent_mail.agent_mail(self.context, session, ticket, agent, new_text, now)
+
+    def survey_reply(
+        self, session: Session, ticket: Ticket, subject: str, new_text: str, now: dt.datetime
+    ) -> bool:
+        """Record a survey answer; False when the mail holds no score."""
+        return surveys.survey_reply(self.context, session, ticket, subject, new_text, now)
+
+    def detect_incidents(self, session: Session, now: dt.datetime) -> None:
+        """Link the look-back period's P0 tickets into incidents (after a batch with a P0)."""
+        incidents.detect_incidents(self.context, session, now)
+
+    def escalate_outages(
+        self, session: Session, ticket_ids: Sequence[int], now: dt.datetime
+    ) -> None:
+        """New P0 tickets: their timers due within the hour fire now."""
+        escalation.escalate_outages(self.context, session, ticket_ids, now)
+
+    def check(self, session: Session, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
+        """The scheduler tick: breach notices, due timers, surveys, incident detection."""
+        summary = CheckSummary()
+        breaches.send_breach_notices(self.context, session, now, dry_run, summary)
+        escalation.fire_due_timers(self.context, session, now, dry_run=dry_run, summary=summary)
+        surveys.send_due_surveys(self.context, session, now, dry_run, summary)
+        incidents.detect_incidents(self.context, session, now, dry_run, summary)
+        return summary
+
+    def resolve_incident(
+        self, session: Session, incident: Incident, summary_text: str, now: dt.datetime
+    ) -> list[int]:
+        """Resolve an incident: every linked ticket is resolved and its customer updated."""
+        return incidents.resolve_incident(self.context, session, incident, summary_text, now)

@@ -1,0 +1,228 @@
+"""A new ticket (§2, §5): the customer's acknowledgment (Template 1) and the agents', P0 and
+triage alerts; then its escalation timers and, if the mail asks for one, a refund case."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailproc.core.locale_policy import LanguageGuess, LocaleChoice
+from mailproc.core.model import Address, Customer, Priority
+from mailproc.outbound.compose import AutoSubmitted
+from mailproc.outbound.render import (
+    AcknowledgmentContext,
+    CustomerInfo,
+    NewTicketAlertContext,
+    P0AlertContext,
+    TriageRequestContext,
+)
+from mailproc.store.models import Ticket
+from mailproc.workflows.context import WorkflowContext
+from mailproc.workflows.escalation import schedule_timers
+from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread
+from mailproc.workflows.refunds import open_refund_case
+
+
+@dataclass(frozen=True)
+class FirstMail:
+    """What the notifications of a new ticket need to know about the mail that opened it."""
+
+    thread: Thread
+    content_language: tuple[str, ...]
+    new_text: str
+    language: LanguageGuess | None  # the detector's guess for new_text
+    may_auto_reply: bool  # a person wrote it (no auto-reply, bounce, list or own mail)
+    from_agent: bool
+
+
+def notify_new_ticket(
+    notifier: Notifier,
+    session: Session,
+    ticket: Ticket,
+    customer: Customer | None,
+    first: FirstMail,
+    now: dt.datetime,
+) -> None:
+    """Acknowledge the customer (Template 1) and alert agents, the P0 chain and triage."""
+    choice = notifier.locale(customer, first.content_language, first.language)
+    info = notifier.customer_info(ticket, customer)
+    _acknowledge(notifier, session, ticket, customer, first, choice, info, now)
+    excerpt = first.new_text[:EXCERPT_CHARS]
+    hits = tuple(f"{h['rule']}: {h['reason']}" for h in ticket.classification.get("rule_hits", []))
+    internal = notifier.ticket_info(ticket, customer, "en")
+    due = ticket.first_response_due or now
+    agents = (Address("Support agents", notifier.settings.notify.agents_address),)
+    notifier.queue(
+        session,
+        key=f"new:{ticket.number}",
+        ticket=ticket,
+        template="new_ticket_alert",
+        locale="en",
+        to=agents,
+        automatic=AutoSubmitted.AUTO_GENERATED,
+        now=now,
+        context=NewTicketAlertContext(
+            customer=info,
+            ticket=internal,
+            first_response_due=due,
+            excerpt=excerpt,
+            rule_hits=hits,
+            mail_language=choice.mail_language,
+            reply_locale=choice.locale,
+            translation_requested=choice.translation_requested,
+            timezone=info.timezone,
+            recent_tickets=_recent_tickets(session, ticket),
+        ),
+    )
+    if ticket.priority == Priority.P0:
+        leaders = (*notifier.role_recipients("cto"), *notifier.role_recipients("support_director"))
+        notifier.queue(
+            session,
+            key=f"p0:{ticket.number}",
+            ticket=ticket,
+            template="p0_alert",
+            locale="en",
+            to=leaders,
+            automatic=AutoSubmitted.AUTO_GENERATED,
+            now=now,
+            context=P0AlertContext(
+                customer=info,
+                ticket=internal,
+                reported_at=ticket.received_at,
+                devops_due=ticket.received_at + dt.timedelta(minutes=30),
+                first_response_due=due,
+                excerpt=excerpt,
+                timezone=info.timezone,
+            ),
+        )
+        notifier.record(
+            session,
+            ticket,
+            now,
+            "notify.p0_alert",
+            "P0: the CTO and the Support Director are told (§4.1)",
+            to=[a.addr for a in leaders],
+        )
+    if ticket.needs_triage and ticket.triage_due is not None:
+        managers = notifier.role_recipients("support_manager")
+        notifier.queue(
+            session,
+            key=f"triage:{ticket.number}",
+            ticket=ticket,
+            template="triage_request",
+            locale="en",
+            to=managers,
+            automatic=AutoSubmitted.AUTO_GENERATED,
+            now=now,
+            context=TriageRequestContext(
+                customer=info,
+                ticket=internal,
+                reason=ticket.triage_reason or "",
+                triage_due=ticket.triage_due,
+                excerpt=excerpt,
+                rule_hits=hits,
+                timezone=info.timezone,
+            ),
+        )
+        notifier.record(
+            session,
+            ticket,
+            now,
+            "notify.triage_request",
+            "unclear priority: the Support Manager decides within 30 minutes (§2.2)",
+            to=[a.addr for a in managers],
+        )
+
+
+def _acknowledge(
+    notifier: Notifier,
+    session: Session,
+    ticket: Ticket,
+    customer: Customer | None,
+    first: FirstMail,
+    choice: LocaleChoice,
+    info: CustomerInfo,
+    now: dt.datetime,
+) -> None:
+    requester = ticket.requester
+    if not first.may_auto_reply or first.from_agent or not requester:
+        why = (
+            "no valid requester address"
+            if not requester
+            else (
+                "the mail came from an agent"
+                if first.from_agent
+                else "automatic mail is never answered"
+            )
+        )
+        notifier.record(session, ticket, now, "notify.ack_skipped", why)
+        return
+    allowed, budget = notifier.auto_reply_allowed(session, requester, now)
+    if not allowed:
+        notifier.record(
+            session,
+            ticket,
+            now,
+            "notify.ack_suppressed",
+            f"auto-reply budget {budget}",
+            to=requester,
+        )
+        return
+    target = dt.timedelta(hours=ticket.sla.get("first_response_target_hours", 24))
+    queued = notifier.queue(
+        session,
+        key=f"ack:{ticket.number}",
+        ticket=ticket,
+        template="acknowledgment",
+        locale=choice.locale,
+        to=(Address(info.name, requester),),
+        automatic=AutoSubmitted.AUTO_REPLIED,
+        now=now,
+        thread=first.thread,
+        context=AcknowledgmentContext(
+            customer=info,
+            ticket=notifier.ticket_info(ticket, customer, choice.locale),
+            sla_target=target,
+            first_response_due=ticket.first_response_due or now,
+        ),
+    )
+    if queued:
+        notifier.record(
+            session,
+            ticket,
+            now,
+            "notify.ack_queued",
+            f"Template 1 in {choice.locale} ({choice.reason}); {budget}",
+            locale=choice.locale,
+            translation_requested=choice.translation_requested,
+        )
+
+
+def _recent_tickets(session: Session, ticket: Ticket, limit: int = 5) -> tuple[str, ...]:
+    """The customer's latest other tickets, for the agents' alert: number, status, subject."""
+    if ticket.customer_id is None:
+        return ()
+    rows = session.execute(
+        select(Ticket.number, Ticket.status, Ticket.subject)
+        .where(Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id)
+        .order_by(Ticket.id.desc())
+        .limit(limit)
+    ).all()
+    return tuple(f"#{number} {status}: {subject[:60]}" for number, status, subject in rows)
+
+
+def ticket_opened(
+    ctx: WorkflowContext, session: Session, ticket: Ticket, first_text: str, now: dt.datetime
+) -> None:
+    """Schedule the escalation timers and open a refund case.
+
+    Left to the caller, once per batch rather than per ticket: incident detection for new
+    P0s and their immediate escalation (``escalate_outages``).
+    """
+    schedule_timers(ctx, session, ticket, now)
+    if ticket.customer is not None:
+        ticket.customer.last_support_ticket = ticket.received_at.date()
+    open_refund_case(ctx, session, ticket, first_text, now)
