@@ -27,7 +27,8 @@ from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import PermanentError
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import store_batch
-from mailproc.outbound.render import Renderer, company_from
+from mailproc.outbound.contexts import company_from
+from mailproc.outbound.render import Renderer
 from mailproc.processing.context import ProcessingContext, ProcessSummary
 from mailproc.processing.parsepool import ParsePool
 from mailproc.processing.replay import ReplayResult, ReplaySelection, replay, select_for_replay

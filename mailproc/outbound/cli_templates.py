@@ -8,14 +8,9 @@ from typing import Any, cast
 import click
 
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
-from mailproc.outbound.render import (
-    SAMPLES,
-    TEMPLATES,
-    Renderer,
-    RenderError,
-    TemplateContext,
-    check_templates,
-)
+from mailproc.outbound.contexts import TEMPLATES, TemplateContext
+from mailproc.outbound.render import Renderer, RenderError
+from mailproc.outbound.samples import SAMPLES, check_templates
 
 
 def _renderer(ctx: click.Context) -> Renderer:
@@ -50,7 +45,7 @@ def render_command(
     if ticket_number is not None:
         context, renderer = _with_ticket(ctx, context, ticket_number, locale)
     try:
-        mail = renderer.render(name, locale, context)
+        mail = renderer.render(context, locale)
     except RenderError as exc:
         raise click.ClickException(str(exc)) from exc
     if part == "subject":

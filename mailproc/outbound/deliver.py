@@ -40,15 +40,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailproc.clock import Clock
 from mailproc.config import RelaySettings, Settings
 from mailproc.errors import MailprocError, TransientError
-from mailproc.outbound.outbox import (
-    Claim,
-    Failure,
-    OutboxStatus,
-    claim_next,
-    count_due,
-    record_attempt,
-)
-from mailproc.outbound.render import Company, Renderer, company_from
+from mailproc.outbound.attempts import Claim, Failure, claim_next, count_due, record_attempt
+from mailproc.outbound.contexts import Company, company_from
+from mailproc.outbound.outbox import OutboxStatus
+from mailproc.outbound.render import Renderer
 from mailproc.store.db import transaction
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from mailproc.core.commands import (
 from mailproc.core.identity import Agent
 from mailproc.core.model import Address, TicketStatus
 from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.render import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
+from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
 from mailproc.store.models import RefundCaseRecord, Ticket
 from mailproc.tickets.ops import change_priority, resolve, start_waiting
 from mailproc.workflows.context import WorkflowContext
@@ -53,7 +53,6 @@ def agent_mail(
                 session,
                 key=f"cmd-error:{ticket.number}:{now.isoformat()}:{index}",
                 ticket=ticket,
-                template="command_error",
                 locale="en",
                 to=(Address(agent.name, agent.addresses[0]),),
                 automatic=AutoSubmitted.AUTO_REPLIED,
@@ -94,7 +93,6 @@ def _relay(
         session,
         ticket,
         key=f"reply:{ticket.number}:{now.isoformat()}",
-        template="agent_reply",
         now=now,
         automatic=AutoSubmitted.AUTO_REPLIED,
         context_for=lambda c, t: AgentReplyContext(c, t, agent.name, text),
@@ -132,7 +130,6 @@ def _apply_command(
                 session,
                 ticket,
                 key=f"resolved:{ticket.number}:{now.isoformat()}",
-                template="resolved_notice",
                 now=now,
                 context_for=lambda c, t: ResolvedNoticeContext(c, t, agent.name),
             )

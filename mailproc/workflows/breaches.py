@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from mailproc.core.breach import BreachKind, SlaState, breach_notices
 from mailproc.core.model import TicketStatus
-from mailproc.outbound.render import (
+from mailproc.outbound.contexts import (
     BreachAlertContext,
     ResolutionAlertContext,
     SlaBreachApologyContext,
@@ -85,7 +85,6 @@ def _breach(
             session,
             ticket,
             key=key,
-            template=kind.value,
             now=now,
             context_for=lambda c, t: SlaBreachApologyContext(
                 c, t, target, now + dt.timedelta(hours=4), manager, money
@@ -115,7 +114,6 @@ def _breach(
             session,
             ticket,
             key=key,
-            template=kind.value,
             to=ctx.notifier.role_recipients("support_manager"),
             now=now,
             context_for=context_for,

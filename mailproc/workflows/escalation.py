@@ -15,7 +15,7 @@ from mailproc.core.escalation import TicketState, TimerKind, escalation_timers, 
 from mailproc.core.escalation import Timer as CoreTimer
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import Priority, TicketStatus
-from mailproc.outbound.render import (
+from mailproc.outbound.contexts import (
     EscalationAlertContext,
     EscalationNoticeContext,
     EscalationTeam,
@@ -105,7 +105,6 @@ def escalate(
             session,
             ticket,
             key=key,
-            template="triage_request",
             to=recipients,
             now=now,
             context_for=lambda c, t: TriageRequestContext(
@@ -117,7 +116,6 @@ def escalate(
             session,
             ticket,
             key=key,
-            template="escalation_alert",
             to=recipients,
             now=now,
             context_for=lambda c, t: EscalationAlertContext(
@@ -128,7 +126,6 @@ def escalate(
             session,
             ticket,
             key=f"escalation-notice:{ticket.number}:{role.value}",
-            template="escalation_notice",
             now=now,
             context_for=lambda c, t: EscalationNoticeContext(
                 c, t, team, ESCALATION_UPDATE_WITHIN, now + ESCALATION_UPDATE_WITHIN, by

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailproc.core.escalation import P0Report, incident_decision
 from mailproc.core.model import Priority
 from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.render import IncidentAlertContext, IncidentResolvedContext, IncidentTicket
+from mailproc.outbound.contexts import IncidentAlertContext, IncidentResolvedContext, IncidentTicket
 from mailproc.store.models import Incident, Ticket
 from mailproc.store.staged import insert_new_only
 from mailproc.tickets.ops import OPEN_STATUSES, resolve
@@ -101,7 +101,6 @@ def detect_incidents(
                 session,
                 key=f"incident:{key}",
                 ticket=linked[0],
-                template="incident_alert",
                 locale="en",
                 to=devops,
                 automatic=AutoSubmitted.AUTO_GENERATED,
@@ -139,7 +138,6 @@ def resolve_incident(
             session,
             ticket,
             key=f"incident-resolved:{incident.id}:{ticket.number}",
-            template="incident_resolved",
             now=now,
             context_for=lambda c, t: IncidentResolvedContext(
                 c, t, incident.code, now, summary_text

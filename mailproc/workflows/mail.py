@@ -33,6 +33,7 @@ from mailproc.core.locale_policy import (
 from mailproc.core.model import Address, Customer, Plan, Priority
 from mailproc.core.tokens import ReplyAddressScheme, reply_address
 from mailproc.outbound.compose import AutoSubmitted, Envelope, make_message_id
+from mailproc.outbound.contexts import CustomerInfo, Money, TemplateContext, TicketInfo
 from mailproc.outbound.outbox import (
     envelope_sender,
     load_recent_auto_replies,
@@ -40,7 +41,7 @@ from mailproc.outbound.outbox import (
     recent_auto_replies,
     retry_deadline,
 )
-from mailproc.outbound.render import CustomerInfo, Money, Renderer, TemplateContext, TicketInfo
+from mailproc.outbound.render import Renderer
 from mailproc.store import repo
 from mailproc.store.models import MessageRecord, Ticket
 
@@ -150,7 +151,6 @@ class Notifier:
         *,
         key: str,
         ticket: Ticket,
-        template: str,
         locale: str,
         context: TemplateContext,
         to: Sequence[Address],
@@ -175,7 +175,6 @@ class Notifier:
             session,
             key=key,
             ticket_id=ticket.id,
-            template=template,
             locale=locale,
             context=context,
             envelope=envelope,
@@ -190,7 +189,6 @@ class Notifier:
         ticket: Ticket,
         *,
         key: str,
-        template: str,
         context_for: ContextFor,
         now: dt.datetime,
         automatic: AutoSubmitted = AutoSubmitted.AUTO_GENERATED,
@@ -208,7 +206,6 @@ class Notifier:
             session,
             key=key,
             ticket=ticket,
-            template=template,
             locale=locale,
             context=context,
             to=to,
@@ -223,7 +220,6 @@ class Notifier:
         ticket: Ticket,
         *,
         key: str,
-        template: str,
         to: Sequence[Address],
         context_for: ContextFor,
         now: dt.datetime,
@@ -239,7 +235,6 @@ class Notifier:
             session,
             key=key,
             ticket=ticket,
-            template=template,
             locale="en",
             context=context,
             to=to,

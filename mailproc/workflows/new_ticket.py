@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailproc.core.locale_policy import LanguageGuess, LocaleChoice
 from mailproc.core.model import Address, Customer, Priority
 from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.render import (
+from mailproc.outbound.contexts import (
     AcknowledgmentContext,
     CustomerInfo,
     NewTicketAlertContext,
@@ -59,7 +59,6 @@ def notify_new_ticket(
         session,
         key=f"new:{ticket.number}",
         ticket=ticket,
-        template="new_ticket_alert",
         locale="en",
         to=agents,
         automatic=AutoSubmitted.AUTO_GENERATED,
@@ -83,7 +82,6 @@ def notify_new_ticket(
             session,
             key=f"p0:{ticket.number}",
             ticket=ticket,
-            template="p0_alert",
             locale="en",
             to=leaders,
             automatic=AutoSubmitted.AUTO_GENERATED,
@@ -112,7 +110,6 @@ def notify_new_ticket(
             session,
             key=f"triage:{ticket.number}",
             ticket=ticket,
-            template="triage_request",
             locale="en",
             to=managers,
             automatic=AutoSubmitted.AUTO_GENERATED,
@@ -176,7 +173,6 @@ def _acknowledge(
         session,
         key=f"ack:{ticket.number}",
         ticket=ticket,
-        template="acknowledgment",
         locale=choice.locale,
         to=(Address(info.name, requester),),
         automatic=AutoSubmitted.AUTO_REPLIED,

@@ -21,7 +21,7 @@ from mailproc.core.refunds import (
     detect_refund_request,
     required_level,
 )
-from mailproc.outbound.render import (
+from mailproc.outbound.contexts import (
     Approver,
     Money,
     RefundApprovalRequestContext,
@@ -91,7 +91,6 @@ def open_refund_case(
         session,
         ticket,
         key=f"refund-approval:{ticket.number}",
-        template="refund_approval_request",
         to=ctx.notifier.role_recipients(approver.value),
         now=now,
         context_for=lambda c, t: RefundApprovalRequestContext(
@@ -122,7 +121,6 @@ def approve_refund(
         session,
         ticket,
         key=f"refund:{ticket.number}",
-        template="refund_confirmation",
         now=now,
         context_for=lambda c, t: RefundConfirmationContext(
             c,

@@ -20,7 +20,7 @@ from mailproc.core.survey import (
 )
 from mailproc.core.tokens import reply_address
 from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.render import (
+from mailproc.outbound.contexts import (
     LowSatisfactionFollowUpContext,
     LowScoreAlertContext,
     SurveyRequestContext,
@@ -57,7 +57,6 @@ def send_due_surveys(
             session,
             ticket,
             key=f"survey:{ticket.number}",
-            template="survey_request",
             now=now,
             context_for=functools.partial(
                 SurveyRequestContext, resolved_at=ticket.resolved_at, reply_address=address
@@ -133,7 +132,6 @@ def survey_reply(
         session,
         ticket,
         key=f"lowscore-followup:{ticket.number}",
-        template="low_satisfaction_followup",
         now=now,
         automatic=AutoSubmitted.AUTO_REPLIED,
         context_for=lambda c, t: LowSatisfactionFollowUpContext(
@@ -148,7 +146,6 @@ def survey_reply(
         session,
         ticket,
         key=f"lowscore-alert:{ticket.number}",
-        template="low_score_alert",
         to=ctx.notifier.role_recipients("support_manager"),
         now=now,
         context_for=lambda c, t: LowScoreAlertContext(

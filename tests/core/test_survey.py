@@ -28,7 +28,8 @@ from mailproc.core.survey import (
     survey_due,
     updated_customer_metrics,
 )
-from mailproc.outbound.render import SAMPLES, Renderer
+from mailproc.outbound.render import Renderer
+from mailproc.outbound.samples import SAMPLES
 from mailproc.resources import resource_path
 
 T0 = dt.datetime(2026, 11, 26, 16, 30, tzinfo=dt.UTC)
@@ -137,7 +138,7 @@ def test_not_a_survey_answer(subject: str, text: str) -> None:
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 def test_every_one_click_link_reads_back(locale: str) -> None:
     """The rendered survey's mailto links (subject and body) parse to their own score."""
-    mail = Renderer().render("survey_request", locale, SAMPLES["survey_request"])
+    mail = Renderer().render(SAMPLES["survey_request"], locale)
     links = re.findall(r"mailto:\S+", mail.text)
     assert len(links) == 5
     for link, score in zip(links, (5, 4, 3, 2, 1), strict=True):

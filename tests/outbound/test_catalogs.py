@@ -13,7 +13,7 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
-from mailproc.outbound.render import CATALOG_DOMAIN, catalog_path, compatible
+from mailproc.outbound.i18n import CATALOG_DOMAIN, catalog_path, compatible
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "locales"

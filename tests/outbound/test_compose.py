@@ -22,7 +22,8 @@ from mailproc.outbound.compose import (
     make_message_id,
     tag_subject,
 )
-from mailproc.outbound.render import SAMPLES, RenderedMail, Renderer
+from mailproc.outbound.render import RenderedMail, Renderer
+from mailproc.outbound.samples import SAMPLES
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MAILPROC_UPDATE_GOLDEN") == "1"  # regenerate after a deliberate change
@@ -84,7 +85,7 @@ GOLDEN_CASES = {
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
 def test_composed_messages_match_their_golden_files(renderer: Renderer, case: str) -> None:
     name, locale, envelope = GOLDEN_CASES[case]
-    raw = compose(renderer.render(name, locale, SAMPLES[name]), envelope).as_bytes()
+    raw = compose(renderer.render(SAMPLES[name], locale), envelope).as_bytes()
     golden = GOLDEN / f"{case}.eml"
     if UPDATE:
         golden.write_bytes(raw)
@@ -92,7 +93,7 @@ def test_composed_messages_match_their_golden_files(renderer: Renderer, case: st
 
 
 def test_a_composed_message_parses_back_to_its_parts(renderer: Renderer) -> None:
-    mail = renderer.render("acknowledgment", "es", SAMPLES["acknowledgment"])
+    mail = renderer.render(SAMPLES["acknowledgment"], "es")
     raw = compose(mail, _envelope()).as_bytes()
     parsed = email.message_from_bytes(raw, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -201,7 +202,7 @@ def test_template_syntax_in_customer_text_stays_literal_through_composition(
         body="{{ config }} {% include 'x' %}",
     )
     message = compose(
-        renderer.render("agent_reply", "en", context),
+        renderer.render(context, "en"),
         _envelope(to=(Address("{{ 7*191 }}", CUSTOMER.addr),)),
     )
     assert message["Subject"] == "[Ticket #12345] Re: {% for x in y %}{{ 7*191 }}"

@@ -26,13 +26,13 @@ from mailproc.app import App
 from mailproc.cli import cli
 from mailproc.clock import FixedClock, SystemClock
 from mailproc.config import Settings
+from mailproc.outbound.attempts import claim_next
 from mailproc.outbound.deliver import (
     LEASE_TIMEOUTS,
     DeliverySummary,
     deliver_all_due,
     deliver_due,
 )
-from mailproc.outbound.outbox import claim_next
 from mailproc.outbound.render import Renderer
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, UndeliverableAddress

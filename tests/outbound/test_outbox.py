@@ -17,17 +17,17 @@ from mailproc.config import OutboxSettings
 from mailproc.core.model import Address
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope as IntakeEnvelope
+from mailproc.outbound.attempts import backoff_delay, claim_next, record_attempt
 from mailproc.outbound.compose import AutoSubmitted, Envelope, HeaderError, compose, make_message_id
 from mailproc.outbound.outbox import (
     OutboxStatus,
-    backoff_delay,
-    claim_next,
+    materialize,
     queue_mail,
     recent_auto_replies,
-    record_attempt,
     retry_deadline,
 )
-from mailproc.outbound.render import SAMPLES, Renderer
+from mailproc.outbound.render import Renderer, RenderError
+from mailproc.outbound.samples import SAMPLES
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, MessageRecord, Outbox, OutboxRecipient, Ticket
 from mailproc.store.staged import staging
@@ -50,7 +50,7 @@ def make_mail(
     in_reply_to: str | None = None,
 ) -> EmailMessage:
     """An acknowledgment composed the way the application does it, with a fresh Message-ID."""
-    mail = renderer().render("acknowledgment", "en", SAMPLES["acknowledgment"])
+    mail = renderer().render(SAMPLES["acknowledgment"], "en")
     envelope = Envelope(
         sender=Address("DataFlow Support", SUPPORT),
         to=tuple(Address("", address) for address in to),
@@ -288,3 +288,9 @@ def test_a_lease_that_ran_out_hands_the_mail_to_the_next_attempt(app: App) -> No
     assert [kind for kind, _ in events] == ["outbound.retry", "outbound.sent"]
     assert "attempt 1 left no result" in events[0][1]
     assert statuses == ["sent"]
+
+
+def test_a_stored_row_naming_no_known_template_is_refused_before_rendering() -> None:
+    row = Outbox(id=7, raw=None, template="../../etc/passwd", locale="en", context={}, envelope={})
+    with pytest.raises(RenderError, match="neither bytes nor a template context"):
+        materialize(None, row, renderer())  # type: ignore[arg-type]  # refused before any query

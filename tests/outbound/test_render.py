@@ -18,19 +18,10 @@ from click.testing import CliRunner
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan
 from mailproc.outbound.cli_templates import templates
-from mailproc.outbound.render import (
-    SAMPLES,
-    TEMPLATES,
-    CommandErrorContext,
-    Company,
-    Renderer,
-    RenderError,
-    catalog_path,
-    check_templates,
-    compatible,
-    mailto,
-    ticket_number_of,
-)
+from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext, Company
+from mailproc.outbound.i18n import catalog_path, compatible
+from mailproc.outbound.render import Renderer, RenderError, mailto
+from mailproc.outbound.samples import SAMPLES, check_templates, ticket_number_of
 from mailproc.resources import resource_path
 
 CUSTOMER_TEMPLATES = {
@@ -63,7 +54,7 @@ def renderer() -> Renderer:
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_every_template_renders_in_every_locale(renderer: Renderer, name: str, locale: str) -> None:
-    mail = renderer.render(name, locale, SAMPLES[name])
+    mail = renderer.render(SAMPLES[name], locale)
     number = str(ticket_number_of(SAMPLES[name]))
     assert mail.subject and "\n" not in mail.subject
     assert number in mail.text and number in mail.html
@@ -99,7 +90,7 @@ def _hostile(value: Any, name: str = "") -> Any:
 def test_customer_text_is_data_escaped_in_html_and_literal_everywhere(
     renderer: Renderer, name: str, locale: str
 ) -> None:
-    mail = renderer.render(name, locale, _hostile(SAMPLES[name]))
+    mail = renderer.render(_hostile(SAMPLES[name]), locale)
     assert "<script>" not in mail.html
     assert "&lt;script&gt;" in mail.html
     for part in (mail.text, mail.html):
@@ -114,28 +105,32 @@ def test_agent_reply_subject_carries_the_customer_subject_literally(renderer: Re
     context = dataclasses.replace(
         sample, ticket=dataclasses.replace(sample.ticket, subject="Help {{ 7*7 }}\r\n\tnow")
     )
-    assert renderer.render("agent_reply", "en", context).subject == "Re: Help {{ 7*7 }} now"
+    assert renderer.render(context, "en").subject == "Re: Help {{ 7*7 }} now"
 
 
-def test_wrong_inputs_raise_render_error(renderer: Renderer) -> None:
-    with pytest.raises(RenderError, match="unknown template"):
-        renderer.render("../../etc/passwd", "en", SAMPLES["acknowledgment"])
+def test_an_unsupported_locale_raises_render_error(renderer: Renderer) -> None:
     with pytest.raises(RenderError, match="unsupported locale"):
-        renderer.render("acknowledgment", "de", SAMPLES["acknowledgment"])
-    with pytest.raises(RenderError, match="takes AcknowledgmentContext"):
-        renderer.render("acknowledgment", "en", SAMPLES["survey_request"])
+        renderer.render(SAMPLES["acknowledgment"], "de")
+
+
+def test_each_context_names_its_own_template_and_has_a_sample() -> None:
+    # The template comes from the context's class, so a context can no longer be rendered
+    # with another template's name: the registry maps each name back to its one class.
+    assert all(TEMPLATES[context.template] is context for context in TEMPLATES.values())
+    assert {sample.template for sample in SAMPLES.values()} == set(TEMPLATES)
+    assert all(type(SAMPLES[name]) is TEMPLATES[name] for name in TEMPLATES)
 
 
 def test_naive_datetimes_and_unknown_zones_are_refused(renderer: Renderer) -> None:
     sample = SAMPLES["acknowledgment"]
     naive = dataclasses.replace(sample, first_response_due=dt.datetime(2025, 6, 9, 12))
     with pytest.raises(RenderError, match="naive"):
-        renderer.render("acknowledgment", "en", naive)
+        renderer.render(naive, "en")
     lost = dataclasses.replace(
         sample, customer=dataclasses.replace(sample.customer, timezone="Mars/Olympus")
     )
     with pytest.raises(RenderError, match="time zone"):
-        renderer.render("acknowledgment", "en", lost)
+        renderer.render(lost, "en")
 
 
 def test_undefined_variables_fail_instead_of_rendering_empty(tmp_path: Path) -> None:
@@ -145,24 +140,24 @@ def test_undefined_variables_fail_instead_of_rendering_empty(tmp_path: Path) -> 
     subject.write_text("{{ no_such_field }}\n", encoding="utf-8")
     renderer = Renderer(templates_dir=templates)
     with pytest.raises(RenderError, match="no_such_field"):
-        renderer.render("acknowledgment", "en", SAMPLES["acknowledgment"])
+        renderer.render(SAMPLES["acknowledgment"], "en")
     assert any("no_such_field" in problem for problem in check_templates(renderer))
 
 
 def test_babel_formats_dates_times_money_and_durations_per_locale(renderer: Renderer) -> None:
-    en = renderer.render("acknowledgment", "en", SAMPLES["acknowledgment"]).text
-    es = renderer.render("acknowledgment", "es", SAMPLES["acknowledgment"]).text
-    fr = renderer.render("sla_breach_apology", "fr", SAMPLES["sla_breach_apology"]).text
+    en = renderer.render(SAMPLES["acknowledgment"], "en").text
+    es = renderer.render(SAMPLES["acknowledgment"], "es").text
+    fr = renderer.render(SAMPLES["sla_breach_apology"], "fr").text
     # 18:30 UTC is 20:30 in Madrid, the customer's zone.
     assert "within 4 hours" in en and "June 9, 2025, 8:30\u202fPM" in en
     assert "4 horas" in es and "lunes, 9 de junio de 2025, 20:30" in es
     assert "50,00\xa0$US" in fr and "4\xa0heures" in fr
-    refund = renderer.render("refund_confirmation", "es", SAMPLES["refund_confirmation"])
+    refund = renderer.render(SAMPLES["refund_confirmation"], "es")
     assert "149,00\xa0US$" in refund.text
 
 
 def test_survey_offers_one_mailto_link_per_score(renderer: Renderer) -> None:
-    html = renderer.render("survey_request", "fr", SAMPLES["survey_request"]).html
+    html = renderer.render(SAMPLES["survey_request"], "fr").html
     hrefs = [chunk.split('"', 1)[0] for chunk in html.split('href="')[1:]]
     assert len(hrefs) == 5
     for score, href in zip((5, 4, 3, 2, 1), hrefs, strict=True):
@@ -182,10 +177,10 @@ def test_mailto_quotes_everything_but_the_address() -> None:
 def test_phone_is_offered_only_on_plans_with_phone_support() -> None:
     renderer = Renderer(Company(phone="+34 900 000 000"))
     sample = SAMPLES["acknowledgment"]
-    with_phone = renderer.render("acknowledgment", "en", sample).text
+    with_phone = renderer.render(sample, "en").text
     starter_ticket = dataclasses.replace(sample.ticket, plan=Plan.STARTER)
     starter = dataclasses.replace(sample, ticket=starter_ticket)
-    without_phone = renderer.render("acknowledgment", "en", starter).text
+    without_phone = renderer.render(starter, "en").text
     assert "+34 900 000 000" in with_phone
     assert "+34 900 000 000" not in without_phone
 
@@ -210,7 +205,7 @@ def test_missing_or_broken_translations_fall_back_to_english_string_by_string(
     dropped = "Your Support Request"
     broken = "To add information to ticket #%(number)s, simply reply to this email."
     renderer = Renderer(locales_dir=_partial_catalog(tmp_path, dropped, broken))
-    mail = renderer.render("acknowledgment", "es", SAMPLES["acknowledgment"])
+    mail = renderer.render(SAMPLES["acknowledgment"], "es")
     assert mail.subject == dropped
     assert "To add information to ticket #12345, simply reply to this email." in mail.text
     assert "Gracias por ponerse en contacto" in mail.text
@@ -221,7 +216,7 @@ def test_missing_or_broken_translations_fall_back_to_english_string_by_string(
 
 def test_a_missing_catalog_means_english_and_a_reported_problem(tmp_path: Path) -> None:
     renderer = Renderer(locales_dir=tmp_path)
-    mail = renderer.render("acknowledgment", "fr", SAMPLES["acknowledgment"])
+    mail = renderer.render(SAMPLES["acknowledgment"], "fr")
     assert mail.subject == "Your Support Request"
     assert any(
         problem.startswith("fr: no compiled catalog") for problem in check_templates(renderer)
@@ -238,7 +233,7 @@ def test_compatible_demands_the_same_placeholders_and_a_clean_format() -> None:
 
 def test_command_error_without_a_ticket_renders_without_a_number(renderer: Renderer) -> None:
     context = CommandErrorContext(agent_name="Eve", command="#close", problem="no ticket")
-    mail = renderer.render("command_error", "en", context)
+    mail = renderer.render(context, "en")
     assert "We could not carry out the command in your email:" in mail.text
     assert ticket_number_of(context) is None
 
@@ -246,10 +241,10 @@ def test_command_error_without_a_ticket_renders_without_a_number(renderer: Rende
 def test_rendering_is_fast_once_warm(renderer: Renderer) -> None:
     jobs = [(name, locale) for name in TEMPLATES for locale in SUPPORTED_LOCALES]
     for name, locale in jobs:
-        renderer.render(name, locale, SAMPLES[name])
+        renderer.render(SAMPLES[name], locale)
     start = time.perf_counter()
     for name, locale in jobs * 5:
-        renderer.render(name, locale, SAMPLES[name])
+        renderer.render(SAMPLES[name], locale)
     per_mail = (time.perf_counter() - start) / (len(jobs) * 5)
     assert per_mail < 0.01
 

@@ -1,0 +1,99 @@
+"""Idempotency keys: one builder per kind of mail, credit or notice, so nothing is done twice.
+
+A key names the cause of what it guards. Queuing the same key again is a no-op (the outbox
+and the credits table are unique on it), so a key must differ exactly when the action should
+happen again: an agent's reply is keyed by the inbound mail that carried it, never by the
+time of the batch that processed it (two replies in one batch are two mails).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mailproc.core.escalation import IdempotencyKey
+
+
+def acknowledgment(ticket: int) -> str:
+    """Template 1 for a new ticket."""
+    return f"ack:{ticket}"
+
+
+def new_ticket_alert(ticket: int) -> str:
+    """The agents' alert for a new ticket."""
+    return f"new:{ticket}"
+
+
+def triage_request(ticket: int) -> str:
+    """The Support Manager's request to set an unclear priority."""
+    return f"triage:{ticket}"
+
+
+def agent_reply(ticket: int, inbound: int) -> str:
+    """An agent's reply relayed to the customer, keyed by the agent's inbound mail."""
+    return f"reply:{ticket}:{inbound}"
+
+
+def resolved_notice(ticket: int, inbound: int) -> str:
+    """The customer's notice that an agent's command resolved the ticket."""
+    return f"resolved:{ticket}:{inbound}"
+
+
+def command_error(ticket: int, inbound: int) -> str:
+    """The one error mail answering an agent's refused commands."""
+    return f"cmd-error:{ticket}:{inbound}"
+
+
+def refund_approval_request(ticket: int) -> str:
+    """The approver's request to decide a refund case."""
+    return f"refund-approval:{ticket}"
+
+
+def refund_confirmation(ticket: int) -> str:
+    """Template 4 once a refund is approved."""
+    return f"refund:{ticket}"
+
+
+def escalation_alert(ticket: int, team: str) -> str:
+    """A team's alert that a ticket was escalated to it."""
+    return f"escalate:{ticket}:{team}"
+
+
+def escalation_notice(ticket: int, team: str) -> str:
+    """Template 2: the customer is told of an escalation to a team."""
+    return f"escalation-notice:{ticket}:{team}"
+
+
+def survey(ticket: int) -> str:
+    """The satisfaction survey of a resolved ticket."""
+    return f"survey:{ticket}"
+
+
+def low_score_credit(ticket: int) -> str:
+    """The credit given for a low survey score."""
+    return f"lowscore:{ticket}"
+
+
+def low_score_followup(ticket: int) -> str:
+    """Template 5 for a low survey score."""
+    return f"lowscore-followup:{ticket}"
+
+
+def low_score_alert(ticket: int) -> str:
+    """The Support Manager's alert for a low survey score."""
+    return f"lowscore-alert:{ticket}"
+
+
+def timed(key: IdempotencyKey) -> str:
+    """A (ticket, kind, due time) key: timers, breach notices and their credits."""
+    ticket, kind, due_at = key
+    return f"{kind}:{ticket}:{due_at.astimezone(dt.UTC).isoformat()}"
+
+
+def incident_alert(key: IdempotencyKey) -> str:
+    """DevOps' alert for an incident, keyed by its lead ticket and start."""
+    return f"incident:{timed(key)}"
+
+
+def incident_resolved(incident: int, ticket: int) -> str:
+    """A linked customer's notice that the incident is resolved."""
+    return f"incident-resolved:{incident}:{ticket}"

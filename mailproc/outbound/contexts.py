@@ -1,0 +1,429 @@
+"""Template contexts: the typed data of each outbound mail, and the template each one names.
+
+Adding a template: one context class here (naming its template folder), the folder's three
+parts under ``templates/``, and one sample in ``samples.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar, Final, get_args
+
+from mailproc.config import Settings
+from mailproc.core.model import Plan, Priority
+
+# --- values shared by the contexts -----------------------------------------------------------
+
+
+class EscalationTeam(StrEnum):
+    """Who an escalated ticket goes to (procedures §4.1)."""
+
+    DEVOPS = "devops"
+    ENGINEERING = "engineering"
+    PRODUCT = "product"
+
+
+class Approver(StrEnum):
+    """Who approves a refund above an agent's authority (procedures §6.1)."""
+
+    SUPPORT_MANAGER = "support_manager"
+    FINANCE_DIRECTOR = "finance_director"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in an ISO 4217 currency, formatted for the locale by Babel."""
+
+    amount: Decimal
+    currency: str = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    """Who signs the mail; from the [company] settings."""
+
+    brand: str = "DataFlow"
+    legal_name: str = "DataFlow Solutions"
+    support_email: str = "support@dataflow.com"
+    billing_email: str = "billing@dataflow.com"
+    phone: str = "+1-800-555-1234"
+    phone_plans: frozenset[Plan] = frozenset({Plan.PROFESSIONAL, Plan.ENTERPRISE})
+    postal_address: str = ""
+    incident_channel: str = "Slack #incident-channel"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInfo:
+    """The customer as mail shows them; ``name``, ``email`` and ``company`` are their data."""
+
+    name: str
+    email: str
+    timezone: str = "UTC"
+    company: str | None = None
+    customer_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketInfo:
+    """The ticket facts every template may show; ``subject`` is the customer's text."""
+
+    number: int
+    subject: str
+    priority: Priority
+    plan: Plan
+    error_code: str | None = None
+    error_title: str | None = None
+    troubleshooting_steps: tuple[str, ...] = ()
+
+
+# --- one context per template ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgmentContext:
+    """Template 1 (§5.2): ticket received, first response within the plan's SLA."""
+
+    template: ClassVar[str] = "acknowledgment"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    sla_target: dt.timedelta
+    first_response_due: dt.datetime
+    agent_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationNoticeContext:
+    """Template 2 (§5.2): the ticket went to another team; next update due."""
+
+    template: ClassVar[str] = "escalation_notice"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    team: EscalationTeam
+    update_within: dt.timedelta
+    update_due: dt.datetime
+    agent_name: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlaBreachApologyContext:
+    """Template 3 (§5.2): the first-response SLA was missed; optional credit."""
+
+    template: ClassVar[str] = "sla_breach_apology"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    sla_target: dt.timedelta
+    update_due: dt.datetime
+    manager_name: str
+    credit: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundConfirmationContext:
+    """Template 4 (§6.2): refund processed."""
+
+    template: ClassVar[str] = "refund_confirmation"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    amount: Money
+    agent_name: str | None = None
+    settlement_days_min: int = 5
+    settlement_days_max: int = 7
+    cancellation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LowSatisfactionFollowUpContext:
+    """Template 5 (§8.1): a score below 3; a manager will reach out."""
+
+    template: ClassVar[str] = "low_satisfaction_followup"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    score: int
+    manager_name: str
+    contact_within: dt.timedelta = dt.timedelta(hours=24)
+    credit: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyRequestContext:
+    """Satisfaction survey (§8.1): 1-5 by reply or by one mailto link per score."""
+
+    template: ClassVar[str] = "survey_request"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    resolved_at: dt.datetime
+    reply_address: str
+    agent_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedNoticeContext:
+    """The ticket was resolved (§4.2 step 5); a reply within ``reopen_within`` reopens it."""
+
+    template: ClassVar[str] = "resolved_notice"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    agent_name: str | None = None
+    resolution: str = ""
+    reopen_within: dt.timedelta = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentResolvedContext:
+    """The incident behind the ticket was resolved (§4.2 step 5, §4.3); ``summary`` is
+    DevOps' plain-text account of it, ``status_page`` where the incident history is kept."""
+
+    template: ClassVar[str] = "incident_resolved"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    code: str
+    resolved_at: dt.datetime
+    summary: str = ""
+    agent_name: str | None = None
+    status_page: str = "status.dataflow.com"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplyContext:
+    """An agent's answer relayed to the customer; ``body`` is the agent's text."""
+
+    template: ClassVar[str] = "agent_reply"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    agent_name: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicketAlertContext:
+    """To agents: a new ticket waits for its first response."""
+
+    template: ClassVar[str] = "new_ticket_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    first_response_due: dt.datetime
+    excerpt: str
+    rule_hits: tuple[str, ...] = ()
+    mail_language: str | None = None
+    reply_locale: str = "en"
+    translation_requested: bool = False
+    timezone: str = "UTC"
+    recent_tickets: tuple[str, ...] = ()  # "#10012 resolved: subject", newest first
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationAlertContext:
+    """To DevOps, Engineering or Product (§4.1): a ticket is escalated to them."""
+
+    template: ClassVar[str] = "escalation_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    team: EscalationTeam
+    reason: str
+    respond_by: dt.datetime
+    excerpt: str
+    escalated_by: str | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class P0AlertContext:
+    """To the CTO and the Support Director (§4.1): a critical outage was reported."""
+
+    template: ClassVar[str] = "p0_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    reported_at: dt.datetime
+    devops_due: dt.datetime
+    first_response_due: dt.datetime
+    excerpt: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class TriageRequestContext:
+    """To the Support Manager (§2.2 edge case): the priority is unclear."""
+
+    template: ClassVar[str] = "triage_request"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    reason: str
+    triage_due: dt.datetime
+    excerpt: str
+    rule_hits: tuple[str, ...] = ()
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class LowScoreAlertContext:
+    """To the Support Manager (§8.1 step 3): a survey score below 3."""
+
+    template: ClassVar[str] = "low_score_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    score: int
+    comment: str
+    follow_up_due: dt.datetime
+    agent_name: str | None = None
+    suggested_credit: Money | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundApprovalRequestContext:
+    """To the approver (§6.1): a refund above the agent's authority."""
+
+    template: ClassVar[str] = "refund_approval_request"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    amount: Money
+    approver: Approver
+    requested_by: str
+    reason: str
+    days_since_payment: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreachAlertContext:
+    """To the Support Manager (§3.2): a ticket's first response is overdue.
+
+    ``due_at`` is the missed deadline, shown in ``timezone`` and in the customer's zone;
+    ``credit`` is the account credit of the apology the customer was sent (Template 3).
+    """
+
+    template: ClassVar[str] = "breach_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    sla_target: dt.timedelta
+    due_at: dt.datetime
+    overdue_by: dt.timedelta
+    credit: Money | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolutionAlertContext:
+    """To the Support Manager (§3.1, §4.3): a ticket missed its resolution target."""
+
+    template: ClassVar[str] = "resolution_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    resolution_target: dt.timedelta
+    due_at: dt.datetime
+    overdue_by: dt.timedelta
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentTicket:
+    """One ticket of an incident; ``company`` is the customer's company or name (their data),
+    None for an unknown sender."""
+
+    number: int
+    company: str | None
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentAlertContext:
+    """To DevOps, once per incident (§4.3 edge case): several customers report one P0 code.
+
+    ``tickets`` in order of receipt, the lead ticket first; ``customer_count`` the distinct
+    customers among them; ``title`` None for a code the troubleshooting guide does not know.
+    """
+
+    template: ClassVar[str] = "incident_alert"
+
+    code: str
+    title: str | None
+    started_at: dt.datetime
+    tickets: tuple[IncidentTicket, ...]
+    customer_count: int
+    devops_due: dt.datetime
+    status_page: str = "status.dataflow.com"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if not self.tickets:
+            raise ValueError("an incident has at least one ticket")
+
+    @property
+    def ticket(self) -> IncidentTicket:
+        """The lead ticket, the one the alert is filed under."""
+        return self.tickets[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandErrorContext:
+    """To an agent whose email command was invalid; ``command`` is the agent's line."""
+
+    template: ClassVar[str] = "command_error"
+
+    agent_name: str
+    command: str
+    problem: str
+    ticket_number: int | None = None
+    usage: str | None = None
+
+
+TemplateContext = (
+    AcknowledgmentContext
+    | EscalationNoticeContext
+    | SlaBreachApologyContext
+    | RefundConfirmationContext
+    | LowSatisfactionFollowUpContext
+    | SurveyRequestContext
+    | ResolvedNoticeContext
+    | AgentReplyContext
+    | NewTicketAlertContext
+    | EscalationAlertContext
+    | P0AlertContext
+    | TriageRequestContext
+    | LowScoreAlertContext
+    | RefundApprovalRequestContext
+    | CommandErrorContext
+    | IncidentResolvedContext
+    | BreachAlertContext
+    | ResolutionAlertContext
+    | IncidentAlertContext
+)
+
+TEMPLATES: Final[dict[str, type[TemplateContext]]] = {
+    context.template: context for context in get_args(TemplateContext)
+}
+
+
+def company_from(settings: Settings) -> Company:
+    """The signature block of outbound mail, from ``[company]`` and ``[support]``."""
+    company = settings.company
+    return Company(
+        brand=company.brand,
+        legal_name=company.legal_name,
+        support_email=settings.support.addresses[0],
+        billing_email=company.billing_email,
+        phone=settings.support.phone,
+        phone_plans=frozenset(Plan(p) for p in company.phone_plans),
+        postal_address=company.postal_address,
+        incident_channel=company.incident_channel,
+    )

@@ -1,0 +1,163 @@
+"""Translations and locale-bound formatting for the templates (gettext catalogs, Babel).
+
+A catalog falls back to the English source string by string; a translation that loses or
+adds a ``%(name)s`` placeholder is ignored, so a broken entry never breaks a mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gettext
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import (
+    format_date,
+    format_time,
+    format_timedelta,
+    get_datetime_format,
+    get_timezone_name,
+)
+from babel.numbers import format_currency
+
+from mailproc.outbound.contexts import Money
+
+logger = logging.getLogger(__name__)
+
+CATALOG_DOMAIN: Final = "mailproc"
+_PLACEHOLDER = re.compile(r"%\((\w+)\)")
+
+
+class UnformattableValue(ValueError):
+    """A value a template cannot show: a naive datetime or an unknown time zone."""
+
+
+class _FallbackRecorder(gettext.NullTranslations):
+    """The last fallback of a catalog: records each source string it had no entry for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.missing: set[str] = set()
+
+    def gettext(self, message: str) -> str:
+        self.missing.add(message)
+        return message
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        self.missing.add(msgid1)
+        return msgid1 if n == 1 else msgid2
+
+
+@dataclass
+class SafeCatalog:
+    """gettext over a compiled catalog, falling back to the English source string by string.
+
+    A translation is used only if it has exactly the source's ``%(name)s`` placeholders and
+    formats cleanly, so a missing or broken entry yields English, never a failed mail.
+    ``fallbacks`` collects the source strings that were shown in English that way.
+    """
+
+    translations: gettext.NullTranslations
+    fallbacks: set[str] = field(default_factory=set)
+    _verdicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+
+    def gettext(self, message: str) -> str:
+        """The usable translation of ``message``, else ``message``."""
+        return self._checked(message, self.translations.gettext(message))
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        """The usable plural translation, else the English singular or plural."""
+        source = singular if n == 1 else plural
+        return self._checked(source, self.translations.ngettext(singular, plural, n))
+
+    def _checked(self, source: str, translated: str) -> str:
+        verdict = self._verdicts.get((source, translated))
+        if verdict is None:
+            verdict = self._verdicts[(source, translated)] = compatible(source, translated)
+            if not verdict:
+                logger.warning("broken translation of %r ignored: %r", source, translated)
+                self.fallbacks.add(source)
+        return translated if verdict else source
+
+
+def compatible(source: str, translated: str) -> bool:
+    """True when ``translated`` can stand in for ``source`` under ``%``-formatting."""
+    names = set(_PLACEHOLDER.findall(source))
+    if set(_PLACEHOLDER.findall(translated)) != names:
+        return False
+    try:
+        translated % dict.fromkeys(names, 0)
+    except (KeyError, ValueError, TypeError):
+        return False
+    return True
+
+
+def catalog_path(locales_dir: Path, locale: str) -> Path:
+    """Where the compiled catalog of ``locale`` lives."""
+    return locales_dir / locale / "LC_MESSAGES" / f"{CATALOG_DOMAIN}.mo"
+
+
+def load_catalog(locales_dir: Path, locale: str) -> SafeCatalog:
+    """The compiled catalog of ``locale``; English (the source strings) when there is none."""
+    path = catalog_path(locales_dir, locale)
+    if not path.is_file():
+        return SafeCatalog(gettext.NullTranslations())
+    with path.open("rb") as handle:
+        translations = gettext.GNUTranslations(handle)
+    recorder = _FallbackRecorder()
+    translations.add_fallback(recorder)
+    return SafeCatalog(translations, recorder.missing)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UnformattableValue(f"unknown time zone {name!r}") from exc
+
+
+def _aware(value: dt.datetime, zone: str) -> dt.datetime:
+    if value.tzinfo is None:
+        raise UnformattableValue(f"naive datetime {value.isoformat()}: times must carry a zone")
+    return value.astimezone(_zone(zone))
+
+
+def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
+    """The formatting filters bound to one locale (Babel): dates, durations, money, languages."""
+
+    def datetime_filter(value: dt.datetime, zone: str) -> str:
+        local = _aware(value, zone)
+        pattern = str(get_datetime_format("long", locale=locale)).replace("'", "")
+        date_text = format_date(local, "full", locale=locale)
+        time_text = format_time(local, "short", locale=locale)
+        zone_text = get_timezone_name(local, "long", locale=locale)
+        return pattern.replace("{1}", date_text).replace("{0}", time_text) + f" ({zone_text})"
+
+    def date_filter(value: dt.datetime, zone: str) -> str:
+        return format_date(_aware(value, zone), "long", locale=locale)
+
+    def duration_filter(value: dt.timedelta) -> str:
+        return format_timedelta(value, locale=locale)
+
+    def money_filter(value: Money) -> str:
+        return format_currency(value.amount, value.currency, locale=locale)
+
+    def language_name_filter(code: str | None) -> str:
+        try:
+            return Locale.parse(code or "").get_display_name(locale) or str(code)
+        except (ValueError, UnknownLocaleError):
+            return str(code)
+
+    return {
+        "datetime": datetime_filter,
+        "date": date_filter,
+        "duration": duration_filter,
+        "money": money_filter,
+        "language_name": language_name_filter,
+    }
