@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import click
 
+from mailproc.cli.context import current_app
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.outbound.render import (
     SAMPLES,
@@ -16,6 +17,8 @@ from mailproc.outbound.render import (
     TemplateContext,
     check_templates,
 )
+from mailproc.store.db import transaction
+from mailproc.store.repo import ticket_by_number, to_core_customer
 
 
 def _renderer(ctx: click.Context) -> Renderer:
@@ -48,7 +51,7 @@ def render_command(
     context = SAMPLES[name]
     renderer = _renderer(ctx)
     if ticket_number is not None:
-        context, renderer = _with_ticket(ctx, context, ticket_number, locale)
+        context, renderer = _with_ticket(context, ticket_number, locale)
     try:
         mail = renderer.render(name, locale, context)
     except RenderError as exc:
@@ -62,13 +65,10 @@ def render_command(
 
 
 def _with_ticket(
-    ctx: click.Context, sample: TemplateContext, number: int, locale: str
+    sample: TemplateContext, number: int, locale: str
 ) -> tuple[TemplateContext, Renderer]:
     """The sample with its customer and ticket replaced by ticket ``number``'s real ones."""
-    from mailproc.store.db import transaction
-    from mailproc.store.repo import ticket_by_number, to_core_customer
-
-    app = ctx.find_root().obj.app  # the CLI's composition root (mailproc.cli.Context)
+    app = current_app()
     notifier = app.notifier(app.reply_scheme())
     with transaction(app.sessions, commit=False) as session:
         ticket = ticket_by_number(session, number)
