@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import GOLDEN
 
-from mailproc.cli import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, cli
+from mailproc.cli import cli
+from mailproc.cli.errors import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
 from mailproc.runtime import GC_THRESHOLDS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("mailproc")

@@ -15,9 +15,9 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from click.testing import CliRunner
 
+from mailproc.cli.templates import templates
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan
-from mailproc.outbound.cli_templates import templates
 from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext, Company
 from mailproc.outbound.i18n import catalog_path, compatible
 from mailproc.outbound.render import Renderer, RenderError, mailto

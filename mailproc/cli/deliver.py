@@ -11,9 +11,11 @@ from typing import Final
 import click
 
 from mailproc.app import App
+from mailproc.cli.context import current_app
+from mailproc.cli.errors import handles_errors
 from mailproc.errors import TransientError
 from mailproc.outbound.deliver import DeliverySummary, deliver_all_due, deliver_due
-from mailproc.supervisor import StartupError, check_database
+from mailproc.supervisor import check_database
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +24,19 @@ IDLE_SLEEP_S: Final = 2.0
 
 @click.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-@click.pass_context
-def deliver(ctx: click.Context, once: bool) -> None:
+@handles_errors
+def deliver(once: bool) -> None:
     """Send queued mail through [relay] url (smtp://, smtps:// or maildir:), with retries.
 
     Without --once, keep delivering until SIGINT or SIGTERM, printing a line per round that
     did something. Exit codes: 0 done, 75 database unavailable, 78 bad config or old schema.
     """
-    from mailproc.cli import fail, handles_errors  # mailproc.cli imports this module
-
-    def run() -> None:
-        app: App = ctx.find_root().obj.app
-        check_database(app)
-        if once:
-            click.echo(str(deliver_all_due(app.sessions, app.settings, app.clock)))
-        else:
-            _deliver_until_stopped(app)
-
-    try:
-        handles_errors(run)()
-    except StartupError as error:
-        fail(str(error), error.exit_code)
+    app = current_app()
+    check_database(app)
+    if once:
+        click.echo(str(deliver_all_due(app.sessions, app.settings, app.clock)))
+    else:
+        _deliver_until_stopped(app)
 
 
 def _deliver_until_stopped(app: App) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -15,6 +12,8 @@ from pydantic import ValidationError
 from mailproc.adapters import lease
 from mailproc.adapters.imap import MailboxPoller
 from mailproc.app import App
+from mailproc.cli.context import current_app, print_processing
+from mailproc.cli.errors import handles_errors
 from mailproc.config import ListenerSettings, split_host_port
 from mailproc.supervisor import (
     Components,
@@ -24,24 +23,6 @@ from mailproc.supervisor import (
     scheduled_ticks,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _with_cli_errors(command: F) -> F:
-    """The root CLI's error mapping, plus StartupError with its own sysexits code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # mailproc.cli imports this module to register the commands: import it when running.
-        from mailproc.cli import fail, handles_errors
-
-        try:
-            return handles_errors(command)(*args, **kwargs)
-        except StartupError as error:
-            fail(str(error), error.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
 
 def _daemon_app(ctx: click.Context) -> App:
     """The App of the root command, with INFO logs per component unless -v was given."""
@@ -49,8 +30,7 @@ def _daemon_app(ctx: click.Context) -> App:
         logging.getLogger("mailproc").setLevel(logging.INFO)
     if ctx.find_root().params.get("verbose", 0) < 2:
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
-    app: App = ctx.find_root().obj.app
-    return app
+    return current_app()
 
 
 def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -70,7 +50,7 @@ def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None
     "--protocol", type=click.Choice(["smtp", "lmtp"]), help="Override [listener] protocol."
 )
 @click.pass_context
-@_with_cli_errors
+@handles_errors
 def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
     """Run the listener, IMAP pollers, worker and scheduler until SIGTERM or SIGINT."""
     app = _daemon_app(ctx)
@@ -97,7 +77,7 @@ def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="One pass over every mailbox, then exit.")
 @click.pass_context
-@_with_cli_errors
+@handles_errors
 def poll(ctx: click.Context, once: bool) -> None:
     """Fetch mail from the configured IMAP mailboxes (IDLE until SIGTERM unless --once).
 
@@ -134,7 +114,7 @@ def poll(ctx: click.Context, once: bool) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Process what is pending, then exit.")
 @click.pass_context
-@_with_cli_errors
+@handles_errors
 def worker(ctx: click.Context, once: bool) -> None:
     """Process pending mail only (scale-out: run as many as needed on PostgreSQL)."""
     app = _daemon_app(ctx)
@@ -142,6 +122,4 @@ def worker(ctx: click.Context, once: bool) -> None:
         Supervisor(app, Components(listener=None, pollers=False, worker=True)).run()
         return
     check_database(app)
-    from mailproc.cli import _print_processing  # see _with_cli_errors
-
-    _print_processing(app.process())
+    print_processing(app.process())

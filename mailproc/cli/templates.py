@@ -7,10 +7,13 @@ from typing import Any, cast
 
 import click
 
+from mailproc.cli.context import current_app
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.outbound.contexts import TEMPLATES, TemplateContext
 from mailproc.outbound.render import Renderer, RenderError
 from mailproc.outbound.samples import SAMPLES, check_templates
+from mailproc.store.db import transaction
+from mailproc.store.repo import ticket_by_number, to_core_customer
 
 
 def _renderer(ctx: click.Context) -> Renderer:
@@ -43,7 +46,7 @@ def render_command(
     context = SAMPLES[name]
     renderer = _renderer(ctx)
     if ticket_number is not None:
-        context, renderer = _with_ticket(ctx, context, ticket_number, locale)
+        context, renderer = _with_ticket(context, ticket_number, locale)
     try:
         mail = renderer.render(context, locale)
     except RenderError as exc:
@@ -57,13 +60,10 @@ def render_command(
 
 
 def _with_ticket(
-    ctx: click.Context, sample: TemplateContext, number: int, locale: str
+    sample: TemplateContext, number: int, locale: str
 ) -> tuple[TemplateContext, Renderer]:
     """The sample with its customer and ticket replaced by ticket ``number``'s real ones."""
-    from mailproc.store.db import transaction
-    from mailproc.store.repo import ticket_by_number, to_core_customer
-
-    app = ctx.find_root().obj.app  # the CLI's composition root (mailproc.cli.Context)
+    app = current_app()
     notifier = app.notifier(app.reply_scheme())
     with transaction(app.sessions, commit=False) as session:
         ticket = ticket_by_number(session, number)

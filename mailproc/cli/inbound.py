@@ -1,0 +1,98 @@
+"""``mailproc inbound`` and ``quarantine``: the stored raw messages and the failed ones."""
+
+from __future__ import annotations
+
+import click
+
+from mailproc.cli.context import current_app, echo_json, print_processing
+from mailproc.cli.errors import EX_DATAERR, fail, handles_errors
+from mailproc.processing.worker import release
+from mailproc.store.db import transaction
+from mailproc.store.models import Blob, Inbound
+from mailproc.tickets import views
+
+
+@click.group()
+def quarantine() -> None:
+    """Messages that failed processing: list, show, release."""
+
+
+@quarantine.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handles_errors
+def quarantine_list(as_json: bool) -> None:
+    """List quarantined messages with their reasons."""
+    with transaction(current_app().sessions, commit=False) as session:
+        rows = views.list_inbound(session, status="quarantined")
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>6}  attempts {row['attempts']}  {row['source']}  "
+            f"<{row['message_id']}>  {row['last_error']}"
+        )
+    click.echo(f"{len(rows)} quarantined message(s)")
+
+
+@quarantine.command("show")
+@click.argument("inbound_id", type=int)
+@click.option("--raw", is_flag=True, help="Print the raw message bytes.")
+@handles_errors
+def quarantine_show(inbound_id: int, raw: bool) -> None:
+    """Show one stored message: envelope, error, events (and raw bytes with --raw)."""
+    with transaction(current_app().sessions, commit=False) as session:
+        row = session.get(Inbound, inbound_id)
+        if row is None:
+            fail(f"no inbound message {inbound_id}", EX_DATAERR)
+        data = views.inbound_view(row)
+        data["events"] = views.inbound_events(session, inbound_id)
+        blob = session.get(Blob, row.raw_sha256)
+        raw_bytes = blob.data if blob is not None else b""
+    if raw:
+        click.echo(raw_bytes, nl=False)
+        return
+    echo_json(data)
+
+
+@quarantine.command("release")
+@click.argument("inbound_ids", nargs=-1, type=int)
+@click.option("--all", "release_all", is_flag=True, help="Release every quarantined message.")
+@click.option("--no-process", is_flag=True, help="Only mark them pending.")
+@handles_errors
+def quarantine_release(inbound_ids: tuple[int, ...], release_all: bool, no_process: bool) -> None:
+    """Return messages to the queue and process them again."""
+    app = current_app()
+    with transaction(app.sessions) as session:
+        ids = list(inbound_ids)
+        if release_all:
+            ids = [row["id"] for row in views.list_inbound(session, status="quarantined")]
+        released = release(session, ids, app.clock.now())
+    click.echo(f"released {len(released)}: {', '.join(map(str, released)) or '-'}")
+    if not no_process and released:
+        print_processing(app.process())
+
+
+@click.group()
+def inbound() -> None:
+    """Stored raw messages of every kind."""
+
+
+@inbound.command("list")
+@click.option("--status", type=click.Choice(["pending", "processed", "quarantined"]))
+@click.option("--kind", help="human, auto_reply, bulk, bounce, own_mail or duplicate.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handles_errors
+def inbound_list(status: str | None, kind: str | None, as_json: bool) -> None:
+    """List stored raw messages, newest first."""
+    with transaction(current_app().sessions, commit=False) as session:
+        rows = views.list_inbound(session, status=status, kind=kind)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>6}  {row['status']:<11} {row['kind'] or '-':<10} "
+            f"{row['source']:<7} <{row['message_id']}>"
+        )
+    click.echo(f"{len(rows)} message(s)")

@@ -1,0 +1,74 @@
+"""The ``mailproc`` command group: global options, logging, and every command registered."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from mailproc import __version__
+from mailproc.cli.classify import classify_command
+from mailproc.cli.context import Context
+from mailproc.cli.customers import customers
+from mailproc.cli.db import db
+from mailproc.cli.deliver import deliver
+from mailproc.cli.inbound import inbound, quarantine
+from mailproc.cli.ingest import ingest, process, replay
+from mailproc.cli.init import init
+from mailproc.cli.serve import poll, serve, worker
+from mailproc.cli.sla import incidents, sla
+from mailproc.cli.templates import templates
+from mailproc.cli.tickets import tickets
+from mailproc.runtime import tune_gc
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mailproc")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: $MAILPROC_CONFIG, then ./mailproc.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, verbose: int) -> None:
+    """mailproc: turn a support mailbox into tickets with SLAs and localized replies."""
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # flufl.bounce logs a traceback for each detector that trips on odd mail; we catch those
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL if verbose < 2 else logging.DEBUG)
+    tune_gc()
+    state = Context(config)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+for command in (
+    init,
+    db,
+    ingest,
+    process,
+    customers,
+    tickets,
+    classify_command,
+    quarantine,
+    inbound,
+    replay,
+    templates,
+    serve,
+    poll,
+    worker,
+    deliver,
+    sla,
+    incidents,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mailproc")
