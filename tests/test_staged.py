@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from mailproc.app import App
 from mailproc.config import Settings
+from mailproc.core.events import EventKind
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, MessageRecord, Ticket, TicketParticipant
 from mailproc.store.repo import TicketKeys, record_event
@@ -31,7 +32,7 @@ def test_staged_rows_are_written_when_the_scope_ends_with_their_tickets_ids(app:
         ticket = new_ticket(10001)
         session.add(ticket)  # not flushed: the staged rows learn its id when written
         with staging(session) as staged:
-            record_event(session, T0, "first")
+            record_event(session, T0, EventKind.TICKET_NOTE)
             stage(
                 session,
                 TicketParticipant,
@@ -40,22 +41,25 @@ def test_staged_rows_are_written_when_the_scope_ends_with_their_tickets_ids(app:
             )
             assert len(staged) == 2 and events(session) == []
         assert ticket.id is not None
-        assert events(session) == [(None, "first")]
+        assert events(session) == [(None, EventKind.TICKET_NOTE)]
         assert session.scalars(select(TicketParticipant.ticket_id)).all() == [ticket.id]
 
 
 def test_a_refused_savepoint_takes_its_staged_rows_with_it(app: App) -> None:
     with transaction(app.sessions) as session:
-        record_event(session, T0, "kept")  # outside a scope: written at once
+        record_event(session, T0, EventKind.AGENT_COMMAND)  # outside a scope: written at once
         with pytest.raises(RuntimeError), session.begin_nested(), staging(session):
-            record_event(session, T0, "lost")
+            record_event(session, T0, EventKind.TIMER_VOID)
             raise RuntimeError("the batch is refused")
         with session.begin_nested(), staging(session):
-            record_event(session, T0, "inner")
+            record_event(session, T0, EventKind.CREDIT_RECORDED)
             write_staged(session)  # a query that must see them
-            assert events(session)[-1] == (None, "inner")
+            assert events(session)[-1] == (None, EventKind.CREDIT_RECORDED)
     with transaction(app.sessions, commit=False) as session:
-        assert events(session) == [(None, "kept"), (None, "inner")]
+        assert events(session) == [
+            (None, EventKind.AGENT_COMMAND),
+            (None, EventKind.CREDIT_RECORDED),
+        ]
 
 
 def test_postgresql_ticket_keys_come_in_chunks_and_never_twice(postgres_url: str) -> None:

@@ -498,3 +498,35 @@ def test_overlapping_sla_check_runs_send_nothing_twice(db_url: str, clock: Fixed
     finally:
         for application in apps:
             application.close()
+
+
+def test_three_agent_replies_to_one_ticket_in_one_batch_are_three_mails(app: App) -> None:
+    # Issue 20, item 1: the relay was keyed by (ticket, batch time), so every reply after
+    # the first in a batch was dropped while the log said it was relayed.
+    send(
+        app,
+        "Robert <robert@atlasinsurance.example>",
+        "SSO-9001: Login Failure",
+        "Our analysts get this error when they sign in with Okta.",
+        mid="1018@atlasinsurance.example",
+    )
+    alert = mails(app, "new_ticket_alert", 10001)[0]
+    replies = [
+        ("Alex Agent <alex@dataflow.com>", "Hello Robert,\n\nFirst: which IdP tenant?"),
+        ("Marta Manager <marta@dataflow.com>", "Hello Robert,\n\nSecond: we are on it."),
+        ("Alex Agent <alex@dataflow.com>", "Hello Robert,\n\nThird: certificate renewed."),
+    ]
+    raws = [
+        (
+            f"From: {sender}\r\nTo: support@dataflow.com\r\nSubject: Re: [Ticket #10001]\r\n"
+            f"Message-ID: <reply-{n}@dataflow.com>\r\nIn-Reply-To: <{alert.message_id}>\r\n"
+            f"{AUTH}\r\n\r\n{body}\r\n"
+        ).encode()
+        for n, (sender, body) in enumerate(replies)
+    ]
+    app.ingest([RawInput(raw, Envelope("smtp")) for raw in raws])  # stored, not yet processed
+    app.process()  # one batch
+    relayed = mails(app, "agent_reply", 10001)
+    assert len(relayed) == 3
+    bodies = b"".join(row.raw or b"" for row in relayed)
+    assert all(word in bodies for word in (b"First", b"Second", b"Third"))

@@ -47,6 +47,7 @@ class EventKind(StrEnum):
     NOTIFY_ACK_SKIPPED = "notify.ack_skipped"
     NOTIFY_ACK_SUPPRESSED = "notify.ack_suppressed"
     NOTIFY_TRIAGE_REQUEST = "notify.triage_request"
+    NOTIFY_P0_ALERT = "notify.p0_alert"
     NOTIFY_FAILED = "notify.failed"
     # timers, SLA and breaches
     TIMER_SCHEDULED = "timer.scheduled"

@@ -23,6 +23,11 @@ def new_ticket_alert(ticket: int) -> str:
     return f"new:{ticket}"
 
 
+def p0_alert(ticket: int) -> str:
+    """The CTO's and Support Director's alert for a P0 ticket."""
+    return f"p0:{ticket}"
+
+
 def triage_request(ticket: int) -> str:
     """The Support Manager's request to set an unclear priority."""
     return f"triage:{ticket}"
@@ -38,9 +43,9 @@ def resolved_notice(ticket: int, inbound: int) -> str:
     return f"resolved:{ticket}:{inbound}"
 
 
-def command_error(ticket: int, inbound: int) -> str:
-    """The one error mail answering an agent's refused commands."""
-    return f"cmd-error:{ticket}:{inbound}"
+def command_error(ticket: int, inbound: int, problem: int) -> str:
+    """The error mail answering one refused command of an agent's inbound mail."""
+    return f"cmd-error:{ticket}:{inbound}:{problem}"
 
 
 def refund_approval_request(ticket: int) -> str:

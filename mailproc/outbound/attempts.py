@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from mailproc.config import OutboxSettings
+from mailproc.core.events import EventKind
 from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.outbox import OutboxStatus, materialize
 from mailproc.outbound.render import Renderer, RenderError
@@ -78,13 +79,14 @@ def claim_next(
         return None
     if row.status == OutboxStatus.SENDING:
         log.warning("outbox %s: attempt %s left no result; sending again", row.id, row.attempts)
-        _event(
+        record_event(
             session,
-            row,
             now,
-            "outbound.retry",
+            EventKind.OUTBOUND_RETRY,
             f"attempt {row.attempts} left no result within its lease (interrupted);"
             " sending again with the same Message-ID",
+            ticket_id=row.ticket_id,
+            detail=_attempt_detail(row),
         )
     _drop_undeliverable(session, row)
     recipients = tuple(r.address for r in row.recipients if r.status == OutboxStatus.PENDING)
@@ -150,13 +152,14 @@ def record_attempt(
         row.next_attempt_at = min(now + backoff_delay(row.attempts, settings), row.deadline_at)
         row.last_error = _summary(pending)
         log.warning("outbox %s: attempt %s failed: %s", row.id, row.attempts, row.last_error)
-        _event(
+        record_event(
             session,
-            row,
             now,
-            "outbound.retry",
+            EventKind.OUTBOUND_RETRY,
             f"attempt {row.attempts} failed: {row.last_error};"
             f" next attempt at {row.next_attempt_at.isoformat()}",
+            ticket_id=row.ticket_id,
+            detail=_attempt_detail(row),
         )
         return OutboxStatus.PENDING
     for recipient in pending:
@@ -205,11 +208,25 @@ def _finish(session: Session, row: Outbox, now: dt.datetime) -> OutboxStatus:
         row.sent_at = now
         log.info("outbox %s: sent <%s>", row.id, row.message_id)
         reason = "accepted by the relay" + (f"; not delivered: {row.last_error}" if failed else "")
-        _event(session, row, now, "outbound.sent", reason)
+        record_event(
+            session,
+            now,
+            EventKind.OUTBOUND_SENT,
+            reason,
+            ticket_id=row.ticket_id,
+            detail=_attempt_detail(row),
+        )
     else:
         row.status = OutboxStatus.FAILED
         log.error("outbox %s: failed: %s", row.id, row.last_error)
-        _event(session, row, now, "outbound.failed", row.last_error or "no recipient")
+        record_event(
+            session,
+            now,
+            EventKind.OUTBOUND_FAILED,
+            row.last_error or "no recipient",
+            ticket_id=row.ticket_id,
+            detail=_attempt_detail(row),
+        )
     return OutboxStatus(row.status)
 
 
@@ -223,18 +240,12 @@ def _summary(recipients: Iterable[OutboxRecipient]) -> str:
     )
 
 
-def _event(session: Session, row: Outbox, now: dt.datetime, kind: str, reason: str) -> None:
-    record_event(
-        session,
-        now,
-        kind,
-        reason,
-        ticket_id=row.ticket_id,
-        detail={
-            "outbox_id": row.id,
-            "key": row.key,
-            "message_id": row.message_id,
-            "attempt": row.attempts,
-            "recipients": {r.address: r.status for r in row.recipients},
-        },
-    )
+def _attempt_detail(row: Outbox) -> dict[str, object]:
+    """What an outbound event records about the attempt."""
+    return {
+        "outbox_id": row.id,
+        "key": row.key,
+        "message_id": row.message_id,
+        "attempt": row.attempts,
+        "recipients": {r.address: r.status for r in row.recipients},
+    }

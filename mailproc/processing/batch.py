@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from mailproc.core import model
 from mailproc.core.assess import assess, sla_record
 from mailproc.core.detect import AUTOMATIC_KINDS
+from mailproc.core.events import EventKind
 from mailproc.core.identity import SenderKind, identify_sender
 from mailproc.core.model import InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
@@ -35,12 +36,12 @@ from mailproc.processing.rows import (
     Understood,
     mark_undeliverable,
     message_detail,
-    stage_event,
     stage_message,
     stage_participants,
 )
 from mailproc.store import repo
 from mailproc.store.models import Inbound, Ticket
+from mailproc.store.repo import record_event
 from mailproc.tickets.ops import end_waiting
 from mailproc.workflows.mail import Thread
 from mailproc.workflows.new_ticket import FirstMail
@@ -119,12 +120,14 @@ class Batch:
             return self._quarantine(inbound, error)
         if earlier is not None:
             inbound.message_id_conflict = True
-            self._event(
-                earlier[1],
-                inbound,
-                "inbound.message_id_conflict",
+            record_event(
+                self.session,
+                self.now,
+                EventKind.INBOUND_MESSAGE_ID_CONFLICT,
                 f"Message-ID {parsed.message_id} was seen before with different content; "
                 "kept as its own message",
+                ticket=earlier[1],
+                inbound_id=inbound.id,
             )
         return self._apply(inbound, understood)
 
@@ -148,7 +151,14 @@ class Batch:
         inbound.processed_at = self.now
         inbound.kind = "duplicate"
         inbound.kind_reason = reason
-        self._event(ticket, inbound, "inbound.duplicate", reason)
+        record_event(
+            self.session,
+            self.now,
+            EventKind.INBOUND_DUPLICATE,
+            reason,
+            ticket=ticket,
+            inbound_id=inbound.id,
+        )
         number = ticket.number if ticket else None
         return Outcome(inbound.id, OutcomeAction.DUPLICATE, number, reason)
 
@@ -189,12 +199,20 @@ class Batch:
         thread, sender, parsed = understood.thread, understood.sender, understood.parsed
         new_text = understood.prepared.new_text
         target.updated_at = self.now
-        self._event(target, inbound, "message.received", thread.reason, message_detail(understood))
+        record_event(
+            self.session,
+            self.now,
+            EventKind.MESSAGE_RECEIVED,
+            thread.reason,
+            ticket=target,
+            inbound_id=inbound.id,
+            detail=message_detail(understood),
+        )
         desk = self.context.desk
         if sender.kind is SenderKind.AGENT and sender.agent is not None:
             agent = sender.agent
             if desk is not None:
-                self._followups.append(ApplyAgentMail(desk, target, agent, new_text))
+                self._followups.append(ApplyAgentMail(desk, target, agent, new_text, inbound.id))
             return target, OutcomeAction.APPENDED, f"{thread.reason}; agent {agent.name}"
         answered = target.survey_sent_at is not None and target.survey_answered_at is None
         if answered and desk is not None and parse_survey_reply(parsed.subject, new_text):
@@ -203,15 +221,24 @@ class Batch:
             return target, OutcomeAction.APPENDED, reason
         if thread.action is ThreadAction.REOPEN:
             target.status = TicketStatus.OPEN
-            self._event(target, inbound, "ticket.reopened", thread.reason)
+            record_event(
+                self.session,
+                self.now,
+                EventKind.TICKET_REOPENED,
+                thread.reason,
+                ticket=target,
+                inbound_id=inbound.id,
+            )
             return target, OutcomeAction.REOPENED, thread.reason
         if target.status == TicketStatus.WAITING:
             end_waiting(self.session, target, self.context.sla, self.now)
-            self._event(
-                target,
-                inbound,
-                "ticket.customer_replied",
+            record_event(
+                self.session,
+                self.now,
+                EventKind.TICKET_CUSTOMER_REPLIED,
                 "the customer replied: no longer waiting on the customer",
+                ticket=target,
+                inbound_id=inbound.id,
             )
         return target, OutcomeAction.APPENDED, thread.reason
 
@@ -228,12 +255,27 @@ class Batch:
             reason = (
                 f"{kind.value} ({evidence}); {understood.thread.reason}; ticket state unchanged"
             )
-            self._event(target, inbound, f"message.{kind.value}", reason, detail)
+            record_event(
+                self.session,
+                self.now,
+                EventKind.for_mail(kind),
+                reason,
+                ticket=target,
+                inbound_id=inbound.id,
+                detail=detail,
+            )
             if understood.detection.bounce is not None:
                 mark_undeliverable(self.session, target, inbound, understood, self.now)
             return target, OutcomeAction.NOTED, reason
         reason = f"{kind.value} ({evidence}) that matches no ticket: no ticket opened"
-        self._event(None, inbound, "inbound.not_ticketed", reason, detail)
+        record_event(
+            self.session,
+            self.now,
+            EventKind.INBOUND_NOT_TICKETED,
+            reason,
+            inbound_id=inbound.id,
+            detail=detail,
+        )
         return None, OutcomeAction.KEPT, reason
 
     def _open_ticket(
@@ -267,22 +309,26 @@ class Batch:
             else f"{sender.kind.value} sender {sender.address or '(no valid From address)'}"
         )
         reason = f"{understood.thread.reason}; requester is {who} ({sender.reason})"
-        self._event(
-            ticket,
-            inbound,
-            "ticket.created",
+        record_event(
+            self.session,
+            self.now,
+            EventKind.TICKET_CREATED,
             reason,
-            {
+            ticket=ticket,
+            inbound_id=inbound.id,
+            detail={
                 "customer_id": customer.id if customer else None,
                 "linked_to": parent.number if parent is not None else None,
             },
         )
-        self._event(
-            ticket,
-            inbound,
-            "message.received",
+        record_event(
+            self.session,
+            self.now,
+            EventKind.MESSAGE_RECEIVED,
             understood.detection.reasons[0],
-            message_detail(understood),
+            ticket=ticket,
+            inbound_id=inbound.id,
+            detail=message_detail(understood),
         )
         self._classify(ticket, inbound, understood, sender.customer)
         parsed = understood.parsed
@@ -332,19 +378,23 @@ class Batch:
                 self._followups.append(DetectIncidents(desk, ticket))
             self._outages.append(ticket)
         seconds = (self.now - inbound.received_at).total_seconds()
-        self._event(
-            ticket,
-            inbound,
-            "ticket.classified",
+        record_event(
+            self.session,
+            self.now,
+            EventKind.TICKET_CLASSIFIED,
             assessment.explain_priority(),
-            {**ticket.classification, "seconds_after_receipt": seconds},
+            ticket=ticket,
+            inbound_id=inbound.id,
+            detail={**ticket.classification, "seconds_after_receipt": seconds},
         )
-        self._event(
-            ticket,
-            inbound,
-            "ticket.sla",
+        record_event(
+            self.session,
+            self.now,
+            EventKind.TICKET_SLA,
             "; ".join(deadlines.explanation),
-            {
+            ticket=ticket,
+            inbound_id=inbound.id,
+            detail={
                 "sla_row": deadlines.sla_row,
                 "calendar": deadlines.calendar_description,
                 "first_response_due": deadlines.first_response_due.isoformat(),
@@ -354,24 +404,16 @@ class Batch:
             },
         )
         if found.needs_triage and assessment.triage_due is not None:
-            self._event(
-                ticket,
-                inbound,
-                "ticket.triage_needed",
+            record_event(
+                self.session,
+                self.now,
+                EventKind.TICKET_TRIAGE_NEEDED,
                 f"{found.triage_reason}; Support Manager escalation due by "
                 f"{assessment.triage_due.isoformat()}",
-                {"triage_due": assessment.triage_due.isoformat()},
+                ticket=ticket,
+                inbound_id=inbound.id,
+                detail={"triage_due": assessment.triage_due.isoformat()},
             )
-
-    def _event(
-        self,
-        ticket: Ticket | None,
-        inbound: Inbound,
-        kind: str,
-        reason: str,
-        detail: Mapping[str, object] | None = None,
-    ) -> None:
-        stage_event(self.session, ticket, inbound, self.now, kind, reason, detail)
 
     def _allocate_ticket(self) -> tuple[int | None, int]:
         """(id, number) of a new ticket; on SQLite the id comes with the insert."""

@@ -11,6 +11,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from mailproc.clock import Clock
+from mailproc.core.events import EventKind
 from mailproc.core.identity import IdentityPolicy
 from mailproc.core.model import InboundStatus
 from mailproc.core.sla import SlaPolicy
@@ -103,7 +104,7 @@ def quarantine(session: Session, inbound: Inbound, reason: str, now: dt.datetime
     repo.record_event(
         session,
         now,
-        "inbound.quarantined",
+        EventKind.INBOUND_QUARANTINED,
         reason,
         inbound_id=inbound.id,
         detail={"attempts": inbound.attempts},

@@ -15,6 +15,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from mailproc.core import model
+from mailproc.core.events import EventKind
 from mailproc.core.identity import Agent
 from mailproc.errors import PermanentError
 from mailproc.store import repo
@@ -66,10 +67,11 @@ class ApplyAgentMail:
     ticket: Ticket
     agent: Agent
     new_text: str
+    inbound_id: int
 
     def run(self, session: Session, now: dt.datetime) -> None:
         """Apply the agent's mail."""
-        self.desk.agent_mail(session, self.ticket, self.agent, self.new_text, now)
+        self.desk.agent_mail(session, self.ticket, self.agent, self.new_text, self.inbound_id, now)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def run_followups(
             repo.record_event(
                 session,
                 now,
-                "notify.failed",
+                EventKind.NOTIFY_FAILED,
                 f"{type(error).__name__}: {error}",
                 ticket_id=step.ticket.id,
             )

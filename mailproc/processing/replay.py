@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mailproc.core.addresses import normalize_address
+from mailproc.core.events import EventKind
 from mailproc.core.model import InboundStatus, ParsedMessage
 from mailproc.core.parse import parse_message
 from mailproc.core.understand import content_hash, reply_text
@@ -122,7 +123,7 @@ def _replay_one(
     repo.record_event(
         session,
         context.clock.now(),
-        "message.replayed",
+        EventKind.MESSAGE_REPLAYED,
         f"re-parsed from raw mail; changed: {', '.join(changed)}",
         ticket_id=message.ticket_id,
         inbound_id=inbound.id,

@@ -4,7 +4,6 @@ participants, undeliverable addresses and the events; staged to be written with 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -20,7 +19,6 @@ from mailproc.core.understand import Prepared
 from mailproc.store.models import (
     AttachmentRecord,
     Blob,
-    Event,
     Inbound,
     MessageRecord,
     Ticket,
@@ -206,28 +204,3 @@ def message_detail(understood: Understood) -> dict[str, object]:
     if understood.sender.lookalike_of:
         detail["lookalike_of"] = understood.sender.lookalike_of
     return detail
-
-
-def stage_event(
-    session: Session,
-    ticket: Ticket | None,
-    inbound: Inbound,
-    now: dt.datetime,
-    kind: str,
-    reason: str,
-    detail: Mapping[str, object] | None = None,
-) -> None:
-    """An event about an inbound message (and its ticket, once the ticket has its id)."""
-    stage(
-        session,
-        Event,
-        {
-            "inbound_id": inbound.id,
-            "at": now,
-            "kind": kind,
-            "reason": reason,
-            "detail": dict(detail or {}),
-            "ticket_id": None,
-        },
-        ticket,
-    )

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from sqlalchemy import exc, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailproc.core.events import EventKind
 from mailproc.core.model import InboundStatus
 from mailproc.processing.batch import Batch
 from mailproc.processing.context import Outcome, ProcessingContext, ProcessSummary, quarantine
@@ -145,7 +146,7 @@ def release(session: Session, inbound_ids: Sequence[int], now: dt.datetime) -> l
         repo.record_event(
             session,
             now,
-            "inbound.released",
+            EventKind.INBOUND_RELEASED,
             "released from quarantine by an admin",
             inbound_id=inbound.id,
             detail={"previous_error": inbound.last_error},

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from mailproc.core import model
+from mailproc.core.events import EventKind
 from mailproc.store.models import (
     AppSecret,
     Blob,
@@ -137,14 +138,19 @@ def ticket_by_number(session: Session, number: int) -> Ticket | None:
 def record_event(
     session: Session,
     at: dt.datetime,
-    kind: str,
+    kind: EventKind,
     reason: str = "",
     *,
+    ticket: Ticket | None = None,
     ticket_id: int | None = None,
     inbound_id: int | None = None,
-    detail: dict[str, Any] | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> None:
-    """Append one event to the audit log (staged: written in bulk inside a ``staging`` scope)."""
+    """Append one event to the audit log: the one way every module records what happened.
+
+    ``ticket`` may still lack its id (a ticket opened in this batch): the id is filled in
+    when the staged row is written (in bulk inside a ``staging`` scope, at once outside one).
+    """
     stage(
         session,
         Event,
@@ -152,10 +158,11 @@ def record_event(
             "ticket_id": ticket_id,
             "inbound_id": inbound_id,
             "at": at,
-            "kind": kind,
+            "kind": str(kind),
             "reason": reason,
-            "detail": detail or {},
+            "detail": dict(detail or {}),
         },
+        ticket,
     )
 
 

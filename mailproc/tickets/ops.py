@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailproc.core.assess import recompute, sla_record
+from mailproc.core.events import EventKind
 from mailproc.core.model import Priority, TicketStatus
 from mailproc.core.sla import Pause, SlaPolicy
 from mailproc.store import repo
@@ -41,7 +42,7 @@ def recompute_deadlines(
     repo.record_event(
         session,
         now,
-        "ticket.sla_recomputed",
+        EventKind.TICKET_SLA_RECOMPUTED,
         f"{why}; " + "; ".join(deadlines.explanation),
         ticket_id=ticket.id,
         detail={

@@ -5,9 +5,11 @@ customer; an invalid or unauthorized command changes nothing and gets an error m
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from mailproc.core import keys
 from mailproc.core.commands import (
     AssignCommand,
     Command,
@@ -20,15 +22,25 @@ from mailproc.core.commands import (
     check_commands,
     parse_commands,
 )
+from mailproc.core.events import EventKind
 from mailproc.core.identity import Agent
 from mailproc.core.model import Address, TicketStatus
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
 from mailproc.store.models import RefundCaseRecord, Ticket
+from mailproc.store.repo import record_event
 from mailproc.tickets.ops import change_priority, resolve, start_waiting
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import escalate
 from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMail:
+    """An agent's inbound mail on a ticket: its id (what its answers are keyed by) and text."""
+
+    inbound_id: int
+    new_text: str
 
 
 def agent_mail(
@@ -36,7 +48,7 @@ def agent_mail(
     session: Session,
     ticket: Ticket,
     agent: Agent,
-    new_text: str,
+    mail: AgentMail,
     now: dt.datetime,
 ) -> str:
     """Apply an agent's commands and relay the rest to the customer; return a summary.
@@ -44,14 +56,14 @@ def agent_mail(
     An invalid or unauthorized command changes nothing and relays nothing: the agent gets
     an error mail listing every problem and sends a corrected reply.
     """
-    parsed = parse_commands(new_text)
+    parsed = parse_commands(mail.new_text)
     case_row, case = requested_case(session, ticket)
     problems = check_commands(parsed, agent, case)
     if problems:
         for index, problem in enumerate(problems):
             ctx.notifier.queue(
                 session,
-                key=f"cmd-error:{ticket.number}:{now.isoformat()}:{index}",
+                key=keys.command_error(ticket.number, mail.inbound_id, index),
                 ticket=ticket,
                 locale="en",
                 to=(Address(agent.name, agent.addresses[0]),),
@@ -62,20 +74,20 @@ def agent_mail(
                 ),
             )
         reasons = "; ".join(f"{p.source}: {p.problem}" for p in problems)
-        ctx.event(
+        record_event(
             session,
-            ticket,
             now,
-            "agent.commands_refused",
+            EventKind.AGENT_COMMANDS_REFUSED,
             f"{agent.name}: nothing applied, nothing relayed ({reasons})",
+            ticket=ticket,
         )
         return "refused"
     status_set = False
     for command in parsed.commands:
         status_set |= isinstance(command, StatusCommand)
-        _apply_command(ctx, session, ticket, agent, command, case_row, now)
+        _apply_command(ctx, session, ticket, agent, command, case_row, mail, now)
     if parsed.remaining_text.strip():
-        _relay(ctx, session, ticket, agent, parsed.remaining_text, now)
+        _relay(ctx, session, ticket, agent, mail.inbound_id, parsed.remaining_text, now)
         if not status_set:
             start_waiting(session, ticket, ctx.sla, now)
     return "applied"
@@ -86,13 +98,14 @@ def _relay(
     session: Session,
     ticket: Ticket,
     agent: Agent,
+    inbound_id: int,
     text: str,
     now: dt.datetime,
 ) -> None:
     ctx.notifier.customer_mail(
         session,
         ticket,
-        key=f"reply:{ticket.number}:{now.isoformat()}",
+        key=keys.agent_reply(ticket.number, inbound_id),
         now=now,
         automatic=AutoSubmitted.AUTO_REPLIED,
         context_for=lambda c, t: AgentReplyContext(c, t, agent.name, text),
@@ -101,16 +114,18 @@ def _relay(
         ticket.first_responded_at = now
         due = ticket.first_response_due
         met = due is None or now <= due
-        ctx.event(
+        record_event(
             session,
-            ticket,
             now,
-            "sla.first_response",
+            EventKind.SLA_FIRST_RESPONSE,
             f"first response by {agent.name}: SLA {'met' if met else 'breached'}"
             + (f" (due {due.isoformat()})" if due else ""),
-            met=met,
+            ticket=ticket,
+            detail={"met": met},
         )
-    ctx.event(session, ticket, now, "agent.reply_relayed", f"{agent.name} answered")
+    record_event(
+        session, now, EventKind.AGENT_REPLY_RELAYED, f"{agent.name} answered", ticket=ticket
+    )
 
 
 def _apply_command(
@@ -120,6 +135,7 @@ def _apply_command(
     agent: Agent,
     command: Command,
     case_row: RefundCaseRecord | None,
+    mail: AgentMail,
     now: dt.datetime,
 ) -> None:
     who = f"{agent.name} by mail"
@@ -129,7 +145,7 @@ def _apply_command(
             ctx.notifier.customer_mail(
                 session,
                 ticket,
-                key=f"resolved:{ticket.number}:{now.isoformat()}",
+                key=keys.resolved_notice(ticket.number, mail.inbound_id),
                 now=now,
                 context_for=lambda c, t: ResolvedNoticeContext(c, t, agent.name),
             )
@@ -151,11 +167,18 @@ def _apply_command(
             by=agent.name,
         )
     elif isinstance(command, NoteCommand):
-        ctx.event(session, ticket, now, "ticket.note", command.text, by=agent.name)
+        record_event(
+            session,
+            now,
+            EventKind.TICKET_NOTE,
+            command.text,
+            ticket=ticket,
+            detail={"by": agent.name},
+        )
     elif isinstance(command, AssignCommand):
         ticket.assignee = command.assignee
     elif isinstance(command, RefundApproveCommand) and case_row is not None:
         approve_refund(ctx, session, ticket, agent, command, case_row, now)
     elif isinstance(command, RefundDenyCommand) and case_row is not None:
         deny_refund(case_row, agent, command.reason, now)
-    ctx.event(session, ticket, now, "agent.command", f"{command.source} ({who})")
+    record_event(session, now, EventKind.AGENT_COMMAND, f"{command.source} ({who})", ticket=ticket)

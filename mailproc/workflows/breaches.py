@@ -10,7 +10,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailproc.core import keys
 from mailproc.core.breach import BreachKind, SlaState, breach_notices
+from mailproc.core.events import EventKind
+from mailproc.core.identity import AgentRole
 from mailproc.core.model import TicketStatus
 from mailproc.outbound.contexts import (
     BreachAlertContext,
@@ -18,8 +21,9 @@ from mailproc.outbound.contexts import (
     SlaBreachApologyContext,
 )
 from mailproc.store.models import Ticket
+from mailproc.store.repo import record_event
 from mailproc.tickets.ops import OPEN_STATUSES
-from mailproc.workflows.context import CheckSummary, WorkflowContext, timer_key
+from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import ContextFor
 
 
@@ -48,7 +52,7 @@ def send_breach_notices(
             ticket.resolved_at,
         )
         for notice in breach_notices(state, now, apology_credit=credit or None):
-            key = timer_key(*notice.key)
+            key = keys.timed(notice.key)
             summary.breaches.append(f"#{ticket.number} {notice.kind}: {notice.reason}")
             if dry_run:
                 continue
@@ -114,16 +118,16 @@ def _breach(
             session,
             ticket,
             key=key,
-            to=ctx.notifier.role_recipients("support_manager"),
+            to=ctx.notifier.role_recipients(AgentRole.SUPPORT_MANAGER),
             now=now,
             context_for=context_for,
         )
     if sent:
-        ctx.event(
+        record_event(
             session,
-            ticket,
             now,
-            f"sla.{kind.value}",
+            EventKind.for_breach(kind),
             f"deadline {due_at.isoformat()} missed by {overdue_by}",
-            key=key,
+            ticket=ticket,
+            detail={"key": key},
         )

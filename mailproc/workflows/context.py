@@ -10,8 +10,10 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from mailproc.config import Settings
+from mailproc.core.events import EventKind
 from mailproc.core.sla import SlaPolicy
 from mailproc.store.models import Credit, Customer, Ticket
+from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only
 from mailproc.workflows.mail import Notifier
 
@@ -43,18 +45,6 @@ class WorkflowContext:
         """The settings the notifier was built from."""
         return self.notifier.settings
 
-    def event(
-        self,
-        session: Session,
-        ticket: Ticket,
-        now: dt.datetime,
-        kind: str,
-        reason: str,
-        **detail: object,
-    ) -> None:
-        """One decision in the ticket's event log."""
-        self.notifier.record(session, ticket, now, kind, reason, **detail)
-
     def credit(
         self,
         session: Session,
@@ -79,15 +69,10 @@ class WorkflowContext:
             },
         ).first()
         if inserted is not None:
-            self.event(
+            record_event(
                 session,
-                ticket,
                 now,
-                "credit.recorded",
+                EventKind.CREDIT_RECORDED,
                 f"{amount} {self.settings.credits.currency} credited: {reason}",
+                ticket=ticket,
             )
-
-
-def timer_key(ticket: object, kind: str, due_at: dt.datetime) -> str:
-    """The text form of a (ticket, kind, due time) idempotency key."""
-    return f"{kind}:{ticket}:{due_at.astimezone(dt.UTC).isoformat()}"

@@ -17,6 +17,7 @@ from mailproc.core.identity import Agent
 from mailproc.core.sla import SlaPolicy
 from mailproc.store.models import Incident, Ticket
 from mailproc.workflows import agent_mail, breaches, escalation, incidents, new_ticket, surveys
+from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import Notifier
 
@@ -34,10 +35,18 @@ class Desk:
         new_ticket.ticket_opened(self.context, session, ticket, first_text, now)
 
     def agent_mail(
-        self, session: Session, ticket: Ticket, agent: Agent, new_text: str, now: dt.datetime
+        self,
+        session: Session,
+        ticket: Ticket,
+        agent: Agent,
+        new_text: str,
+        inbound_id: int,
+        now: dt.datetime,
     ) -> str:
-        """An agent's mail: commands applied, the rest relayed; "applied" or "refused"."""
-        return agent_mail.agent_mail(self.context, session, ticket, agent, new_text, now)
+        """An agent's mail (inbound ``inbound_id``): commands applied, the rest relayed."""
+        return agent_mail.agent_mail(
+            self.context, session, ticket, agent, AgentMail(inbound_id, new_text), now
+        )
 
     def survey_reply(
         self, session: Session, ticket: Ticket, subject: str, new_text: str, now: dt.datetime

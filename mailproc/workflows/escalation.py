@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailproc.core import keys
 from mailproc.core.classify import Intent
 from mailproc.core.escalation import TicketState, TimerKind, escalation_timers, timer_void_reason
 from mailproc.core.escalation import Timer as CoreTimer
+from mailproc.core.events import EventKind
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import Priority, TicketStatus
 from mailproc.outbound.contexts import (
@@ -22,8 +24,9 @@ from mailproc.outbound.contexts import (
     TriageRequestContext,
 )
 from mailproc.store.models import MessageRecord, Ticket, Timer
+from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only, stage_statement, write_staged
-from mailproc.workflows.context import CheckSummary, WorkflowContext, timer_key
+from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import EXCERPT_CHARS
 
 ESCALATION_UPDATE_WITHIN = dt.timedelta(hours=24)
@@ -54,7 +57,7 @@ def schedule_timers(
             session,
             insert_timer,
             {
-                "key": timer_key(*timer.key),
+                "key": keys.timed(timer.key),
                 "ticket_id": ticket.id,
                 "kind": timer.kind.value,
                 "due_at": timer.due_at,
@@ -66,14 +69,13 @@ def schedule_timers(
             },
         )
     for timer in timers:
-        ctx.event(
+        record_event(
             session,
-            ticket,
             now,
-            "timer.scheduled",
+            EventKind.TIMER_SCHEDULED,
             timer.reason,
-            timer=timer.kind.value,
-            due_at=timer.due_at.isoformat(),
+            ticket=ticket,
+            detail={"timer": timer.kind.value, "due_at": timer.due_at.isoformat()},
         )
 
 
@@ -85,20 +87,18 @@ def escalate(
     reason: str,
     now: dt.datetime,
     by: str | None = None,
-    notify_roles: Sequence[str] = (),
+    notify_roles: Sequence[AgentRole] = (),
 ) -> None:
     """Escalate to a team now: alert it (and the roles to notify), tell the customer."""
     if role.value in ticket.escalated_to:
         return
     ticket.escalated_to = [*ticket.escalated_to, role.value]
     recipients = list(
-        {
-            a.addr: a for r in (role.value, *notify_roles) for a in ctx.notifier.role_recipients(r)
-        }.values()
+        {a.addr: a for r in (role, *notify_roles) for a in ctx.notifier.role_recipients(r)}.values()
     )
     text = _first_text(session, ticket)[:EXCERPT_CHARS]
     team = _TEAMS.get(role)
-    key = f"escalate:{ticket.number}:{role.value}"
+    key = keys.escalation_alert(ticket.number, role)
     if team is None:  # the Support Manager decides: a triage request, not a team hand-over
         due = now + dt.timedelta(minutes=30)
         ctx.notifier.internal_mail(
@@ -125,20 +125,19 @@ def escalate(
         ctx.notifier.customer_mail(
             session,
             ticket,
-            key=f"escalation-notice:{ticket.number}:{role.value}",
+            key=keys.escalation_notice(ticket.number, role),
             now=now,
             context_for=lambda c, t: EscalationNoticeContext(
                 c, t, team, ESCALATION_UPDATE_WITHIN, now + ESCALATION_UPDATE_WITHIN, by
             ),
         )
-    ctx.event(
+    record_event(
         session,
-        ticket,
         now,
-        "ticket.escalated",
+        EventKind.TICKET_ESCALATED,
         f"to {role.value}: {reason}",
-        team=role.value,
-        notified=[a.addr for a in recipients],
+        ticket=ticket,
+        detail={"team": role.value, "notified": [a.addr for a in recipients]},
     )
 
 
@@ -201,7 +200,7 @@ def fire_due_timers(
             continue
         timer.status, timer.done_at, timer.outcome = ("void" if void else "fired"), now, void
         if void:
-            ctx.event(session, ticket, now, "timer.void", f"{timer.kind}: {void}")
+            record_event(session, now, EventKind.TIMER_VOID, f"{timer.kind}: {void}", ticket=ticket)
         else:
             escalate(
                 ctx,
@@ -210,7 +209,7 @@ def fire_due_timers(
                 AgentRole(timer.team),
                 timer.reason,
                 now,
-                notify_roles=timer.notify_roles,
+                notify_roles=[AgentRole(r) for r in timer.notify_roles],
             )
 
 

@@ -9,14 +9,18 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailproc.core import keys
 from mailproc.core.escalation import P0Report, incident_decision
+from mailproc.core.events import EventKind
+from mailproc.core.identity import AgentRole
 from mailproc.core.model import Priority
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import IncidentAlertContext, IncidentResolvedContext, IncidentTicket
 from mailproc.store.models import Incident, Ticket
+from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only
 from mailproc.tickets.ops import OPEN_STATUSES, resolve
-from mailproc.workflows.context import CheckSummary, WorkflowContext, timer_key
+from mailproc.workflows.context import CheckSummary, WorkflowContext
 
 INCIDENT_LOOKBACK = dt.timedelta(hours=24)
 
@@ -50,7 +54,7 @@ def detect_incidents(
         for code in (row.classification.get("error_codes") or [])[:1]
     ]
     incident_of = {row.number: row.incident_id for row in rows}
-    found = [(incident, timer_key(*incident.devops_key)) for incident in incident_decision(reports)]
+    found = [(incident, keys.timed(incident.devops_key)) for incident in incident_decision(reports)]
     if not found:
         return
     stored: dict[str, int] = {
@@ -87,19 +91,19 @@ def detect_incidents(
         for ticket in linked:
             if ticket.incident_id is None:
                 ticket.incident_id = record.id
-                ctx.event(
+                record_event(
                     session,
-                    ticket,
                     now,
-                    "incident.linked",
+                    EventKind.INCIDENT_LINKED,
                     f"linked to incident {record.id} ({incident.code}): {incident.reason}",
+                    ticket=ticket,
                 )
         entry = ctx.notifier.catalog.get(incident.code)
-        devops = ctx.notifier.role_recipients("devops")
+        devops = ctx.notifier.role_recipients(AgentRole.DEVOPS)
         if devops and linked:
             ctx.notifier.queue(
                 session,
-                key=f"incident:{key}",
+                key=keys.incident_alert(incident.devops_key),
                 ticket=linked[0],
                 locale="en",
                 to=devops,
@@ -137,17 +141,17 @@ def resolve_incident(
         ctx.notifier.customer_mail(
             session,
             ticket,
-            key=f"incident-resolved:{incident.id}:{ticket.number}",
+            key=keys.incident_resolved(incident.id, ticket.number),
             now=now,
             context_for=lambda c, t: IncidentResolvedContext(
                 c, t, incident.code, now, summary_text
             ),
         )
-        ctx.event(
+        record_event(
             session,
-            ticket,
             now,
-            "incident.resolved",
+            EventKind.INCIDENT_RESOLVED,
             f"incident {incident.id} ({incident.code}) resolved; customer updated",
+            ticket=ticket,
         )
     return [t.number for t in tickets]

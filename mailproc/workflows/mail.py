@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from mailproc.config import Settings
 from mailproc.core.catalog import Catalog
 from mailproc.core.detect import AutoReplyBudget, check_auto_reply_budget
-from mailproc.core.identity import Agent
+from mailproc.core.identity import Agent, AgentRole
 from mailproc.core.locale_policy import (
     LanguageGuess,
     LocaleChoice,
@@ -88,13 +88,9 @@ class Notifier:
 
     # -- building blocks ----------------------------------------------------------------
 
-    def role_recipients(self, role: str) -> tuple[Address, ...]:
+    def role_recipients(self, role: AgentRole) -> tuple[Address, ...]:
         """Everyone who receives mail for ``role``: its agents and its configured address."""
-        found = [
-            Address(a.name, a.addresses[0])
-            for a in self.agents
-            if any(r.value == role for r in a.roles)
-        ]
+        found = [Address(a.name, a.addresses[0]) for a in self.agents if role in a.roles]
         address = self.settings.notify.role_addresses.get(role)
         if address and all(a.addr != address for a in found):
             found.append(Address(role.replace("_", " ").title(), address))
@@ -253,18 +249,6 @@ class Notifier:
     def load_budgets(self, session: Session, addresses: Sequence[str], now: dt.datetime) -> None:
         """Load the auto-reply budgets of many addresses at once (a batch's requesters)."""
         load_recent_auto_replies(session, addresses, now - self.budget.period)
-
-    def record(
-        self,
-        session: Session,
-        ticket: Ticket,
-        now: dt.datetime,
-        kind: str,
-        reason: str,
-        **detail: object,
-    ) -> None:
-        """One notification decision in the ticket's event log."""
-        repo.record_event(session, now, kind, reason, ticket_id=ticket.id, detail=dict(detail))
 
 
 def locale_policy_from(settings: Settings) -> LocalePolicy:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailproc.core import keys
+from mailproc.core.events import EventKind
+from mailproc.core.identity import AgentRole
 from mailproc.core.locale_policy import LanguageGuess, LocaleChoice
 from mailproc.core.model import Address, Customer, Priority
 from mailproc.outbound.compose import AutoSubmitted
@@ -20,6 +23,7 @@ from mailproc.outbound.contexts import (
     TriageRequestContext,
 )
 from mailproc.store.models import Ticket
+from mailproc.store.repo import record_event
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import schedule_timers
 from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread
@@ -57,7 +61,7 @@ def notify_new_ticket(
     agents = (Address("Support agents", notifier.settings.notify.agents_address),)
     notifier.queue(
         session,
-        key=f"new:{ticket.number}",
+        key=keys.new_ticket_alert(ticket.number),
         ticket=ticket,
         locale="en",
         to=agents,
@@ -77,10 +81,13 @@ def notify_new_ticket(
         ),
     )
     if ticket.priority == Priority.P0:
-        leaders = (*notifier.role_recipients("cto"), *notifier.role_recipients("support_director"))
+        leaders = (
+            *notifier.role_recipients(AgentRole.CTO),
+            *notifier.role_recipients(AgentRole.SUPPORT_DIRECTOR),
+        )
         notifier.queue(
             session,
-            key=f"p0:{ticket.number}",
+            key=keys.p0_alert(ticket.number),
             ticket=ticket,
             locale="en",
             to=leaders,
@@ -96,19 +103,19 @@ def notify_new_ticket(
                 timezone=info.timezone,
             ),
         )
-        notifier.record(
+        record_event(
             session,
-            ticket,
             now,
-            "notify.p0_alert",
+            EventKind.NOTIFY_P0_ALERT,
             "P0: the CTO and the Support Director are told (§4.1)",
-            to=[a.addr for a in leaders],
+            ticket=ticket,
+            detail={"to": [a.addr for a in leaders]},
         )
     if ticket.needs_triage and ticket.triage_due is not None:
-        managers = notifier.role_recipients("support_manager")
+        managers = notifier.role_recipients(AgentRole.SUPPORT_MANAGER)
         notifier.queue(
             session,
-            key=f"triage:{ticket.number}",
+            key=keys.triage_request(ticket.number),
             ticket=ticket,
             locale="en",
             to=managers,
@@ -124,13 +131,13 @@ def notify_new_ticket(
                 timezone=info.timezone,
             ),
         )
-        notifier.record(
+        record_event(
             session,
-            ticket,
             now,
-            "notify.triage_request",
+            EventKind.NOTIFY_TRIAGE_REQUEST,
             "unclear priority: the Support Manager decides within 30 minutes (§2.2)",
-            to=[a.addr for a in managers],
+            ticket=ticket,
+            detail={"to": [a.addr for a in managers]},
         )
 
 
@@ -155,23 +162,23 @@ def _acknowledge(
                 else "automatic mail is never answered"
             )
         )
-        notifier.record(session, ticket, now, "notify.ack_skipped", why)
+        record_event(session, now, EventKind.NOTIFY_ACK_SKIPPED, why, ticket=ticket)
         return
     allowed, budget = notifier.auto_reply_allowed(session, requester, now)
     if not allowed:
-        notifier.record(
+        record_event(
             session,
-            ticket,
             now,
-            "notify.ack_suppressed",
+            EventKind.NOTIFY_ACK_SUPPRESSED,
             f"auto-reply budget {budget}",
-            to=requester,
+            ticket=ticket,
+            detail={"to": requester},
         )
         return
     target = dt.timedelta(hours=ticket.sla.get("first_response_target_hours", 24))
     queued = notifier.queue(
         session,
-        key=f"ack:{ticket.number}",
+        key=keys.acknowledgment(ticket.number),
         ticket=ticket,
         locale=choice.locale,
         to=(Address(info.name, requester),),
@@ -186,14 +193,13 @@ def _acknowledge(
         ),
     )
     if queued:
-        notifier.record(
+        record_event(
             session,
-            ticket,
             now,
-            "notify.ack_queued",
+            EventKind.NOTIFY_ACK_QUEUED,
             f"Template 1 in {choice.locale} ({choice.reason}); {budget}",
-            locale=choice.locale,
-            translation_requested=choice.translation_requested,
+            ticket=ticket,
+            detail={"locale": choice.locale, "translation_requested": choice.translation_requested},
         )
 
 

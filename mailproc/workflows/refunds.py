@@ -10,9 +10,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailproc.core import model
+from mailproc.core import keys, model
 from mailproc.core.commands import RefundApproveCommand
-from mailproc.core.identity import Agent
+from mailproc.core.events import EventKind
+from mailproc.core.identity import Agent, AgentRole
 from mailproc.core.refunds import (
     DEFAULT_REFUND_POLICY,
     AuthorizationLevel,
@@ -28,6 +29,7 @@ from mailproc.outbound.contexts import (
     RefundConfirmationContext,
 )
 from mailproc.store.models import RefundCaseRecord, Ticket
+from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.mail import core_customer
@@ -76,13 +78,13 @@ def open_refund_case(
             "requested_at": now,
         },
     )
-    ctx.event(
+    record_event(
         session,
-        ticket,
         now,
-        "refund.requested",
+        EventKind.REFUND_REQUESTED,
         f"{kind.value} of {amount} {currency} needs {needed.level.label}: {needed.reason}",
-        level=needed.level.value,
+        ticket=ticket,
+        detail={"level": needed.level.value},
     )
     if needed.level is AuthorizationLevel.AGENT:
         return
@@ -90,8 +92,8 @@ def open_refund_case(
     ctx.notifier.internal_mail(
         session,
         ticket,
-        key=f"refund-approval:{ticket.number}",
-        to=ctx.notifier.role_recipients(approver.value),
+        key=keys.refund_approval_request(ticket.number),
+        to=ctx.notifier.role_recipients(AgentRole(approver.value)),
         now=now,
         context_for=lambda c, t: RefundApprovalRequestContext(
             c,
@@ -120,7 +122,7 @@ def approve_refund(
     ctx.notifier.customer_mail(
         session,
         ticket,
-        key=f"refund:{ticket.number}",
+        key=keys.refund_confirmation(ticket.number),
         now=now,
         context_for=lambda c, t: RefundConfirmationContext(
             c,
@@ -131,12 +133,12 @@ def approve_refund(
             cancellation=case_row.kind == RefundKind.CANCELLATION,
         ),
     )
-    ctx.event(
+    record_event(
         session,
-        ticket,
         now,
-        "refund.approved",
+        EventKind.REFUND_APPROVED,
         f"{command.amount} {case_row.currency} approved by {agent.name}; Template 4 sent",
+        ticket=ticket,
     )
 
 

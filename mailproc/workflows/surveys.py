@@ -10,7 +10,9 @@ import functools
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailproc.core import model
+from mailproc.core import keys, model
+from mailproc.core.events import EventKind
+from mailproc.core.identity import AgentRole
 from mailproc.core.model import TicketStatus
 from mailproc.core.survey import (
     low_score_actions,
@@ -26,6 +28,7 @@ from mailproc.outbound.contexts import (
     SurveyRequestContext,
 )
 from mailproc.store.models import Ticket
+from mailproc.store.repo import record_event
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import core_customer
 
@@ -56,7 +59,7 @@ def send_due_surveys(
         ctx.notifier.customer_mail(
             session,
             ticket,
-            key=f"survey:{ticket.number}",
+            key=keys.survey(ticket.number),
             now=now,
             context_for=functools.partial(
                 SurveyRequestContext, resolved_at=ticket.resolved_at, reply_address=address
@@ -78,13 +81,13 @@ def survey_reply(
         return False
     ticket.survey_score, ticket.survey_comment = answer.score, answer.comment
     ticket.survey_answered_at = now
-    ctx.event(
+    record_event(
         session,
-        ticket,
         now,
-        "survey.answered",
+        EventKind.SURVEY_ANSWERED,
         f"score {answer.score}/5" + (f": {answer.comment}" if answer.comment else ""),
-        score=answer.score,
+        ticket=ticket,
+        detail={"score": answer.score},
     )
     customer_row = ticket.customer
     customer = core_customer(ticket)
@@ -124,14 +127,14 @@ def survey_reply(
             ticket,
             customer_row,
             credit,
-            f"lowscore:{ticket.number}",
+            keys.low_score_credit(ticket.number),
             f"survey score {answer.score}/5 from an Enterprise customer (§8)",
             now,
         )
     ctx.notifier.customer_mail(
         session,
         ticket,
-        key=f"lowscore-followup:{ticket.number}",
+        key=keys.low_score_followup(ticket.number),
         now=now,
         automatic=AutoSubmitted.AUTO_REPLIED,
         context_for=lambda c, t: LowSatisfactionFollowUpContext(
@@ -145,8 +148,8 @@ def survey_reply(
     ctx.notifier.internal_mail(
         session,
         ticket,
-        key=f"lowscore-alert:{ticket.number}",
-        to=ctx.notifier.role_recipients("support_manager"),
+        key=keys.low_score_alert(ticket.number),
+        to=ctx.notifier.role_recipients(AgentRole.SUPPORT_MANAGER),
         now=now,
         context_for=lambda c, t: LowScoreAlertContext(
             c,
@@ -158,13 +161,12 @@ def survey_reply(
             timezone=c.timezone,
         ),
     )
-    ctx.event(
+    record_event(
         session,
-        ticket,
         now,
-        "ticket.escalated",
+        EventKind.TICKET_ESCALATED,
         f"to support_manager: {actions.reason}",
-        team="support_manager",
-        due=actions.manager_due.isoformat(),
+        ticket=ticket,
+        detail={"team": "support_manager", "due": actions.manager_due.isoformat()},
     )
     return True
