@@ -8,7 +8,6 @@ import pytest
 
 from mailproc.core.catalog import Catalog, load_default_catalog
 from mailproc.core.classify import (
-    DEFAULT_RULES,
     MAX_TEXT_CHARS,
     Classifier,
     ClassifyError,
@@ -17,6 +16,7 @@ from mailproc.core.classify import (
     classifier_from_config,
     fold_text,
 )
+from mailproc.core.classify_rules import DEFAULT_RULES
 from mailproc.core.model import Priority
 from mailproc.core.quotes import split_reply
 
