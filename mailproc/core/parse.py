@@ -66,6 +66,8 @@ _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 _MAX_DEFECTS = 50
 _MAX_IDS = 100
 _MAX_FILENAME = 150
+_EARLIEST_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LATEST_DATE = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
@@ -211,17 +213,22 @@ def _addresses(message: EmailMessage, name: str, defects: list[str]) -> tuple[Ad
 
 
 def _date(message: EmailMessage, defects: list[str]) -> dt.datetime | None:
+    """The Date header in UTC; an unreadable or implausible date is dropped with a defect."""
     raw = _raw_header(message, "Date")
     if not raw:
         return None
     try:
         parsed = parsedate_to_datetime(raw.strip())
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        parsed = parsed.astimezone(dt.UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
         defects.append("Date: unparsable date")
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    if not _EARLIEST_DATE <= parsed < _LATEST_DATE:
+        defects.append(f"Date: implausible date {parsed.isoformat()} ignored")
+        return None
+    return parsed
 
 
 def _languages(value: str) -> tuple[str, ...]:
