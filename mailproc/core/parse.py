@@ -12,7 +12,7 @@ from email import policy
 from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.feedparser import BytesFeedParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
@@ -54,7 +54,6 @@ def _parse_header(name: str, value: str) -> Any:
 
 MEMOIZING_POLICY = MemoizingPolicy()
 _POLICY = MEMOIZING_POLICY
-_PARSER = BytesParser(policy=_POLICY)
 _HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HEADER_BREAKS = re.compile(r"[\r\n\x00]+")
@@ -76,8 +75,7 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
     Raises LimitExceeded for a message that is too large or too deep to parse safely.
     """
     check_limits(raw, limits)
-    message = _PARSER.parsebytes(raw)
-    assert isinstance(message, EmailMessage)
+    message = _BoundedParser(limits).parse(raw)
     defects: list[str] = []
     headers = _decoded_headers(message, defects)
     body_part, body_text, body_source = _body(message, defects)
@@ -104,6 +102,36 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
         headers=headers,
         mime=message,
     )
+
+
+class _BoundedParser(BytesFeedParser):
+    """The stdlib parser, counting the parts and nesting depth as it splits them.
+
+    The raw-byte scan of ``check_limits`` is a cheap first look that a boundary written
+    another way (RFC 2231 continuations, odd quoting) escapes; this count cannot be escaped,
+    as it is the split itself. Parsing stops at the first part over a limit.
+    """
+
+    def __init__(self, limits: IntakeLimits) -> None:
+        super().__init__(policy=_POLICY)
+        self._limits = limits
+        self._parts = 0
+
+    def parse(self, raw: bytes) -> EmailMessage:
+        """Parse ``raw``; raises LimitExceeded when it has too many or too deep parts."""
+        self.feed(raw)
+        message = self.close()
+        assert isinstance(message, EmailMessage)
+        return message
+
+    def _new_message(self) -> None:
+        self._parts += 1
+        if self._parts > self._limits.max_parts:
+            raise LimitExceeded(f"message has more than {self._limits.max_parts} MIME parts")
+        depth = len(self._msgstack)  # type: ignore[attr-defined]
+        if depth > self._limits.max_mime_depth:
+            raise LimitExceeded(f"MIME nesting depth exceeds {self._limits.max_mime_depth}")
+        super()._new_message()  # type: ignore[misc]
 
 
 def html_to_text(html: str) -> str:
