@@ -96,6 +96,7 @@ class IntakeSettings(_Section):
     max_header_bytes: int = Field(256 * 1024, ge=1024)
     max_mime_depth: int = Field(12, ge=1, le=100)
     max_parts: int = Field(250, ge=1, le=10_000)
+    max_understood_chars: int = Field(256 * 1024, ge=1024)
     batch_size: int = Field(200, ge=1, le=10_000)
 
     def limits(self) -> IntakeLimits:
@@ -105,6 +106,7 @@ class IntakeSettings(_Section):
             max_header_bytes=self.max_header_bytes,
             max_mime_depth=self.max_mime_depth,
             max_parts=self.max_parts,
+            max_understood_chars=self.max_understood_chars,
         )
 
 

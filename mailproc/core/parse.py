@@ -9,10 +9,10 @@ import hashlib
 import re
 import unicodedata
 from email import policy
+from email.feedparser import BytesFeedParser
 from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
-from email.feedparser import BytesFeedParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
