@@ -23,7 +23,7 @@ from inscriptis.model.config import ParserConfig
 
 from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits
 from mailproc.core.model import Address, Attachment, ParsedMessage
-from mailproc.core.rawmail import bare_message_id
+from mailproc.core.rawmail import bare_message_id, header_start
 
 
 class MemoizingPolicy(EmailPolicy):
@@ -75,8 +75,11 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
     Raises LimitExceeded for a message that is too large or too deep to parse safely.
     """
     check_limits(raw, limits)
-    message = _BoundedParser(limits).parse(raw)
+    start, junk = header_start(raw) or (0, 0)
+    message = _BoundedParser(limits).parse(raw[start:] if start else raw)
     defects: list[str] = []
+    if junk:
+        defects.append(f"{junk} line(s) before the header block skipped")
     headers = _decoded_headers(message, defects)
     body_part, body_text, body_source = _body(message, defects)
     attachments = _attachments(message, body_part, limits.max_mime_depth, defects)
