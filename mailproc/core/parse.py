@@ -17,10 +17,12 @@ from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from charset_normalizer import from_bytes
 from inscriptis import get_text
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.model.config import ParserConfig
 
+from mailproc.core.addresses import normalize_address, salvage_address
 from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits
 from mailproc.core.model import Address, Attachment, ParsedMessage
 from mailproc.core.rawmail import bare_message_id, header_start
@@ -63,6 +65,7 @@ _LANGUAGE_TAG = re.compile(r"^[a-z]{1,8}(?:-[a-z0-9]{1,8})*$")
 _BIDI_AND_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 _MAX_DEFECTS = 50
+_DETECT_SAMPLE = 64 * 1024  # bytes of an undeclared text part given to charset detection
 _MAX_IDS = 100
 _MAX_FILENAME = 150
 _EARLIEST_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -80,7 +83,8 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
     defects: list[str] = []
     if junk:
         defects.append(f"{junk} line(s) before the header block skipped")
-    headers = _decoded_headers(message, defects)
+    charset = _header_charset(message, defects)
+    headers = _decoded_headers(message, defects, charset)
     body_part, body_text, body_source = _body(message, defects)
     attachments = _attachments(message, body_part, limits.max_mime_depth, defects)
     _collect_mime_defects(message, defects)
@@ -88,12 +92,12 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
         message_id=_message_id(message),
         in_reply_to=_id_list(_raw_header(message, "In-Reply-To")),
         references=_id_list(_raw_header(message, "References")),
-        from_=_addresses(message, "From", defects),
+        from_=_senders(message, defects, charset),
         to=_addresses(message, "To", defects),
         cc=_addresses(message, "Cc", defects),
         reply_to=_addresses(message, "Reply-To", defects),
         subject=_single_line(
-            _decode_words(_raw_value(message, "Subject") or "", "Subject", defects)
+            _decode_words(_raw_value(message, "Subject") or "", "Subject", defects), charset
         ),
         date=_date(message, defects),
         content_language=_languages(_raw_header(message, "Content-Language")),
@@ -174,31 +178,130 @@ def _has_raw_8bit(value: str) -> bool:
     return False
 
 
-def clean_text(value: str) -> str:
-    """Undo surrogate escapes (raw 8-bit bytes in headers): UTF-8 if it fits, else cp1252."""
+def clean_text(value: str, charset: str | None = None) -> str:
+    """Undo surrogate escapes (raw 8-bit bytes in headers): UTF-8 if it fits, else
+    ``charset`` (the one detected for the message), else cp1252."""
     try:
         value.encode("utf-8")
         return value
     except UnicodeEncodeError:
         data = value.encode("utf-8", "surrogateescape")
+    for candidate in ("utf-8", charset):
+        if candidate:
+            try:
+                return data.decode(candidate)
+            except UnicodeDecodeError:
+                continue
+    return data.decode("cp1252", "replace")
+
+
+def _single_line(value: str, charset: str | None = None) -> str:
+    return _HEADER_BREAKS.sub(" ", clean_text(value, charset)).strip()
+
+
+def _header_charset(message: EmailMessage, defects: list[str]) -> str | None:
+    """The charset of raw 8-bit header text (declared by none): a charset the message
+    declares for its text if the bytes fit it, else charset-normalizer's guess."""
+    raw = [str(value) for _, value in message.raw_items()]
+    data = b"\n".join(v.encode("utf-8", "surrogateescape") for v in raw if _has_raw_8bit(v))
+    if not data:
+        return None
     try:
-        return data.decode("utf-8")
+        data.decode("utf-8")
+        return None
     except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
+        pass
+    declared = [c for c in message.get_charsets() if c and c not in ("us-ascii", "utf-8")]
+    charset = next((c for c in declared if _decodes(data, c)), None) or detect_charset(data)
+    if charset:
+        defects.append(f"raw 8-bit header text read as {charset}")
+    return charset
 
 
-def _single_line(value: str) -> str:
-    return _HEADER_BREAKS.sub(" ", clean_text(value)).strip()
+def _decodes(data: bytes, charset: str) -> bool:
+    try:
+        data.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        return False
+    except Exception:  # some codecs raise other errors on hostile bytes
+        return False
+    return True
 
 
-def _decoded_headers(message: EmailMessage, defects: list[str]) -> tuple[tuple[str, str], ...]:
+# Charsets undeclared 8-bit mail text comes in, and the script each one is written in.
+_CANDIDATE_CHARSETS = ("gb18030", "big5", "shift_jis", "euc_jp", "euc_kr", "cp1252")
+_SCRIPTS = {
+    "gb18030": "han",
+    "big5": "han",
+    "shift_jis": "kana",
+    "cp932": "kana",
+    "euc_jp": "kana",
+    "euc_kr": "hangul",
+    "cp949": "hangul",
+}
+
+
+def detect_charset(data: bytes) -> str | None:
+    """The charset of undeclared 8-bit text: charset-normalizer's candidates, ranked by how
+    much of the decoded text is in the script of that charset (short CJK text fools its own
+    ranking: GB2312 bytes also read as EUC-KR)."""
+    matches = list(from_bytes(data, cp_isolation=list(_CANDIDATE_CHARSETS)))
+    if not matches:
+        return None
+    ranked = sorted(
+        enumerate(matches),
+        key=lambda item: (-_script_share(str(item[1]), item[1].encoding), item[0]),
+    )
+    return str(ranked[0][1].encoding)
+
+
+def _script_share(text: str, charset: str) -> float:
+    """The share of non-ASCII characters in ``text`` typical of ``charset``'s script."""
+    letters = [c for c in text if ord(c) > 0x7F]
+    if not letters:
+        return 1.0
+    script = _SCRIPTS.get(charset.lower().replace("-", "_"), "latin")
+    typical = sum(1 for c in letters if _in_script(ord(c), script))
+    if charset.lower().startswith("gb"):  # GBK's rarer characters hint at Big5 bytes misread
+        typical -= sum(1 for c in letters if not _decodes_back(c, "gb2312"))
+    share = typical / len(letters)
+    if script == "kana" and not any(0x3040 <= ord(c) <= 0x30FF for c in letters):
+        share /= 2  # Japanese text without a single kana is unlikely
+    return share
+
+
+def _decodes_back(char: str, charset: str) -> bool:
+    try:
+        char.encode(charset)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _in_script(code: int, script: str) -> bool:
+    punctuation = 0x3000 <= code <= 0x303F or 0xFF01 <= code <= 0xFF5E
+    han = 0x4E00 <= code <= 0x9FFF or punctuation
+    if script == "han":
+        return han
+    if script == "kana":
+        return han or 0x3040 <= code <= 0x30FF
+    if script == "hangul":
+        return 0xAC00 <= code <= 0xD7A3 or punctuation
+    return code < 0x250 or 0x2010 <= code <= 0x20AC
+
+
+def _decoded_headers(
+    message: EmailMessage, defects: list[str], charset: str | None
+) -> tuple[tuple[str, str], ...]:
     """Every header as (name, decoded single-line value), cheaply: RFC 2047 words only."""
     decoded = []
     for name, raw in message.raw_items():
         value = str(raw)
         if _HEADER_BREAKS.search(value.replace("\r\n", "").replace("\n", "")):
             defects.append(f"{name}: header value contains CR, LF or NUL")
-        decoded.append((clean_text(name), _single_line(_decode_words(value, name, defects))))
+        decoded.append(
+            (clean_text(name), _single_line(_decode_words(value, name, defects), charset))
+        )
     return tuple(decoded)
 
 
@@ -225,10 +328,55 @@ def _id_list(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))[:_MAX_IDS]
 
 
+def _senders(message: EmailMessage, defects: list[str], charset: str | None) -> tuple[Address, ...]:
+    """The From addresses: every From header, an unambiguous address salvaged from a
+    malformed one, the same address twice counted once (each oddity a defect)."""
+    values = [str(v) for k, v in message.raw_items() if k.lower() == "from"]
+    if len(values) > 1:
+        defects.append(f"From: {len(values)} From headers")
+    found: dict[str, Address] = {}
+    unusable: list[Address] = []
+    for value in values:
+        for address in _address_list(value, "From", defects, charset) or [Address("", "")]:
+            key = normalize_address(address.addr)
+            if key is None:
+                salvaged = _salvaged(value, address, charset)
+                key = normalize_address(salvaged.addr) if salvaged else None
+                if salvaged is None or key is None:
+                    defects.append(f"From: no usable address in {_single_line(value)[:80]!r}")
+                    unusable.append(address)
+                    continue
+                defects.append(
+                    f"From: malformed address {_single_line(value)[:80]!r} read as {salvaged.addr}"
+                )
+                address = salvaged
+            found.setdefault(key, address)
+    addresses = [*found.values(), *(a for a in unusable if a.addr)]
+    return tuple(addresses)
+
+
+def _salvaged(value: str, parsed: Address, charset: str | None) -> Address | None:
+    """The one address a malformed From value names, with its display name, else None."""
+    text = _single_line(_decode_words(value, "From", []), charset)
+    salvaged = salvage_address(text)
+    if salvaged is None:
+        return None
+    if "<" in text:
+        name = parsed.name or text.partition("<")[0]
+    else:
+        name = " ".join(t for t in text.split() if "@" not in t)
+    return Address(name.strip().strip('"').strip(), salvaged.addr)
+
+
 def _addresses(message: EmailMessage, name: str, defects: list[str]) -> tuple[Address, ...]:
     raw = _raw_value(message, name)
     if raw is None:
         return ()
+    return tuple(_address_list(raw, name, defects, None))
+
+
+def _address_list(raw: str, name: str, defects: list[str], charset: str | None) -> list[Address]:
+    """The addresses of one address header value (empty ones left out)."""
     try:
         header = None if _has_raw_8bit(raw) else _POLICY.header_fetch_parse(name, raw)
         if isinstance(header, AddressHeader):
@@ -236,11 +384,11 @@ def _addresses(message: EmailMessage, name: str, defects: list[str]) -> tuple[Ad
                 Address(_single_line(a.display_name), _single_line(a.addr_spec))
                 for a in header.addresses
             ]
-            return tuple(a for a in found if a.addr)
+            return [a for a in found if a.addr]
     except Exception as exc:
         defects.append(f"{name}: unparsable address header ({type(exc).__name__})")
-    pairs = getaddresses([_raw_header(message, name)])
-    return tuple(Address(_single_line(n), _single_line(a)) for n, a in pairs if a)
+    pairs = getaddresses([clean_text(raw, charset)])
+    return [Address(_single_line(n, charset), _single_line(a)) for n, a in pairs if a]
 
 
 def _date(message: EmailMessage, defects: list[str]) -> dt.datetime | None:
@@ -272,7 +420,13 @@ def decode_text_part(part: Message, defects: list[str]) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    charset = (part.get_content_charset() or "us-ascii").strip().lower()
+    declared = part.get_content_charset()
+    if declared is None and not payload.isascii() and not _decodes(payload, "utf-8"):
+        detected = detect_charset(payload[:_DETECT_SAMPLE])
+        if detected and _decodes(payload, detected):
+            defects.append(f"text without a declared charset read as {detected}")
+            return payload.decode(detected)
+    charset = (declared or "us-ascii").strip().lower()
     try:
         codecs.lookup(charset)
     except LookupError:
