@@ -348,6 +348,7 @@ class ImapMailboxSettings(_Section):
     password_file: str = ""
     folder: str = "INBOX"
     processed_folder: str = "Processed"
+    rejected_folder: str = "Rejected"  # what is not mail at all; "" flags it in place
 
     @model_validator(mode="after")
     def _one_password(self) -> ImapMailboxSettings:
@@ -355,6 +356,8 @@ class ImapMailboxSettings(_Section):
             raise ValueError("give exactly one of password and password_file")
         if self.processed_folder == self.folder:
             raise ValueError("processed_folder must differ from folder")
+        if self.rejected_folder == self.folder:
+            raise ValueError("rejected_folder must differ from folder")
         return self
 
     @property

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailproc.adapters import lease
 from mailproc.clock import Clock
 from mailproc.config import ImapMailboxSettings, ImapSettings
+from mailproc.core.rawmail import not_mail_reason
 from mailproc.errors import TransientError
 from mailproc.intake.store import Envelope, store_batch
 from mailproc.store.db import transaction
@@ -47,6 +48,7 @@ _UID_IN_FETCH = re.compile(r"\bUID (\d+)", re.IGNORECASE)
 _SIZE_IN_FETCH = re.compile(r"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
 
 STORED_KEYWORD = "$MailprocStored"
+REJECTED_KEYWORD = "$MailprocRejected"  # not mail, left in place (no rejected folder)
 _NETWORK_ERRORS = (OSError, imaplib.IMAP4.error, ImapToolsError)
 _POLL_STEP_S = 1.0  # how quickly a waiting poller notices shutdown
 _MOVE_GROUP = 1000  # committed messages moved per MOVE command (at most; all at the end)
@@ -59,11 +61,12 @@ class DrainResult:
     stored: int = 0
     duplicates: int = 0
     resumed: int = 0  # committed by an earlier pass that died before moving them
+    rejected: int = 0  # not mail (the rule SMTP answers 554 to): set aside, never stored
 
     @property
     def total(self) -> int:
         """Messages taken out of the folder."""
-        return self.stored + self.duplicates + self.resumed
+        return self.stored + self.duplicates + self.resumed + self.rejected
 
 
 class MailboxPoller:
@@ -169,8 +172,9 @@ class MailboxPoller:
             # imaplib keeps the capabilities announced before login; MOVE and IDLE come after.
             _, data = box.client.capability()
             box.client.capabilities = tuple(data[-1].decode("ascii").upper().split())
-            if m.processed_folder and not box.folder.exists(m.processed_folder):
-                box.folder.create(m.processed_folder)
+            for folder in (m.processed_folder, m.rejected_folder):
+                if folder and not box.folder.exists(folder):
+                    box.folder.create(folder)
         except BaseException:
             _close(box)
             raise
@@ -194,7 +198,15 @@ class MailboxPoller:
                 uidvalidity,
             )
         self._uidvalidity = uidvalidity
-        criteria = "ALL" if self.mailbox.processed_folder else f"UNKEYWORD {STORED_KEYWORD}"
+        left = [
+            keyword
+            for keyword, folder in (
+                (STORED_KEYWORD, self.mailbox.processed_folder),
+                (REJECTED_KEYWORD, self.mailbox.rejected_folder),
+            )
+            if not folder
+        ]
+        criteria = " ".join(f"UNKEYWORD {keyword}" for keyword in left) or "ALL"
         uids = [int(uid) for uid in box.uids(criteria, charset=None)]
         result = DrainResult()
         if not uids:
@@ -205,6 +217,7 @@ class MailboxPoller:
         )
         mover = self._second_connection(uidvalidity) if len(uids) > _MOVE_GROUP else box
         committed: list[int] = []  # moved in large groups: a MOVE costs the server per command
+        refused: list[int] = []  # not mail: set aside at the end of the pass
         prefix = f"imap-{self.mailbox.name}"
         parallel = self._parallel_commits
         try:
@@ -218,6 +231,7 @@ class MailboxPoller:
                     if stop is not None and stop.is_set():
                         break
                     fetched = _fetch(box, [uid for uid in chunk if uid not in known])
+                    refused += self._refuse(fetched, result)
                     resumed = [uid for uid in chunk if uid in known]
                     if len(committing) >= parallel:
                         committed += committing.popleft().result()
@@ -230,6 +244,7 @@ class MailboxPoller:
                 while committing:
                     committed += committing.popleft().result()
                 moves.append(moving.submit(self._take_out, mover, committed))
+                moves.append(moving.submit(self._set_aside, mover, refused))
                 for move in moves:
                     move.result()
         finally:
@@ -305,6 +320,31 @@ class MailboxPoller:
             self._on_stored(new)
         return sorted([*resumed, *fetched])
 
+    def _refuse(self, fetched: dict[int, bytes], result: DrainResult) -> list[int]:
+        """Take what is not mail out of ``fetched`` (logged with the reason); its UIDs."""
+        refused = []
+        for uid, raw in list(fetched.items()):
+            reason = not_mail_reason(raw)
+            if reason is not None:
+                log.warning(
+                    "%s: UID %d is not mail (%s); set aside", self.mailbox.name, uid, reason
+                )
+                del fetched[uid]
+                refused.append(uid)
+        with self._counting:
+            result.rejected += len(refused)
+        return refused
+
+    def _set_aside(self, box: BaseMailBox, uids: list[int]) -> None:
+        """Move refused messages to the rejected folder, or flag them there; never delete."""
+        if not uids:
+            return
+        if self.mailbox.rejected_folder:
+            box.move(_uid_set(uids), self.mailbox.rejected_folder)
+            return
+        flagged = box.client.uid("STORE", _uid_set(uids), "+FLAGS.SILENT", f"({REJECTED_KEYWORD})")
+        check_command_status(flagged, MailboxFlagError)
+
     def _take_out(self, box: BaseMailBox, uids: list[int]) -> None:
         """Move committed messages to the processed folder, or flag them when there is none."""
         if not uids:
@@ -348,11 +388,12 @@ class MailboxPoller:
     def _report(self, result: DrainResult) -> None:
         if result.total:
             log.info(
-                "%s: stored %d, duplicates %d, resumed %d",
+                "%s: stored %d, duplicates %d, resumed %d, not mail (set aside) %d",
                 self.mailbox.name,
                 result.stored,
                 result.duplicates,
                 result.resumed,
+                result.rejected,
             )
 
     def _acquire(self) -> str:

@@ -292,3 +292,36 @@ def test_poller_killed_mid_run_loses_and_duplicates_nothing(
     assert len(ids) == len(set(ids)) == total
     assert dovecot.folder_uids(imap_user, "INBOX") == []
     assert len(dovecot.folder_uids(imap_user, "Processed")) == total
+
+
+JUNK = [b"\x00\x01\x02\x03binary\x00junk" * 40, b"no header here, just text\r\n"]
+
+
+def test_mail_the_other_doors_refuse_is_moved_to_the_rejected_folder(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [make_message(0), *JUNK, make_message(1)])
+    result = _poller(app, dovecot, imap_user).poll_once()
+    assert result is not None and (result.stored, result.rejected) == (2, 2)
+    assert sorted(message_ids(app)) == ["m-0@example.com", "m-1@example.com"]
+    assert count_rows(app)[0] == 2  # nothing else stored: nothing to open a ticket
+    assert dovecot.folder_uids(imap_user, "INBOX") == []
+    assert len(dovecot.folder_uids(imap_user, "Processed")) == 2
+    assert len(dovecot.folder_uids(imap_user, "Rejected")) == 2  # kept, never deleted
+    again = _poller(app, dovecot, imap_user).poll_once()
+    assert again is not None and again.total == 0
+
+
+def test_without_a_rejected_folder_refused_mail_is_flagged_in_place(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [*JUNK, make_message(2)])
+    mailbox = {"rejected_folder": ""}
+    result = _poller(app, dovecot, imap_user, mailbox=mailbox).poll_once()
+    assert result is not None and (result.stored, result.rejected) == (1, 2)
+    assert len(dovecot.folder_uids(imap_user, "INBOX")) == 2
+    with dovecot.connect(imap_user) as box:
+        box.folder.set("INBOX")
+        assert len(box.uids(f"KEYWORD {imap.REJECTED_KEYWORD}")) == 2
+    again = _poller(app, dovecot, imap_user, mailbox=mailbox).poll_once()
+    assert again is not None and again.total == 0
