@@ -10,8 +10,8 @@ commit only added latency.)
 
 If the writer dies, the messages it had not answered get ``451`` (a message it committed before
 dying is recognized as a duplicate when the client retries) and a new writer is started. A
-writer that does not answer within the database busy timeout (a lock held elsewhere, a database
-that stalls on the open connection) gets the session a ``451`` as well, instead of keeping the
+writer that does not answer within the database busy timeout and a short grace (a database that
+stalls on the open connection) gets the session a ``451`` as well, instead of keeping the
 client until the listener's own timeout; should the writer store the message later, the
 client's retry is recognized as a duplicate the same way.
 """
@@ -42,7 +42,9 @@ from mailproc.intake.store import Envelope, Stored
 log = logging.getLogger(__name__)
 
 _RESTART_DELAYS_S = (0.1, 0.5, 2.0, 10.0)
-_MIN_ANSWER_WAIT_S = 1.0  # a busy timeout of 0 (fail at once on a lock) still allows a commit
+# Beyond the busy timeout (which bounds the writer's own lock waits), the time a commit may take
+# on a loaded machine before the session gives up on it.
+_ANSWER_GRACE_S = 2.0
 
 
 class _WriterLink(asyncio.Protocol):
@@ -80,7 +82,7 @@ class GroupCommitter:
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._config = WriterConfig(database.url, database.busy_timeout_ms, max_group)
-        self._answer_wait_s = max(database.busy_timeout_ms / 1000, _MIN_ANSWER_WAIT_S)
+        self._answer_wait_s = database.busy_timeout_ms / 1000 + _ANSWER_GRACE_S
         self._clock = clock
         self._on_commit = on_commit
         self._closed = False
@@ -101,7 +103,7 @@ class GroupCommitter:
 
     async def store(self, raw: bytes, envelope: Envelope) -> Stored:
         """Queue one message and return once it is committed; raise if it could not be, or
-        (TransientError) if the writer has not answered within the busy timeout."""
+        (TransientError) if the writer has not answered within the busy timeout and grace."""
         if self._closed:
             raise TransientError("shutting down")
         if self._link is None or self._link.transport is None:
