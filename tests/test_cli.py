@@ -193,3 +193,20 @@ def test_templates_render_with_a_real_ticket(workdir: Path, db_url: str) -> None
     assert "COL-11001" in result.output
     missing = run("templates", "render", "acknowledgment", "--ticket", "999", env=env)
     assert missing.exit_code == 1 and "no ticket #999" in missing.output
+
+
+def test_ingest_file_with_from_lines_in_the_body_is_one_ticket(workdir: Path, db_url: str) -> None:
+    env = {"MAILPROC_DATABASE_URL": db_url}
+    raw = (
+        b"From ana@globex.example Mon Dec  1 10:00:00 2026\n"
+        b"From: Ana <ana@globex.example>\nTo: support@dataflow.com\nSubject: sync fails\n\n"
+        b"Our sync fails.\n\nFrom the logs:\nDS-1001 since Monday\n\nFrom now on we wait.\n"
+    )
+    (workdir / "one.eml").write_bytes(raw)
+    result = run("ingest", str(workdir / "one.eml"), env=env)
+    assert result.exit_code == 0, result.output
+    assert "stored 1" in result.output and "created 1" in result.output
+    junk = b"---- Original email message ----\nFrom: bo@initech.example\nSubject: hi\n\nHi\n"
+    result = run("ingest", stdin=junk, env=env)
+    assert result.exit_code == 0, result.output
+    assert "stored 1" in result.output

@@ -1,8 +1,9 @@
 """The package's shape: layers import only downwards, no import circle, no oversized module.
 
-Layers, lowest first: core → foundation (config, errors, clock, resources, runtime) → store →
-the application tier (intake, processing, workflows, outbound, tickets, customers, adapters,
-reports, kb, dashboard) → app → supervisor → cli. A module may import its own layer or lower.
+Layers, lowest first: core → foundation (config, config_transport, errors, clock, resources,
+runtime) → store → the application tier (intake, processing, workflows, outbound, tickets,
+customers, adapters, reports, kb, dashboard) → app → supervisor → cli. A module may import its
+own layer or lower.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ PACKAGE = Path(mailproc.__file__).parent
 MAX_LINES = 500
 LAYERS = (
     ("core",),
-    ("config", "errors", "clock", "resources", "runtime"),
+    ("config", "config_transport", "errors", "clock", "resources", "runtime"),
     ("store",),
     (
         "intake",

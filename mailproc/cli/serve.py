@@ -14,7 +14,7 @@ from mailproc.adapters.imap import MailboxPoller
 from mailproc.app import App
 from mailproc.cli.context import current_app, print_processing
 from mailproc.cli.errors import handles_errors
-from mailproc.config import ListenerSettings, split_host_port
+from mailproc.config_transport import ListenerSettings, split_host_port
 from mailproc.supervisor import (
     Components,
     StartupError,

@@ -32,6 +32,9 @@ REQUIRED = ("Customer_ID", "Company", "Contact_Emails", "Plan", "Country", "Time
 CHURN_RISKS = ("Low", "Medium", "High")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
+# A cell a spreadsheet would run as a formula (OWASP CSV injection); written with a leading "'".
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,8 @@ def parse_customers_csv(text: str) -> ParsedCsv:
     for row in reader:
         line = reader.line_num
         try:
-            customer = _customer(row)
+            _check_no_line_breaks(row)
+            customer = _customer(_unneutralized(row))
         except ValueError as error:
             errors.append(RowError(line, str(error)))
             continue
@@ -86,6 +90,29 @@ def parse_customers_csv(text: str) -> ParsedCsv:
         lines[customer.id] = line
         owner.update(dict.fromkeys(customer.emails, customer.id))
     return ParsedCsv(tuple(customers.values()), tuple(errors), lines)
+
+
+def _check_no_line_breaks(row: dict[str | None, str | None]) -> None:
+    """Refuse a row with CR or LF inside a (quoted) field: no value may span lines."""
+    for name, value in row.items():
+        if isinstance(value, str) and _LINE_BREAK.search(value):
+            raise ValueError(f"{name}: a field contains a line break (CR or LF)")
+
+
+def _unneutralized(row: dict[str | None, str | None]) -> dict[str, str | None]:
+    """Undo the export's formula guard: "'=x" reads as "=x" again."""
+    return {
+        name: value[1:]
+        if value and value.startswith("'") and value[1:].startswith(_FORMULA_START)
+        else value
+        for name, value in row.items()
+        if isinstance(name, str) and (value is None or isinstance(value, str))
+    }
+
+
+def neutralize_cell(value: str) -> str:
+    """A cell a spreadsheet will show as text: a leading formula character gets a "'"."""
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 
 def _customer(row: dict[str, str | None]) -> Customer:
@@ -179,13 +206,17 @@ def _date(name: str, text: str) -> dt.date | None:
 
 
 def format_customers_csv(customers: Iterable[Customer]) -> str:
-    """Write customers in the import format (the export round-trips through the import)."""
+    """Write customers in the import format (the export round-trips through the import).
+
+    Text cells that start like a spreadsheet formula are neutralized (see neutralize_cell).
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for c in customers:
         writer.writerow(
-            (
+            neutralize_cell(str(cell))
+            for cell in (
                 c.id,
                 c.company,
                 c.contact_name,

@@ -14,7 +14,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from mailproc.config import OutboxSettings
+from mailproc.config_transport import OutboxSettings
 from mailproc.core.events import EventKind
 from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.outbox import OutboxStatus, materialize

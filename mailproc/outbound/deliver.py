@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.clock import Clock
-from mailproc.config import RelaySettings, Settings
+from mailproc.config import Settings
+from mailproc.config_transport import RelaySettings
 from mailproc.errors import MailprocError, TransientError
 from mailproc.outbound.attempts import Claim, Failure, claim_next, count_due, record_attempt
 from mailproc.outbound.contexts import Company, company_from

@@ -30,7 +30,7 @@ from adapters.support import (
     wait_for,
 )
 from mailproc.app import App
-from mailproc.config import ListenerSettings
+from mailproc.config_transport import ListenerSettings
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope, store_batch
 from mailproc.store.db import transaction
