@@ -105,7 +105,7 @@ def poll(ctx: click.Context, once: bool) -> None:
         else:
             click.echo(
                 f"{mailbox.name}: stored {result.stored}, duplicates {result.duplicates}, "
-                f"resumed {result.resumed}"
+                f"resumed {result.resumed}, not mail (set aside) {result.rejected}"
             )
     if failed:
         sys.exit(os.EX_TEMPFAIL)
