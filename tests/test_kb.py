@@ -226,3 +226,21 @@ def test_bad_commands_get_an_error_mail_and_change_nothing(
     assert (articles(app, "API-4004"), articles(app, "ZZ-9999")) == before
     with transaction(app.sessions, commit=False) as session:
         assert session.scalars(select(Ticket)).first() is None  # KB mail opens no ticket
+
+
+def test_cli_seeds_lists_exports_and_reports(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from mailproc.cli.root import cli
+
+    monkeypatch.setenv("MAILPROC_DATABASE_URL", db_url)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0  # the catalog becomes articles
+    listed = runner.invoke(cli, ["kb", "list"])
+    assert listed.exit_code == 0 and "API-4004     published  public" in listed.output
+    exported = runner.invoke(cli, ["kb", "export", "--locale", "es", "--format", "html"])
+    assert "<h2>API-4004: Demasiadas solicitudes</h2><ol><li>Revise" in exported.output
+    report = runner.invoke(cli, ["kb", "deflection"])
+    assert report.exit_code == 0 and report.output.startswith("key")
+    unknown = runner.invoke(cli, ["kb", "show", "ZZ-9999"])
+    assert unknown.exit_code != 0 and "no article for ZZ-9999" in unknown.output
