@@ -27,6 +27,7 @@ from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import PermanentError
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import store_batch
+from mailproc.kb.articles import seed_catalog
 from mailproc.outbound.contexts import company_from
 from mailproc.outbound.render import Renderer
 from mailproc.processing.context import ProcessingContext, ProcessSummary
@@ -79,8 +80,11 @@ class App:
         self.engine.dispose()
 
     def upgrade_database(self) -> None:
-        """Create or upgrade the schema to the newest revision."""
+        """Create or upgrade the schema to the newest revision; seed the knowledge base."""
         migrate.upgrade(self.engine)
+        catalog = load_default_catalog().with_overrides(self.settings.catalog)
+        with transaction(self.sessions) as session:
+            seed_catalog(session, catalog, self.clock.now())
 
     def processing_context(self) -> ProcessingContext:
         """The worker's view of the settings (built once per App)."""

@@ -269,6 +269,21 @@ class NotifySettings(_Section):
         return {role: _normalized_addresses((a,))[0] for role, a in addresses.items()}
 
 
+class KbSettings(_Section):
+    """The knowledge base (§9): its command address and the recurring-issue rules."""
+
+    address: str = "kb@dataflow.com"  # agents' mail to it is a #kb command mail, not a ticket
+    recurring_threshold: int = Field(10, ge=1)  # more tickets than this a month: alert (§9.2.1)
+    fresh_days: float = Field(90, gt=0)  # an article reviewed this recently needs no alert
+    publish_days: float = Field(5, gt=0)  # not published this long after the alert: re-alert
+    monthly_target: int = Field(10, ge=0)  # articles published per month (§9.3)
+
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, address: str) -> str:
+        return _normalized_addresses((address,))[0]
+
+
 class Settings(_Section):
     """Every mailproc setting; see README.md "Configuration"."""
 
@@ -286,6 +301,7 @@ class Settings(_Section):
     credits: CreditSettings = CreditSettings()
     locales: LocaleSettings = LocaleSettings()
     notify: NotifySettings = NotifySettings()
+    kb: KbSettings = KbSettings()
     relay: RelaySettings = RelaySettings()
     outbox: OutboxSettings = OutboxSettings()
 

@@ -18,9 +18,12 @@ def db() -> None:
 @click.argument("revision", default="head")
 @handles_errors
 def db_upgrade(revision: str) -> None:
-    """Upgrade the schema (to the newest revision by default)."""
+    """Upgrade the schema (to the newest revision by default; then seed the knowledge base)."""
     app = current_app()
-    migrate.upgrade(app.engine, revision)
+    if revision == "head":
+        app.upgrade_database()
+    else:
+        migrate.upgrade(app.engine, revision)
     click.echo(f"at revision {migrate.current_revision(app.engine)}")
 
 

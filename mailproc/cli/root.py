@@ -15,6 +15,7 @@ from mailproc.cli.deliver import deliver
 from mailproc.cli.inbound import inbound, quarantine
 from mailproc.cli.ingest import ingest, process, replay
 from mailproc.cli.init import init
+from mailproc.cli.kb import kb
 from mailproc.cli.serve import poll, serve, worker
 from mailproc.cli.sla import incidents, sla
 from mailproc.cli.templates import templates
@@ -65,6 +66,7 @@ for command in (
     deliver,
     sla,
     incidents,
+    kb,
 ):
     cli.add_command(command)
 

@@ -77,6 +77,7 @@ class TicketInfo:
     error_code: str | None = None
     error_title: str | None = None
     troubleshooting_steps: tuple[str, ...] = ()
+    steps_in_english: bool = False  # the article has no version in the mail's language yet
 
 
 # --- one context per template ----------------------------------------------------------------
@@ -387,6 +388,45 @@ class CommandErrorContext:
     usage: str | None = None
 
 
+class KbOutcome(StrEnum):
+    """What a knowledge-base review mail tells: a request, or the reviewer's decision."""
+
+    REVIEW = "review"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class KbAlertContext:
+    """To the Support Managers (§9.2.1): a recurring issue without a fresh article."""
+
+    template: ClassVar[str] = "kb_alert"
+
+    key: str
+    count: int
+    month: str
+    kb_address: str
+    title: str | None = None
+    last_reviewed: dt.datetime | None = None
+    alerted_at: dt.datetime | None = None  # set on the reminder (§9.2.4: publish in 5 days)
+
+
+@dataclass(frozen=True, slots=True)
+class KbReviewContext:
+    """An article revision for review (to the managers), or the decision (to its author)."""
+
+    template: ClassVar[str] = "kb_review"
+
+    key: str
+    title: str
+    outcome: KbOutcome
+    author: str
+    internal: bool
+    steps: tuple[tuple[str, tuple[str, ...]], ...]  # (locale, steps) per version
+    reviewer: str | None = None
+    note: str = ""
+
+
 TemplateContext = (
     AcknowledgmentContext
     | EscalationNoticeContext
@@ -407,6 +447,8 @@ TemplateContext = (
     | BreachAlertContext
     | ResolutionAlertContext
     | IncidentAlertContext
+    | KbAlertContext
+    | KbReviewContext
 )
 
 TEMPLATES: Final[dict[str, type[TemplateContext]]] = {

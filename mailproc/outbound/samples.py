@@ -23,6 +23,9 @@ from mailproc.outbound.contexts import (
     IncidentAlertContext,
     IncidentResolvedContext,
     IncidentTicket,
+    KbAlertContext,
+    KbOutcome,
+    KbReviewContext,
     LowSatisfactionFollowUpContext,
     LowScoreAlertContext,
     Money,
@@ -222,6 +225,23 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         customer_count=3,
         devops_due=_SAMPLE_TIME + dt.timedelta(minutes=30),
     ),
+    KbAlertContext(
+        key="API-4004",
+        count=12,
+        month="2026-12",
+        kb_address="kb@dataflow.com",
+        title="Too many requests",
+        last_reviewed=dt.datetime(2026, 6, 2, 9, 0, tzinfo=dt.UTC),
+        alerted_at=dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC),
+    ),
+    KbReviewContext(
+        key="API-4004",
+        title="Too many requests",
+        outcome=KbOutcome.REVIEW,
+        author="Alex Agent",
+        internal=False,
+        steps=(("en", ("Wait for the Retry-After delay.", "Batch your requests.")),),
+    ),
 )
 
 # one sample per template, by template name
@@ -234,6 +254,8 @@ def ticket_number_of(context: TemplateContext) -> int | None:
     """The ticket a context is about, if any."""
     if isinstance(context, CommandErrorContext):
         return context.ticket_number
+    if isinstance(context, KbAlertContext | KbReviewContext):
+        return None
     return context.ticket.number
 
 

@@ -24,6 +24,7 @@ from mailproc.processing.context import Outcome, OutcomeAction, ProcessingContex
 from mailproc.processing.followups import (
     AnnounceTicket,
     ApplyAgentMail,
+    ApplyKbMail,
     DetectIncidents,
     EscalateOutages,
     FollowUp,
@@ -188,11 +189,36 @@ class Batch:
         target = self.lookup.ticket(thread.ticket) if thread.ticket is not None else None
         if kind in AUTOMATIC_KINDS:
             return self._route_automatic(inbound, understood, target)
+        kb_mail = self._kb_mail(inbound, understood)
+        if kb_mail is not None:
+            self._followups.append(kb_mail)
+            reason = f"a #kb command mail from {kb_mail.agent.name}: no ticket"
+            record_event(
+                self.session,
+                self.now,
+                EventKind.MESSAGE_RECEIVED,
+                reason,
+                inbound_id=inbound.id,
+                detail=message_detail(understood),
+            )
+            return None, OutcomeAction.KEPT, reason
         if target is not None and thread.action in (ThreadAction.ATTACH, ThreadAction.REOPEN):
             return self._reply(inbound, understood, target)
         parent = target if thread.action is ThreadAction.NEW_LINKED else None
         ticket = self._open_ticket(inbound, understood, parent)
         return ticket, OutcomeAction.CREATED, thread.reason
+
+    def _kb_mail(self, inbound: Inbound, understood: Understood) -> ApplyKbMail | None:
+        """A staff member's mail to the knowledge-base address (§9), if this is one."""
+        sender, parsed, desk = understood.sender, understood.parsed, self.context.desk
+        if desk is None or sender.kind is not SenderKind.AGENT or sender.agent is None:
+            return None
+        address = desk.context.settings.kb.address
+        written = {a.addr.lower() for a in (*parsed.to, *parsed.cc)}
+        if address not in written | {a.lower() for a in inbound.envelope_to or ()}:
+            return None
+        new_text = understood.prepared.new_text
+        return ApplyKbMail(desk, None, sender.agent, parsed.subject, new_text)
 
     def _reply(self, inbound: Inbound, understood: Understood, target: Ticket) -> Routed:
         """A person's mail on an existing ticket: an agent's, a survey answer, or a reply."""

@@ -24,12 +24,14 @@ from mailproc.core.commands import (
 )
 from mailproc.core.events import EventKind
 from mailproc.core.identity import Agent
+from mailproc.core.kb import KbCommand
 from mailproc.core.model import Address, TicketStatus
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
 from mailproc.store.models import RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import change_priority, resolve, start_waiting
+from mailproc.workflows import kb
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import escalate
 from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
@@ -58,7 +60,9 @@ def agent_mail(
     """
     parsed = parse_commands(mail.new_text)
     case_row, case = requested_case(session, ticket)
-    problems = check_commands(parsed, agent, case)
+    kb_commands = [c for c in parsed.commands if isinstance(c, KbCommand)]
+    planned, kb_problems = kb.check(ctx, session, kb_commands, parsed.remaining_text, ticket=ticket)
+    problems = (*check_commands(parsed, agent, case), *kb_problems)
     if problems:
         for index, problem in enumerate(problems):
             ctx.notifier.queue(
@@ -86,6 +90,8 @@ def agent_mail(
     for command in parsed.commands:
         status_set |= isinstance(command, StatusCommand)
         _apply_command(ctx, session, ticket, agent, command, case_row, mail, now)
+    for step in planned:
+        kb.apply(ctx, session, agent, step, now, ticket)
     if parsed.remaining_text.strip():
         _relay(ctx, session, ticket, agent, mail.inbound_id, parsed.remaining_text, now)
         if not status_set:

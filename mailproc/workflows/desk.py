@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 from mailproc.core.identity import Agent
 from mailproc.core.sla import SlaPolicy
 from mailproc.store.models import Incident, Ticket
-from mailproc.workflows import agent_mail, breaches, escalation, incidents, new_ticket, surveys
+from mailproc.workflows import (
+    agent_mail,
+    breaches,
+    escalation,
+    incidents,
+    kb,
+    new_ticket,
+    surveys,
+)
 from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import Notifier
@@ -48,6 +56,12 @@ class Desk:
             self.context, session, ticket, agent, AgentMail(inbound_id, new_text), now
         )
 
+    def kb_mail(
+        self, session: Session, agent: Agent, subject: str, new_text: str, now: dt.datetime
+    ) -> str:
+        """A staff member's mail to the KB address: its #kb commands; "applied" or "refused"."""
+        return kb.kb_mail(self.context, session, agent, subject, new_text, now)
+
     def survey_reply(
         self, session: Session, ticket: Ticket, subject: str, new_text: str, now: dt.datetime
     ) -> bool:
@@ -65,12 +79,13 @@ class Desk:
         escalation.escalate_outages(self.context, session, ticket_ids, now)
 
     def check(self, session: Session, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
-        """The scheduler tick: breach notices, due timers, surveys, incident detection."""
+        """The scheduler tick: breaches, due timers, surveys, incidents, recurring issues."""
         summary = CheckSummary()
         breaches.send_breach_notices(self.context, session, now, dry_run, summary)
         escalation.fire_due_timers(self.context, session, now, dry_run=dry_run, summary=summary)
         surveys.send_due_surveys(self.context, session, now, dry_run, summary)
         incidents.detect_incidents(self.context, session, now, dry_run, summary)
+        kb.check_recurring(self.context, session, now, dry_run, summary)
         return summary
 
     def resolve_incident(

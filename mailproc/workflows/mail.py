@@ -146,31 +146,37 @@ class Notifier:
         session: Session,
         *,
         key: str,
-        ticket: Ticket,
+        ticket: Ticket | None,
         locale: str,
         context: TemplateContext,
         to: Sequence[Address],
         automatic: AutoSubmitted,
         now: dt.datetime,
         thread: Thread | None = None,
+        reply_to: str | None = None,
     ) -> bool:
-        """Queue one mail (rendered at delivery); False when ``key`` was queued before."""
+        """Queue one mail (rendered at delivery); False when ``key`` was queued before.
+
+        Mail about no ticket (the knowledge base's) names the address replies go to.
+        """
         support = self.settings.support
+        if reply_to is None and ticket is not None:
+            reply_to = reply_address(self.scheme, ticket.number)
         envelope = Envelope(
             sender=Address(support.name, support.addresses[0]),
             to=tuple(to),
-            reply_to=Address(support.name, reply_address(self.scheme, ticket.number)),
+            reply_to=Address(support.name, reply_to or support.addresses[0]),
             message_id=make_message_id(key, secrets.token_hex(8), self.message_id_domain),
             date=now,
             auto_submitted=automatic,
-            ticket_number=ticket.number,
+            ticket_number=ticket.number if ticket is not None else None,
             in_reply_to=thread.message_id if thread else None,
             references=thread.chain() if thread else (),
         )
         return queue_deferred(
             session,
             key=key,
-            ticket_id=ticket.id,
+            ticket_id=ticket.id if ticket is not None else None,
             locale=locale,
             context=context,
             envelope=envelope,
