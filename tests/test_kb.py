@@ -244,3 +244,56 @@ def test_cli_seeds_lists_exports_and_reports(db_url: str, monkeypatch: pytest.Mo
     assert report.exit_code == 0 and report.output.startswith("key")
     unknown = runner.invoke(cli, ["kb", "show", "ZZ-9999"])
     assert unknown.exit_code != 0 and "no article for ZZ-9999" in unknown.output
+
+
+def test_an_alert_with_no_article_published_within_five_days_reminds_the_managers_once(
+    app: App, clock: FixedClock
+) -> None:
+    for index in range(11):
+        send(app, f"dev{index}@northwind-analytics.example", "Export failing", RATE_LIMIT)
+    app.check(clock.now(), dry_run=False)
+    clock.advance(dt.timedelta(days=4, hours=23))
+    app.check(clock.now(), dry_run=False)  # not yet five days
+    assert len(mails(app, "kb_alert")) == 1
+    clock.advance(dt.timedelta(hours=2))
+    app.check(clock.now(), dry_run=False)
+    app.check(clock.now() + dt.timedelta(hours=1), dry_run=False)  # once
+    alert, reminder = mails(app, "kb_alert")
+    assert to(reminder) == to(alert)
+    assert "API-4004" in text(reminder) and reminder.message_id != alert.message_id
+
+
+def test_a_published_article_stops_the_reminder(app: App, clock: FixedClock) -> None:
+    for index in range(11):
+        send(app, f"dev{index}@northwind-analytics.example", "Export failing", RATE_LIMIT)
+    app.check(clock.now(), dry_run=False)
+    clock.advance(dt.timedelta(days=1))
+    to_kb(app, "alex@dataflow.com", "draft", f"#kb draft API-4004\n\n{NEW_STEPS}")
+    to_kb(app, "marta@dataflow.com", "publish", "#kb publish API-4004")
+    clock.advance(dt.timedelta(days=5))
+    app.check(clock.now(), dry_run=False)
+    assert len(mails(app, "kb_alert")) == 1
+
+
+def test_cli_drafts_from_a_resolved_ticket(
+    app: App, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from mailproc.cli.root import cli
+
+    send(app, "laura@northwind-analytics.example", "Export failing", RATE_LIMIT)
+    agent_on_ticket(app, 10001, f"#status resolved\n\n{NEW_STEPS}")
+    monkeypatch.setenv("MAILPROC_DATABASE_URL", db_url)
+    runner = CliRunner()
+    args = ["kb", "draft", "API-4004", "--from-ticket", "10001", "--as", "alex@dataflow.com"]
+    monkeypatch.setenv("MAILPROC_IDENTITY_AGENTS", __import__("json").dumps(AGENTS))
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    [*_, (status, visibility, steps)] = articles(app, "API-4004")
+    assert (status, visibility) == ("in_review", "public")
+    assert steps["en"][0] == "Lower the export's parallel workers to 2."
+    unknown = runner.invoke(
+        cli, ["kb", "draft", "API-4004", "--from-ticket", "99999", "--as", "alex@dataflow.com"]
+    )
+    assert unknown.exit_code != 0

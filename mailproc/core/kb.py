@@ -150,6 +150,16 @@ def month_start(moment: dt.datetime) -> dt.datetime:
     return dt.datetime(utc.year, utc.month, 1, tzinfo=dt.UTC)
 
 
+def next_month_start(moment: dt.datetime) -> dt.datetime:
+    """Midnight UTC on the first day of the month after ``moment``'s."""
+    start = month_start(moment)
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RecurringIssue:
     """A key with more tickets this month than the threshold and no fresh reviewed article."""

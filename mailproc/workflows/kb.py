@@ -26,6 +26,7 @@ from mailproc.core.kb import (
     Visibility,
     default_visibility,
     month_start,
+    next_month_start,
     recurring_issues,
     steps_from_text,
     subject_key,
@@ -314,7 +315,9 @@ def check_recurring(
     settings = ctx.settings.kb
     counts = {
         key: len(times)
-        for key, times in articles.tickets_by_key(session, month_start(now), now).items()
+        for key, times in articles.tickets_by_key(
+            session, month_start(now), next_month_start(now)
+        ).items()
     }
     reviewed = articles.last_reviewed(session)
     fresh = dt.timedelta(days=settings.fresh_days)
