@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from conftest import GOLDEN
 
 from mailproc.cli import cli
-from mailproc.cli.errors import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
+from mailproc.cli.errors import EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
 from mailproc.runtime import GC_THRESHOLDS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("mailproc")
@@ -147,7 +147,15 @@ def test_postgres_down_gives_tempfail(workdir: Path) -> None:
     assert result.exit_code == EX_TEMPFAIL
 
 
-def test_uninitialised_database_gives_tempfail_with_hint(workdir: Path) -> None:
+def test_no_database_is_a_config_error_and_creates_nothing(workdir: Path) -> None:
+    result = run("ingest", stdin=(GOLDEN / "french.eml").read_bytes())
+    assert result.exit_code == EX_CONFIG and "no database here" in result.output
+    assert "run `mailproc init`" in result.output
+    assert list(workdir.iterdir()) == []
+
+
+def test_empty_database_gives_tempfail_with_hint(workdir: Path) -> None:
+    (workdir / "mailproc.db").touch()
     result = run("ingest", stdin=(GOLDEN / "french.eml").read_bytes())
     assert result.exit_code == EX_TEMPFAIL and "mailproc db upgrade" in result.output
 
@@ -192,4 +200,4 @@ def test_templates_render_with_a_real_ticket(workdir: Path, db_url: str) -> None
     assert "#10001" in result.output and "María Fernanda López" in result.output
     assert "COL-11001" in result.output
     missing = run("templates", "render", "acknowledgment", "--ticket", "999", env=env)
-    assert missing.exit_code == 1 and "no ticket #999" in missing.output
+    assert missing.exit_code == EX_DATAERR and "no ticket #999" in missing.output

@@ -4,31 +4,52 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.engine import make_url
 
 from mailproc.app import App
-from mailproc.config import load_settings
+from mailproc.config import ConfigError, load_settings
 from mailproc.resources import resource_path
 
 
 class Context:
-    """Lazily opened App for the chosen config file."""
+    """Lazily opened App for the chosen config file.
+
+    Only ``init`` sets ``creates_database``: every other command finds a missing SQLite
+    file a configuration error and creates nothing.
+    """
 
     def __init__(self, config: str | None) -> None:
         self.config = config
+        self.creates_database = False
         self._app: App | None = None
 
     @property
     def app(self) -> App:
         if self._app is None:
-            self._app = App(load_settings(self.config))
+            settings = load_settings(self.config)
+            missing = missing_sqlite_file(settings.database.url)
+            if missing is not None and not self.creates_database:
+                raise ConfigError(f"no database here ({missing}): run `mailproc init`")
+            self._app = App(settings)
         return self._app
 
     def close(self) -> None:
         if self._app is not None:
             self._app.close()
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist yet (None for PostgreSQL, memory)."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    path = Path(name)
+    return None if path.exists() else path
 
 
 def state() -> Context:
@@ -77,9 +98,10 @@ def sample_customers_text() -> str:
 
 def print_import(report: Any) -> None:
     """The counts of a customer import, then each rejected line on stderr."""
+    kept = f", kept {report.kept}" if report.kept else ""
+    rejected = len({error.line for error in report.errors if error.rejected})
     click.echo(
-        f"customers: created {report.created}, updated {report.updated}, "
-        f"rejected {len(report.errors)}"
+        f"customers: created {report.created}, updated {report.updated}{kept}, rejected {rejected}"
     )
     if report.tickets_recomputed:
         click.echo(f"plan changes re-timed {report.tickets_recomputed} open ticket(s)")

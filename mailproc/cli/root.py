@@ -12,6 +12,7 @@ from mailproc.cli.context import Context
 from mailproc.cli.customers import customers
 from mailproc.cli.db import db
 from mailproc.cli.deliver import deliver
+from mailproc.cli.errors import MailprocGroup
 from mailproc.cli.inbound import inbound, quarantine
 from mailproc.cli.ingest import ingest, process, replay
 from mailproc.cli.init import init
@@ -22,7 +23,7 @@ from mailproc.cli.tickets import tickets
 from mailproc.runtime import tune_gc
 
 
-@click.group()
+@click.group(cls=MailprocGroup)
 @click.version_option(__version__, prog_name="mailproc")
 @click.option(
     "--config",

@@ -9,6 +9,7 @@ import click
 
 from mailproc.cli.context import current_app
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
+from mailproc.errors import NotFoundError, PermanentError
 from mailproc.outbound.render import (
     SAMPLES,
     TEMPLATES,
@@ -55,7 +56,7 @@ def render_command(
     try:
         mail = renderer.render(name, locale, context)
     except RenderError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise PermanentError(str(exc)) from exc
     if part == "subject":
         click.echo(mail.subject)
     elif part == "html":
@@ -73,7 +74,7 @@ def _with_ticket(
     with transaction(app.sessions, commit=False) as session:
         ticket = ticket_by_number(session, number)
         if ticket is None:
-            raise click.ClickException(f"no ticket #{number}")
+            raise NotFoundError(f"no ticket #{number}")
         customer = to_core_customer(ticket.customer) if ticket.customer is not None else None
         names = {field.name for field in dataclasses.fields(sample)}
         facts: dict[str, object] = {}

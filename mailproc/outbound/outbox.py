@@ -17,7 +17,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import ColumnElement, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from mailproc.config import OutboxSettings, Settings
 from mailproc.core.addresses import normalize_address
@@ -437,6 +437,24 @@ def _stored_auto_replies(
 def count_due(session: Session, now: dt.datetime) -> int:
     """How many mails are due for an attempt at ``now``."""
     return int(session.scalar(select(func.count()).select_from(Outbox).where(_due(now))) or 0)
+
+
+def due_mails(session: Session, now: dt.datetime) -> list[str]:
+    """One line per mail due for an attempt at ``now`` (template, recipients, due time)."""
+    rows = session.scalars(
+        select(Outbox)
+        .where(_due(now))
+        .order_by(Outbox.next_attempt_at, Outbox.id)
+        .options(selectinload(Outbox.recipients))
+    )
+    lines = []
+    for row in rows:
+        to = [r.address for r in row.recipients if r.status == OutboxStatus.PENDING]
+        lines.append(
+            f"{row.template} ({row.locale}) to {', '.join(to) or '-'}, "
+            f"due {row.next_attempt_at.isoformat()}"
+        )
+    return lines
 
 
 def claim_next(
