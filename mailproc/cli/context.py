@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.engine import make_url
 
 from mailproc.app import App
 from mailproc.config import ConfigError, load_settings
 from mailproc.resources import resource_path
+from mailproc.store.db import missing_sqlite_file
 
 
 class Context:
@@ -40,16 +39,6 @@ class Context:
     def close(self) -> None:
         if self._app is not None:
             self._app.close()
-
-
-def missing_sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL when it does not exist yet (None for PostgreSQL, memory)."""
-    parsed = make_url(url)
-    name = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
-        return None
-    path = Path(name)
-    return None if path.exists() else path
 
 
 def state() -> Context:

@@ -12,6 +12,7 @@ from mailproc.cli.context import Context
 from mailproc.cli.customers import customers
 from mailproc.cli.db import db
 from mailproc.cli.deliver import deliver
+from mailproc.cli.doctor import doctor
 from mailproc.cli.errors import MailprocGroup
 from mailproc.cli.inbound import inbound, quarantine
 from mailproc.cli.ingest import ingest, process, replay
@@ -64,6 +65,7 @@ for command in (
     poll,
     worker,
     deliver,
+    doctor,
     sla,
     incidents,
 ):
