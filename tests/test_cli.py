@@ -104,8 +104,16 @@ def test_quarantine_list_show_release(workdir: Path, db_url: str) -> None:
     assert result.exit_code == 0 and "quarantined 1" in result.output
     rows = json.loads(run("quarantine", "list", "--json", env=env).output)
     assert len(rows) == 1 and "limit is 1024" in rows[0]["last_error"]
-    shown = json.loads(run("quarantine", "show", str(rows[0]["id"]), env=env).output)
+    shown = json.loads(run("quarantine", "show", "--json", str(rows[0]["id"]), env=env).output)
     assert shown["events"][0]["kind"] == "inbound.quarantined"
+    text = run("quarantine", "show", str(rows[0]["id"]), env=env).output.splitlines()
+    assert text[1] == "Reason:   LimitExceeded: message is 1141 bytes; the limit is 1024"
+    assert text[2] == "From:     daniel@streamwise.example (envelope -)"
+    assert text[3] == "Subject:  API-4004 Too Many Requests is breaking our nightly sync"
+    assert text[4] == "Size:     1141 bytes; attempts 1"
+    [line, _count] = run("inbound", "list", env=env).output.splitlines()
+    assert line.split()[3:6] == ["quarantined", "-", "daniel@streamwise.example"]
+    assert line.endswith("  API-4004 Too Many Requests is breaking our nightly sync")
     raw = run("quarantine", "show", "--raw", str(rows[0]["id"]), env=env).stdout_bytes
     assert raw == (GOLDEN / "attachments.eml").read_bytes()
     released = run("quarantine", "release", "--all", env={"MAILPROC_DATABASE_URL": db_url})

@@ -6,9 +6,12 @@ missing file and an unknown id. Runs on SQLite, and on PostgreSQL when it is con
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import pty
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,3 +321,36 @@ def test_a_bug_shows_one_line_and_the_traceback_only_with_vv(
     assert_one_line_error(quiet, 70, "internal error: RuntimeError: boom", "-vv")
     loud = mailproc("-vv", "customers", "export", "-")
     assert loud.exit_code == 70 and "Traceback" in loud.stderr
+
+
+def test_inbound_list_shows_date_sender_and_subject(mailproc: Cli) -> None:
+    [line, count] = mailproc("inbound", "list").stdout.splitlines()
+    number, day, time, status, kind, sender, *subject = line.split()
+    assert (number, status, kind, sender) == (
+        "1",
+        "processed",
+        "human",
+        "maria@gruposierra.example",
+    )
+    assert dt.date.fromisoformat(day) and len(time) == 5
+    assert " ".join(subject) == "Los comentarios no cargan (COL-11001)"
+    assert count == "1 message(s)"
+
+
+def test_progress_only_on_a_terminal_and_one_summary_line(mailproc: Cli) -> None:
+    quiet = mailproc("replay", "--all", "--dry-run")
+    assert (quiet.exit_code, quiet.stderr) == (EX_OK, "")
+    assert quiet.stdout == "dry run: replayed 1: unchanged 1\n"
+    command = [str(Path(sys.executable).with_name("mailproc")), "replay", "--all", "--dry-run"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        os.environ.update(mailproc.env)
+        os.execv(command[0], command)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the child has exited
+        while chunk := os.read(terminal, 4096):
+            seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == EX_OK
+    assert b"replaying" in seen and b"100%" in seen
+    assert seen.rstrip().endswith(b"dry run: replayed 1: unchanged 1")

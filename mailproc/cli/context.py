@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -67,6 +70,31 @@ def parse_time(value: str | None) -> dt.datetime | None:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO date or date-time") from None
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed
+
+
+@contextmanager
+def progress(label: str, length: int | None) -> Iterator[Callable[[int], None]]:
+    """Progress on stderr when it is a terminal (a bar, or a count when ``length`` is
+    unknown); silent elsewhere, where the command's summary line is all there is."""
+    if not sys.stderr.isatty():
+        yield lambda _done: None
+        return
+    if length is not None:
+        with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+            yield bar.update
+        return
+    done = 0
+
+    def count(more: int) -> None:
+        nonlocal done
+        done += more
+        click.echo(f"\r{label}: {done}", nl=False, err=True)
+
+    try:
+        yield count
+    finally:
+        if done:
+            click.echo(err=True)
 
 
 def print_processing(summary: Any) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mailproc.cli.context import current_app, parse_time, print_processing
+from mailproc.cli.context import current_app, parse_time, print_processing, progress
 from mailproc.cli.errors import EX_DATAERR, NoInputError
 from mailproc.errors import NotFoundError, TransientError
 from mailproc.intake.sources import RawInput, read_path, read_stdin
@@ -32,7 +32,8 @@ def ingest(paths: tuple[Path, ...], no_process: bool, sample: bool) -> None:
     if missing:
         raise NoInputError(f"no such file or folder: {missing[0]}")
     app = current_app()
-    report = app.ingest(_inputs(paths), processing_follows=not no_process)
+    with progress("storing", None) as stored:
+        report = app.ingest(_inputs(paths), stored, processing_follows=not no_process)
     click.echo(
         f"stored {report.stored}, duplicates {report.duplicates}, "
         f"Message-ID conflicts {report.message_id_conflicts}, "
@@ -97,8 +98,8 @@ def replay(
         raise NotFoundError(
             f"no ticket #{ticket_number}" if ticket_number else f"no message <{message_id}>"
         )
-    with click.progressbar(length=len(ids), label="replaying", file=sys.stderr) as bar:
-        results = app.replay(ids, dry_run=dry_run, progress=bar.update)
+    with progress("replaying", len(ids)) as replayed:
+        results = app.replay(ids, dry_run=dry_run, progress=replayed)
     prefix = "would be " if dry_run else ""
     for result in results:
         if result.action != "unchanged":

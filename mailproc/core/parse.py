@@ -12,7 +12,7 @@ from email import policy
 from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
@@ -23,7 +23,7 @@ from inscriptis.model.config import ParserConfig
 
 from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits
 from mailproc.core.model import Address, Attachment, ParsedMessage
-from mailproc.core.rawmail import bare_message_id
+from mailproc.core.rawmail import bare_message_id, split_header_block
 
 
 class MemoizingPolicy(EmailPolicy):
@@ -365,3 +365,16 @@ def _collect_mime_defects(message: EmailMessage, defects: list[str]) -> None:
     for part in message.walk():
         for defect in part.defects:
             defects.append(clean_text(f"{type(defect).__name__}: {defect}".strip().rstrip(":")))
+
+
+def header_summary(raw: bytes) -> tuple[str, str]:
+    """The decoded From and Subject of raw mail, read from its header block only (listings)."""
+    header, _ = split_header_block(raw)
+    message = BytesHeaderParser(policy=policy.compat32).parsebytes(header)
+    defects: list[str] = []
+
+    def decoded(name: str) -> str:
+        value = message.get(name)
+        return _single_line(_decode_words(str(value), name, defects)) if value else ""
+
+    return decoded("From"), decoded("Subject")
