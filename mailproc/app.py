@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.clock import Clock, SystemClock
@@ -44,6 +46,7 @@ from mailproc.processing import (
 from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
 from mailproc.store.models import Customer as CustomerRow
+from mailproc.store.models import Event, Ticket
 from mailproc.tickets.ops import recompute_for_plan_change
 from mailproc.workflows import CheckSummary, Workflows
 
@@ -67,6 +70,28 @@ class ImportReport:
     errors: tuple[RowError, ...]
     tickets_recomputed: int = 0
     kept: int = 0
+
+
+_BREACH_LINE: Final = re.compile(r"#(\d+) (\w+):")
+
+
+def _sent_in_this_run(session: Session, lines: list[str], last_event: int) -> list[str]:
+    """The breach lines whose notice this run sent (an ``sla.<kind>`` event after
+    ``last_event``): the workflow lists every overdue notice, sent before or not."""
+    sent = {
+        (number, kind)
+        for number, kind in session.execute(
+            select(Ticket.number, Event.kind)
+            .join(Ticket, Ticket.id == Event.ticket_id)
+            .where(Event.id > last_event, Event.kind.like("sla.%"))
+        )
+    }
+    kept = []
+    for line in lines:
+        match = _BREACH_LINE.match(line)
+        if match is None or (int(match[1]), f"sla.{match[2]}") in sent:
+            kept.append(line)
+    return kept
 
 
 class App:
@@ -295,10 +320,13 @@ class App:
         workflows = self.workflows()
         summary = CheckSummary()
         with transaction(self.sessions, commit=not dry_run) as session:
+            last_event = session.scalar(select(func.max(Event.id))) or 0
             workflows.send_breach_notices(session, now, dry_run, summary)
             workflows.fire_due_timers(session, now, dry_run=dry_run, summary=summary)
             workflows.send_due_surveys(session, now, dry_run, summary)
             workflows.detect_incidents(session, now, dry_run, summary)
+            if not dry_run:
+                summary.breaches = _sent_in_this_run(session, summary.breaches, last_event)
         return summary
 
     def import_customers(self, text: str, *, insert_only: bool = False) -> ImportReport:

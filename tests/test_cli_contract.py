@@ -354,3 +354,51 @@ def test_progress_only_on_a_terminal_and_one_summary_line(mailproc: Cli) -> None
     assert os.waitstatus_to_exitcode(status) == EX_OK
     assert b"replaying" in seen and b"100%" in seen
     assert seen.rstrip().endswith(b"dry run: replayed 1: unchanged 1")
+
+
+def test_sla_check_prints_only_what_this_run_did(mailproc: Cli) -> None:
+    at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    first = json.loads(mailproc("sla", "check", "--now", at, "--json").stdout)
+    assert [line.split(":")[0] for line in first["breaches"]] == [
+        "#10001 sla_breach_apology",
+        "#10001 breach_alert",
+        "#10001 resolution_alert",
+    ]
+    assert len(first["escalations"]) == 1 and first["dry_run"] is False
+    again = mailproc("sla", "check", "--now", at)
+    assert again.exit_code == EX_OK
+    assert again.stdout == (
+        f"sla check at {dt.datetime.fromisoformat(at).isoformat()}: 0 breach notice(s), "
+        "0 escalation(s), 0 void timer(s), 0 survey(s), 0 incident(s)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "group", ["", *sorted({" ".join(path[:-1]) for path, _ in _leaves(cli) if len(path) > 1})]
+)
+def test_command_lists_are_not_cut_short(group: str) -> None:
+    result = CliRunner().invoke(cli, [*group.split(), "--help"], catch_exceptions=False)
+    commands = result.stdout.split("Commands:\n", 1)[1]
+    assert "..." not in commands, commands
+
+
+def test_sample_data_never_overwrites_existing_customers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("MAILPROC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    run = Cli(tmp_path)
+    (tmp_path / "mine.csv").write_text(
+        f"{CSV_HEADER}\n1001,Our Own Name,Lee,lee@own.example,Enterprise,GB,en,Europe/London,,,,,\n"
+    )
+    assert run("init").exit_code == EX_OK
+    assert run("customers", "import", "mine.csv").exit_code == EX_OK
+    again = run("init", "--sample-data")
+    assert "customers: created 49, updated 0, kept 1, rejected 0" in again.stdout
+    assert run("init", "--sample-data").stdout.endswith(
+        "created 0, updated 0, kept 50, rejected 0\n"
+    )
+    exported = run("customers", "export", "-").stdout
+    assert "1001,Our Own Name,Lee,lee@own.example,Enterprise,GB" in exported

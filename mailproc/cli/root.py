@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import click
@@ -70,6 +71,18 @@ for command in (
     incidents,
 ):
     cli.add_command(command)
+
+
+def _whole_summaries(group: click.Group) -> None:
+    """Command lists show each command's first paragraph whole, wrapped, never cut short."""
+    for command in group.commands.values():
+        if command.short_help is None and command.help:
+            command.short_help = inspect.cleandoc(command.help).split("\n\n")[0]
+        if isinstance(command, click.Group):
+            _whole_summaries(command)
+
+
+_whole_summaries(cli)
 
 
 def main() -> None:
