@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import pty
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from mailproc.cli.errors import (
     EX_TEMPFAIL,
     EX_USAGE,
 )
+from mailproc.cli.templates import templates
+from mailproc.outbound.render import Renderer
+from mailproc.resources import resource_path
 from mailproc.store.db import make_engine
 
 GOOD_ROW = (
@@ -164,6 +168,17 @@ def test_downgrade_below_data_refuses_without_yes(mailproc: Cli, db_url: str) ->
     engine = make_engine(db_url)
     try:
         assert "tickets" in inspect(engine).get_table_names()  # nothing was dropped
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_below_data_asks_on_a_terminal(mailproc: Cli, db_url: str) -> None:
+    code, seen = on_terminal(["db", "downgrade", "base"], mailproc.env, answer=b"n\n")
+    assert code == 1 and b"tickets (1 rows)" in seen and b"Drop them? [y/N]" in seen
+    assert b"Aborted" in seen and b"Traceback" not in seen
+    engine = make_engine(db_url)
+    try:
+        assert "tickets" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
 
@@ -337,21 +352,29 @@ def test_inbound_list_shows_date_sender_and_subject(mailproc: Cli) -> None:
     assert count == "1 message(s)"
 
 
-def test_progress_only_on_a_terminal_and_one_summary_line(mailproc: Cli) -> None:
-    quiet = mailproc("replay", "--all", "--dry-run")
-    assert (quiet.exit_code, quiet.stderr) == (EX_OK, "")
-    assert quiet.stdout == "dry run: replayed 1: unchanged 1\n"
-    command = [str(Path(sys.executable).with_name("mailproc")), "replay", "--all", "--dry-run"]
+def on_terminal(args: list[str], env: dict[str, str], answer: bytes = b"") -> tuple[int, bytes]:
+    """Run the console script on a pseudo-terminal (typing ``answer``): exit code, output."""
+    command = [str(Path(sys.executable).with_name("mailproc")), *args]
     pid, terminal = pty.fork()
     if pid == 0:  # the child: stdin, stdout and stderr are the terminal
-        os.environ.update(mailproc.env)
+        os.environ.update(env)
         os.execv(command[0], command)
+    if answer:
+        os.write(terminal, answer)
     seen = b""
     with contextlib.suppress(OSError):  # EIO once the child has exited
         while chunk := os.read(terminal, 4096):
             seen += chunk
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == EX_OK
+    return os.waitstatus_to_exitcode(status), seen
+
+
+def test_progress_only_on_a_terminal_and_one_summary_line(mailproc: Cli) -> None:
+    quiet = mailproc("replay", "--all", "--dry-run")
+    assert (quiet.exit_code, quiet.stderr) == (EX_OK, "")
+    assert quiet.stdout == "dry run: replayed 1: unchanged 1\n"
+    code, seen = on_terminal(["replay", "--all", "--dry-run"], mailproc.env)
+    assert code == EX_OK
     assert b"replaying" in seen and b"100%" in seen
     assert seen.rstrip().endswith(b"dry run: replayed 1: unchanged 1")
 
@@ -402,3 +425,12 @@ def test_sample_data_never_overwrites_existing_customers(
     )
     exported = run("customers", "export", "-").stdout
     assert "1001,Our Own Name,Lee,lee@own.example,Enterprise,GB" in exported
+
+
+def test_template_problems_are_a_data_error(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    shutil.copytree(resource_path("templates"), folder)
+    subject = folder / "acknowledgment" / "subject.txt"
+    subject.write_text(subject.read_text() + "{{ no_such_field.x }}")
+    result = CliRunner().invoke(templates, ["check"], obj=Renderer(templates_dir=folder))
+    assert result.exit_code == EX_DATAERR and "no_such_field" in result.stderr

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, cast
 
 import click
 
 from mailproc.cli.context import current_app
+from mailproc.cli.errors import EX_DATAERR
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.errors import NotFoundError, PermanentError
 from mailproc.outbound.render import (
@@ -88,10 +90,10 @@ def _with_ticket(
 @templates.command("check")
 @click.pass_context
 def check_command(ctx: click.Context) -> None:
-    """Render every template in every locale; exit 1 and list the problems if any."""
+    """Render every template in every locale; list the problems if any (exit 65)."""
     problems = check_templates(_renderer(ctx))
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
-        raise click.exceptions.Exit(1)
+        sys.exit(EX_DATAERR)
     click.echo(f"{len(TEMPLATES)} templates x {len(SUPPORTED_LOCALES)} locales: no problems")
