@@ -401,5 +401,8 @@ def _describe(path: Path, exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
+        elif error["type"] in {"tuple_type", "list_type"} and isinstance(error["input"], str):
+            items = [item.strip() for item in error["input"].split(",") if item.strip()]
+            message += f"; lists take JSON: '{json.dumps(items)}'"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)

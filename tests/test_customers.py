@@ -97,18 +97,19 @@ def test_export_round_trips_through_import(app: App) -> None:
 def test_export_neutralizes_formula_cells_and_round_trips(app: App) -> None:
     text = (
         HEADER + "\n3001,=HYPERLINK(\"http://evil.example\"),+cmd|' /C calc'!A0,"
-        "x@formula.example,Starter,US,en,UTC,,,,,@SUM(A1)\n"
+        "x@formula.example,Starter,US,en,UTC,,,,,\n"
         '3002,-2+3,"\tTabbed",y@formula.example,Starter,US,en,UTC,,,,,\n'
+        "3003,Sums Inc,@SUM(A1),z@formula.example,Starter,US,en,UTC,,,,,\n"
     )
     report = app.import_customers(text)
-    assert report.created == 2 and not report.errors
+    assert report.created == 3 and not report.errors
     exported = app.export_customers()
     cells = [cell for line in exported.splitlines()[1:] for cell in line.split(",")]
     assert not [c for c in cells if c.lstrip('"').startswith(("=", "+", "-", "@", "\t", "\r"))]
     assert "'=HYPERLINK" in exported and "'-2+3" in exported and "'@SUM(A1)" in exported
     again = {c.id: c for c in parse_customers_csv(exported).customers}
     assert again[3001].company == '=HYPERLINK("http://evil.example")'
-    assert again[3001].business_hours == "@SUM(A1)"
+    assert again[3003].contact_name == "@SUM(A1)"
     assert again[3002].company == "-2+3"
 
 

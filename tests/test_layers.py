@@ -34,7 +34,7 @@ LAYERS = (
         "dashboard",
     ),
     ("app",),
-    ("supervisor",),
+    ("supervisor", "doctor"),
     ("cli",),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}

@@ -6,7 +6,7 @@ import click
 from sqlalchemy import select
 
 from mailproc.cli.context import current_app, parse_time
-from mailproc.cli.errors import EX_DATAERR, fail, handles_errors
+from mailproc.cli.errors import EX_DATAERR, fail
 from mailproc.core.kb import ArticleStatus, KbAction, KbCommand, Visibility, normalize_key
 from mailproc.kb.deflection import deflection_report
 from mailproc.kb.export import to_html, to_markdown
@@ -22,7 +22,6 @@ def kb() -> None:
 
 @kb.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Retired revisions too.")
-@handles_errors
 def kb_list(show_all: bool) -> None:
     """One line per article revision: key, status, visibility, locales, author, reviewer."""
     query = select(KbArticle).order_by(KbArticle.key, KbArticle.id)
@@ -39,7 +38,6 @@ def kb_list(show_all: bool) -> None:
 @kb.command("show")
 @click.argument("key")
 @click.option("--locale", default="en", show_default=True)
-@handles_errors
 def kb_show(key: str, locale: str) -> None:
     """Every revision of KEY with its steps in LOCALE."""
     with transaction(current_app().sessions, commit=False) as session:
@@ -59,7 +57,6 @@ def kb_show(key: str, locale: str) -> None:
 @click.option("--locale", default="en", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown")
 @click.option("--internal", is_flag=True, help="Internal articles too (never for a public site).")
-@handles_errors
 def kb_export(locale: str, fmt: str, internal: bool) -> None:
     """The published articles in LOCALE (English where a version is missing)."""
     query = select(KbArticle).where(KbArticle.status == ArticleStatus.PUBLISHED)
@@ -75,7 +72,6 @@ def kb_export(locale: str, fmt: str, internal: bool) -> None:
 @click.option("--from-ticket", "number", type=int, required=True, help="Its agents' last reply.")
 @click.option("--as", "author", required=True, help="The drafting agent's address.")
 @click.option("--internal", is_flag=True, help="Staff only (security topics).")
-@handles_errors
 def kb_draft(key: str, number: int, author: str, internal: bool) -> None:
     """Draft KEY from a resolved ticket and send it to the Support Managers for review."""
     app = current_app()
@@ -99,7 +95,6 @@ def kb_draft(key: str, number: int, author: str, internal: bool) -> None:
 @kb.command("deflection")
 @click.option("--now", "now_text", help="As of this ISO time (default: now, UTC).")
 @click.option("--since", "since_text", help="Only articles published since this ISO time.")
-@handles_errors
 def kb_deflection(now_text: str | None, since_text: str | None) -> None:
     """Tickets per 30 days before and after each article, and articles published per month."""
     app = current_app()

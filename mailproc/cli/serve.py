@@ -13,7 +13,6 @@ from mailproc.adapters import lease
 from mailproc.adapters.imap import MailboxPoller
 from mailproc.app import App
 from mailproc.cli.context import current_app, print_processing
-from mailproc.cli.errors import handles_errors
 from mailproc.config_transport import ListenerSettings, split_host_port
 from mailproc.supervisor import (
     Components,
@@ -50,7 +49,6 @@ def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None
     "--protocol", type=click.Choice(["smtp", "lmtp"]), help="Override [listener] protocol."
 )
 @click.pass_context
-@handles_errors
 def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
     """Run the listener, IMAP pollers, worker and scheduler until SIGTERM or SIGINT."""
     app = _daemon_app(ctx)
@@ -77,7 +75,6 @@ def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="One pass over every mailbox, then exit.")
 @click.pass_context
-@handles_errors
 def poll(ctx: click.Context, once: bool) -> None:
     """Fetch mail from the configured IMAP mailboxes (IDLE until SIGTERM unless --once).
 
@@ -114,7 +111,6 @@ def poll(ctx: click.Context, once: bool) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Process what is pending, then exit.")
 @click.pass_context
-@handles_errors
 def worker(ctx: click.Context, once: bool) -> None:
     """Process pending mail only (scale-out: run as many as needed on PostgreSQL)."""
     app = _daemon_app(ctx)

@@ -13,19 +13,17 @@ from email.feedparser import BytesFeedParser
 from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-from inscriptis import get_text
-from inscriptis.css_profiles import CSS_PROFILES
-from inscriptis.model.config import ParserConfig
-
 from mailproc.core.addresses import normalize_address, salvage_address
 from mailproc.core.charsets import detect_charset
+from mailproc.core.html_text import CONTROL_CHARS, html_to_text, tidy_text
 from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits
 from mailproc.core.model import Address, Attachment, ParsedMessage
-from mailproc.core.rawmail import bare_message_id, header_start
+from mailproc.core.rawmail import bare_message_id, header_start, split_header_block
 
 
 class MemoizingPolicy(EmailPolicy):
@@ -56,8 +54,6 @@ def _parse_header(name: str, value: str) -> Any:
 
 MEMOIZING_POLICY = MemoizingPolicy()
 _POLICY = MEMOIZING_POLICY
-_HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HEADER_BREAKS = re.compile(r"[\r\n\x00]+")
 _BREAKS = re.compile(r"[\r\n]")
 _ANGLE_IDS = re.compile(r"<([^<>\s]{1,994})>")
@@ -139,23 +135,6 @@ class _BoundedParser(BytesFeedParser):
         if depth > self._limits.max_mime_depth:
             raise LimitExceeded(f"MIME nesting depth exceeds {self._limits.max_mime_depth}")
         super()._new_message()  # type: ignore[misc]
-
-
-def html_to_text(html: str) -> str:
-    """Render HTML as plain text; scripts, styles and markup never reach the result."""
-    if not html.strip():
-        return ""
-    try:
-        text = get_text(html, _HTML_CONFIG)
-    except (ValueError, TypeError):  # lxml rejects some documents outright
-        text = re.sub(r"<[^>]*>", " ", html)
-    return _tidy(text)
-
-
-def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    text = "\n".join(lines).strip("\n")
-    return re.sub(r"\n{3,}", "\n\n", _CONTROL.sub("", text))
 
 
 def _raw_value(message: Message, name: str) -> str | None:
@@ -389,7 +368,7 @@ def _body(message: EmailMessage, defects: list[str]) -> tuple[Message | None, st
     """The body part chosen for reading, its text, and where it came from."""
     plain = _find_body(message, "plain", defects)
     if plain is not None:
-        text = _tidy(decode_text_part(plain, defects))
+        text = tidy_text(decode_text_part(plain, defects))
         if text.strip():
             return plain, text, "plain"
     html = _find_body(message, "html", defects)
@@ -479,7 +458,7 @@ _EXTENSIONS = {
 def sanitize_filename(name: str, content_type: str, index: int) -> str:
     """A display-only file name: no paths, controls, bidi tricks or leading dots."""
     name = unicodedata.normalize("NFC", clean_text(name))
-    name = _BIDI_AND_INVISIBLE.sub("", _CONTROL.sub("", _HEADER_BREAKS.sub("", name)))
+    name = _BIDI_AND_INVISIBLE.sub("", CONTROL_CHARS.sub("", _HEADER_BREAKS.sub("", name)))
     name = re.split(r"[\\/]", name)[-1]
     name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
     if len(name) > _MAX_FILENAME:
@@ -495,3 +474,16 @@ def _collect_mime_defects(message: EmailMessage, defects: list[str]) -> None:
     for part in message.walk():
         for defect in part.defects:
             defects.append(clean_text(f"{type(defect).__name__}: {defect}".strip().rstrip(":")))
+
+
+def header_summary(raw: bytes) -> tuple[str, str]:
+    """The decoded From and Subject of raw mail, read from its header block only (listings)."""
+    header, _ = split_header_block(raw)
+    message = BytesHeaderParser(policy=policy.compat32).parsebytes(header)
+    defects: list[str] = []
+
+    def decoded(name: str) -> str:
+        value = message.get(name)
+        return _single_line(_decode_words(str(value), name, defects)) if value else ""
+
+    return decoded("From"), decoded("Subject")

@@ -213,6 +213,13 @@ class SmtpTransport:
                 self._smtp = None
         return {address: _failure(code, text) for address, (code, text) in refused.items()}
 
+    def check(self) -> str:
+        """Connect and greet as a delivery would (STARTTLS, AUTH), then QUIT; what answered."""
+        smtp = self._connect()
+        name = (smtp.ehlo_resp or smtp.helo_resp or b"").decode("ascii", "replace")
+        self.close()
+        return f"{self._where} answers EHLO ({name.splitlines()[0] if name else 'no name'})"
+
     def close(self) -> None:
         """QUIT, or just drop the connection if the relay is gone."""
         smtp, self._smtp = self._smtp, None
