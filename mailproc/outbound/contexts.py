@@ -14,6 +14,7 @@ from typing import ClassVar, Final, get_args
 
 from mailproc.config import Settings
 from mailproc.core.model import Plan, Priority
+from mailproc.core.sla import Promise
 
 # --- values shared by the contexts -----------------------------------------------------------
 
@@ -90,8 +91,8 @@ class AcknowledgmentContext:
 
     customer: CustomerInfo
     ticket: TicketInfo
-    sla_target: dt.timedelta
-    first_response_due: dt.datetime
+    first_response: Promise
+    resolution: Promise  # §3.1: the estimated resolution time
     agent_name: str | None = None
 
 
@@ -104,8 +105,7 @@ class EscalationNoticeContext:
     customer: CustomerInfo
     ticket: TicketInfo
     team: EscalationTeam
-    update_within: dt.timedelta
-    update_due: dt.datetime
+    update: Promise
     agent_name: str | None = None
     reference: str | None = None
 
@@ -118,8 +118,8 @@ class SlaBreachApologyContext:
 
     customer: CustomerInfo
     ticket: TicketInfo
-    sla_target: dt.timedelta
-    update_due: dt.datetime
+    missed: Promise  # the first response promised (Template 1) and not given
+    update: Promise
     manager_name: str
     credit: Money | None = None
 
@@ -283,7 +283,7 @@ class LowScoreAlertContext:
     comment: str
     follow_up_due: dt.datetime
     agent_name: str | None = None
-    suggested_credit: Money | None = None
+    credit: Money | None = None  # credited to the customer's account (§8 edge case)
     timezone: str = "UTC"
 
 
@@ -319,6 +319,7 @@ class BreachAlertContext:
     overdue_by: dt.timedelta
     credit: Money | None = None
     timezone: str = "UTC"
+    apologized: bool = True  # Template 3 reached the customer (now or for an earlier deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +334,35 @@ class ResolutionAlertContext:
     due_at: dt.datetime
     overdue_by: dt.timedelta
     timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOverdueAlertContext:
+    """To the Support Manager: an update promised to the customer (Template 2 or 3) by
+    ``due_at`` was not sent; ``promised_at`` is when the promise was made."""
+
+    template: ClassVar[str] = "update_overdue_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    promised_at: dt.datetime
+    due_at: dt.datetime
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentNoticeContext:
+    """To each customer of an incident (§4.3, §7.3): we know of the outage; updates are
+    posted on ``status_page``."""
+
+    template: ClassVar[str] = "incident_notice"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    code: str
+    started_at: dt.datetime
+    status_page: str = "status.dataflow.com"
+    agent_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +437,8 @@ TemplateContext = (
     | BreachAlertContext
     | ResolutionAlertContext
     | IncidentAlertContext
+    | UpdateOverdueAlertContext
+    | IncidentNoticeContext
 )
 
 TEMPLATES: Final[dict[str, type[TemplateContext]]] = {

@@ -34,6 +34,7 @@ CUSTOMER_TEMPLATES = {
     "resolved_notice",
     "agent_reply",
     "incident_resolved",
+    "incident_notice",
 }
 # Words that only the right language's catalog produces (footers of both layouts).
 MARKERS = {
@@ -123,7 +124,10 @@ def test_each_context_names_its_own_template_and_has_a_sample() -> None:
 
 def test_naive_datetimes_and_unknown_zones_are_refused(renderer: Renderer) -> None:
     sample = SAMPLES["acknowledgment"]
-    naive = dataclasses.replace(sample, first_response_due=dt.datetime(2025, 6, 9, 12))
+    naive = dataclasses.replace(
+        sample,
+        first_response=dataclasses.replace(sample.first_response, due=dt.datetime(2025, 6, 9, 12)),
+    )
     with pytest.raises(RenderError, match="naive"):
         renderer.render(naive, "en")
     lost = dataclasses.replace(
@@ -258,6 +262,6 @@ def test_cli_renders_a_sample_and_checks_everything() -> None:
     assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>")
     checked = runner.invoke(templates, ["check"])
     assert checked.exit_code == 0
-    assert "19 templates x 3 locales: no problems" in checked.output
+    assert "21 templates x 3 locales: no problems" in checked.output
     unknown = runner.invoke(templates, ["render", "nope"])
     assert unknown.exit_code == 2
