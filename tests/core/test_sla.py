@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailproc.core import sla
 from mailproc.core.business_calendar import is_working_time
 from mailproc.core.catalog import load_default_catalog
 from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.model import Customer, Plan, Priority
-from mailproc.core import sla
 from mailproc.core.sla import (
     DEFAULT_SLA_POLICY,
     Deadlines,
