@@ -6,18 +6,22 @@ each test reads the composed mail (and the credits table), in en, es and fr."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator
 from email import message_from_bytes, policy
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from mailproc.app import App
+from mailproc.cli.root import cli
 from mailproc.clock import FixedClock
-from mailproc.config import Settings
+from mailproc.config import Settings, load_settings
 from mailproc.core.model import Priority
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope
@@ -346,3 +350,33 @@ def test_an_update_promised_on_friday_evening_is_not_due_at_the_weekend(
         "fr": "au plus tard le lundi",
     }
     assert said[locale] in text(notice)
+
+
+def test_the_cli_priority_command_starts_the_p0_chain_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mailproc tickets priority N P0` on the default set-up: the same chain, once."""
+    for name in list(os.environ):
+        if name.startswith("MAILPROC_") and name != "MAILPROC_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--sample-data"]).exit_code == 0
+    mail = tmp_path / "minor.eml"
+    mail.write_bytes(
+        b"From: Oliver <oliver@thamesvalleyenergy.example>\r\nTo: support@dataflow.com\r\n"
+        b"Subject: Export to CSV\r\nMessage-ID: <cli-p0@example.org>\r\n\r\nHow do I export?\r\n"
+    )
+    assert runner.invoke(cli, ["ingest", str(mail)]).exit_code == 0
+    for _ in range(2):
+        changed = runner.invoke(cli, ["tickets", "priority", "10001", "P0"])
+        assert changed.exit_code == 0, changed.output
+    assert "already has priority P0" in changed.output
+    app = App(load_settings(str(tmp_path / "mailproc.toml")))
+    try:
+        for template in ("escalation_alert", "p0_alert", "escalation_notice"):
+            assert len(mails(app, template, 10001)) == 1, template
+        [notice] = mails(app, "escalation_notice", 10001)
+        assert WORDS["en"]["1 hour"] in text(notice)
+    finally:
+        app.close()
