@@ -29,8 +29,8 @@ from mailproc.errors import NotFoundError, NotMailError
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import store_batch
 from mailproc.kb.articles import seed_catalog
-from mailproc.outbound.contexts import company_from
 from mailproc.outbound.render import Renderer
+from mailproc.outbound.values import company_from
 from mailproc.processing.context import ProcessingContext, ProcessSummary
 from mailproc.processing.parsepool import ParsePool
 from mailproc.processing.replay import ReplayResult, ReplaySelection, replay, select_for_replay

@@ -214,6 +214,15 @@ class CompanySettings(_Section):
         return _normalized_addresses((address,))[0]
 
 
+class IncidentSettings(_Section):
+    """When P0 reports become one incident (§4.3, §7.3): ``min_customers`` distinct customers
+    reporting the same error code, each report within ``window_minutes`` of the previous."""
+
+    min_customers: int = Field(3, ge=2)
+    window_minutes: float = Field(30, gt=0)
+    status_page: str = "status.dataflow.com"
+
+
 class CreditSettings(_Section):
     """Amounts the procedures promise: SLA-breach credit (§5.2), low-score credit (§8)."""
 
@@ -299,6 +308,7 @@ class Settings(_Section):
     catalog: dict[str, Any] = Field(default_factory=dict)
     company: CompanySettings = CompanySettings()
     credits: CreditSettings = CreditSettings()
+    incidents: IncidentSettings = IncidentSettings()
     locales: LocaleSettings = LocaleSettings()
     notify: NotifySettings = NotifySettings()
     kb: KbSettings = KbSettings()

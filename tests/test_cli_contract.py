@@ -313,7 +313,7 @@ def test_missing_file(mailproc: Cli, args: list[str]) -> None:
     [
         ["tickets", "show", "99999"],
         ["tickets", "priority", "99999", "P1"],
-        ["incidents", "resolve", "99999"],
+        ["incidents", "resolve", "99999", "--summary", "fixed"],
         ["quarantine", "show", "99999"],
         ["quarantine", "release", "99999"],
         ["templates", "render", "survey_request", "--ticket", "99999"],

@@ -69,15 +69,18 @@ def incidents_list(as_json: bool) -> None:
 
 @incidents.command("resolve")
 @click.argument("incident_id", type=int)
-@click.option("--summary", default="", help="What was fixed (sent to every customer).")
+@click.option(
+    "--summary", required=True, help="What happened and what was fixed (sent to every customer)."
+)
 def incidents_resolve(incident_id: int, summary: str) -> None:
     """Resolve an incident: its tickets are resolved and every customer is updated."""
     app = current_app()
+    desk = app.workflows()  # opened before the write transaction (SQLite has one writer)
     with transaction(app.sessions) as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
             raise NotFoundError(f"no incident {incident_id}")
-        numbers = app.workflows().resolve_incident(session, incident, summary, app.clock.now())
+        numbers = desk.resolve_incident(session, incident, summary, app.clock.now())
     click.echo(
         f"incident {incident_id} resolved; customers of tickets "
         f"{', '.join(map(str, numbers)) or '-'} updated"

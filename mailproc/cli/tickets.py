@@ -10,7 +10,6 @@ from mailproc.errors import NotFoundError
 from mailproc.store import repo
 from mailproc.store.db import transaction
 from mailproc.tickets import views
-from mailproc.tickets.ops import change_priority
 
 
 @click.group()
@@ -101,15 +100,16 @@ def tickets_show(number: int, as_json: bool) -> None:
 @click.argument("number", type=int)
 @click.argument("priority", type=click.Choice(["P0", "P1", "P2", "P3"]))
 def tickets_priority(number: int, priority: str) -> None:
-    """Change a ticket's priority; its due times are recomputed and the change is logged."""
+    """Change a ticket's priority; its due times are recomputed, the change is logged and
+    the new priority's escalations start (a P0 goes to DevOps at once)."""
     app = current_app()
-    policy = app.processing_context().sla
+    desk = app.workflows()
     with transaction(app.sessions) as session:
         ticket = repo.ticket_by_number(session, number)
         if ticket is None:
             raise NotFoundError(f"no ticket #{number}")
-        changed = change_priority(
-            session, ticket, Priority(priority), policy, app.clock.now(), "an admin (CLI)"
+        changed = desk.set_priority(
+            session, ticket, Priority(priority), app.clock.now(), "an admin (CLI)"
         )
         due = ticket.first_response_due
     click.echo(

@@ -67,6 +67,7 @@ def sla_record(deadlines: Deadlines) -> dict[str, Any]:
     return {
         "sla_row": deadlines.sla_row,
         "calendar": deadlines.calendar_description,
+        "clock": deadlines.clock,
         "clock_start": deadlines.clock_start.isoformat(),
         "first_response_target_hours": deadlines.first_response_target.total_seconds() / 3600,
         "resolution_target_hours": deadlines.resolution_target.total_seconds() / 3600,

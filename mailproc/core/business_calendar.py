@@ -166,6 +166,12 @@ def is_working_time(calendar: BusinessCalendar, moment: dt.datetime) -> bool:
     return next_working_time(calendar, moment) == as_utc(moment)
 
 
+def is_working_day(calendar: BusinessCalendar, moment: dt.datetime) -> bool:
+    """True when the local day of ``moment`` has working time (not a day off or a holiday)."""
+    day = as_utc(moment).astimezone(calendar.zone).date()
+    return any(end > start for start, end in _day_spans(calendar, day))
+
+
 def business_time_between(
     calendar: BusinessCalendar, start: dt.datetime, end: dt.datetime
 ) -> dt.timedelta:

@@ -33,6 +33,7 @@ class TimerKind(StrEnum):
     P1_ENGINEERING = "escalate_p1"
     MINOR = "escalate_p2_p3"
     TRIAGE = "triage"
+    UPDATE = "update_promise"  # a promised update (Template 2, 3): the manager told if missed
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class TicketState:
     priority: Priority
     escalated_to: frozenset[AgentRole] = frozenset()
     triaged: bool = False  # an agent has set (or confirmed) the priority
+    customer_updated_at: dt.datetime | None = None  # staff's latest mail to the customer
 
 
 def escalation_timers(
@@ -155,10 +157,19 @@ def escalation_timers(
     return tuple(timers)
 
 
-def timer_void_reason(timer: Timer, state: TicketState) -> str | None:
-    """Why a due timer must not fire any more, or None when it fires."""
+def timer_void_reason(
+    timer: Timer, state: TicketState, made_at: dt.datetime | None = None
+) -> str | None:
+    """Why a due timer must not fire any more, or None when it fires.
+
+    ``made_at`` is when an update timer's promise was made: staff mail since keeps it.
+    """
     if state.status in _CLOSED:
         return f"ticket {state.status} before the timer came due"
+    if timer.kind is TimerKind.UPDATE:
+        updated = state.customer_updated_at
+        kept = updated is not None and made_at is not None and as_utc(updated) >= as_utc(made_at)
+        return "staff wrote to the customer after the promise" if kept else None
     if timer.team in state.escalated_to:
         return f"already escalated to {timer.team}"
     if timer.kind is TimerKind.TRIAGE:

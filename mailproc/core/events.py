@@ -56,12 +56,14 @@ class EventKind(StrEnum):
     SLA_BREACH_APOLOGY = "sla.sla_breach_apology"
     SLA_BREACH_ALERT = "sla.breach_alert"
     SLA_RESOLUTION_ALERT = "sla.resolution_alert"
+    SLA_UPDATE_OVERDUE = "sla.update_overdue"
     # money, surveys, incidents
     REFUND_REQUESTED = "refund.requested"
     REFUND_APPROVED = "refund.approved"
     CREDIT_RECORDED = "credit.recorded"
     SURVEY_ANSWERED = "survey.answered"
     INCIDENT_LINKED = "incident.linked"
+    INCIDENT_NOTICE = "incident.notice"
     INCIDENT_RESOLVED = "incident.resolved"
     # knowledge base (§9)
     KB_RECURRING = "kb.recurring"

@@ -99,9 +99,9 @@ def incident_alert(key: IdempotencyKey) -> str:
     return f"incident:{timed(key)}"
 
 
-def incident_resolved(incident: int, ticket: int) -> str:
-    """A linked customer's notice that the incident is resolved."""
-    return f"incident-resolved:{incident}:{ticket}"
+def incident_resolved(incident: int, customer: str) -> str:
+    """A linked customer's notice that the incident is resolved, once per customer."""
+    return f"incident-resolved:{incident}:{customer}"
 
 
 def kb_alert(key: str, month: str) -> str:
@@ -122,3 +122,18 @@ def kb_mail(article: int, what: str, stamp: dt.datetime) -> str:
 def kb_command_error(sender: str, stamp: dt.datetime) -> str:
     """The one error mail answering a refused #kb command mail."""
     return f"kb-error:{sender}:{stamp.astimezone(dt.UTC).isoformat()}"
+
+
+def sla_breach_apology(ticket: int) -> str:
+    """Template 3 and its credit: once in a ticket's life, whatever deadline is missed."""
+    return f"apology:{ticket}"
+
+
+def update_overdue(timer_key: str) -> str:
+    """The Support Manager's alert that a promised update (its timer's key) was not sent."""
+    return f"update-overdue:{timer_key}"
+
+
+def incident_notice(incident: int, customer: str) -> str:
+    """A customer's notice that an incident is known, once per customer of the incident."""
+    return f"incident-notice:{incident}:{customer}"

@@ -8,77 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar, Final, get_args
 
-from mailproc.config import Settings
-from mailproc.core.model import Plan, Priority
-
-# --- values shared by the contexts -----------------------------------------------------------
-
-
-class EscalationTeam(StrEnum):
-    """Who an escalated ticket goes to (procedures §4.1)."""
-
-    DEVOPS = "devops"
-    ENGINEERING = "engineering"
-    PRODUCT = "product"
-
-
-class Approver(StrEnum):
-    """Who approves a refund above an agent's authority (procedures §6.1)."""
-
-    SUPPORT_MANAGER = "support_manager"
-    FINANCE_DIRECTOR = "finance_director"
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount in an ISO 4217 currency, formatted for the locale by Babel."""
-
-    amount: Decimal
-    currency: str = "USD"
-
-
-@dataclass(frozen=True, slots=True)
-class Company:
-    """Who signs the mail; from the [company] settings."""
-
-    brand: str = "DataFlow"
-    legal_name: str = "DataFlow Solutions"
-    support_email: str = "support@dataflow.com"
-    billing_email: str = "billing@dataflow.com"
-    phone: str = "+1-800-555-1234"
-    phone_plans: frozenset[Plan] = frozenset({Plan.PROFESSIONAL, Plan.ENTERPRISE})
-    postal_address: str = ""
-    incident_channel: str = "Slack #incident-channel"
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerInfo:
-    """The customer as mail shows them; ``name``, ``email`` and ``company`` are their data."""
-
-    name: str
-    email: str
-    timezone: str = "UTC"
-    company: str | None = None
-    customer_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TicketInfo:
-    """The ticket facts every template may show; ``subject`` is the customer's text."""
-
-    number: int
-    subject: str
-    priority: Priority
-    plan: Plan
-    error_code: str | None = None
-    error_title: str | None = None
-    troubleshooting_steps: tuple[str, ...] = ()
-    steps_in_english: bool = False  # the article has no version in the mail's language yet
-
+from mailproc.core.sla import Promise
+from mailproc.outbound.values import (
+    Approver,
+    CustomerInfo,
+    EscalationTeam,
+    Money,
+    TicketInfo,
+)
 
 # --- one context per template ----------------------------------------------------------------
 
@@ -91,8 +31,8 @@ class AcknowledgmentContext:
 
     customer: CustomerInfo
     ticket: TicketInfo
-    sla_target: dt.timedelta
-    first_response_due: dt.datetime
+    first_response: Promise
+    resolution: Promise  # §3.1: the estimated resolution time
     agent_name: str | None = None
 
 
@@ -105,8 +45,7 @@ class EscalationNoticeContext:
     customer: CustomerInfo
     ticket: TicketInfo
     team: EscalationTeam
-    update_within: dt.timedelta
-    update_due: dt.datetime
+    update: Promise
     agent_name: str | None = None
     reference: str | None = None
 
@@ -119,8 +58,8 @@ class SlaBreachApologyContext:
 
     customer: CustomerInfo
     ticket: TicketInfo
-    sla_target: dt.timedelta
-    update_due: dt.datetime
+    missed: Promise  # the first response promised (Template 1) and not given
+    update: Promise
     manager_name: str
     credit: Money | None = None
 
@@ -284,7 +223,7 @@ class LowScoreAlertContext:
     comment: str
     follow_up_due: dt.datetime
     agent_name: str | None = None
-    suggested_credit: Money | None = None
+    credit: Money | None = None  # credited to the customer's account (§8 edge case)
     timezone: str = "UTC"
 
 
@@ -320,6 +259,7 @@ class BreachAlertContext:
     overdue_by: dt.timedelta
     credit: Money | None = None
     timezone: str = "UTC"
+    apologized: bool = True  # Template 3 reached the customer (now or for an earlier deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +274,35 @@ class ResolutionAlertContext:
     due_at: dt.datetime
     overdue_by: dt.timedelta
     timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOverdueAlertContext:
+    """To the Support Manager: an update promised to the customer (Template 2 or 3) by
+    ``due_at`` was not sent; ``promised_at`` is when the promise was made."""
+
+    template: ClassVar[str] = "update_overdue_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    promised_at: dt.datetime
+    due_at: dt.datetime
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentNoticeContext:
+    """To each customer of an incident (§4.3, §7.3): we know of the outage; updates are
+    posted on ``status_page``."""
+
+    template: ClassVar[str] = "incident_notice"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    code: str
+    started_at: dt.datetime
+    status_page: str = "status.dataflow.com"
+    agent_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,23 +418,10 @@ TemplateContext = (
     | IncidentAlertContext
     | KbAlertContext
     | KbReviewContext
+    | UpdateOverdueAlertContext
+    | IncidentNoticeContext
 )
 
 TEMPLATES: Final[dict[str, type[TemplateContext]]] = {
     context.template: context for context in get_args(TemplateContext)
 }
-
-
-def company_from(settings: Settings) -> Company:
-    """The signature block of outbound mail, from ``[company]`` and ``[support]``."""
-    company = settings.company
-    return Company(
-        brand=company.brand,
-        legal_name=company.legal_name,
-        support_email=settings.support.addresses[0],
-        billing_email=company.billing_email,
-        phone=settings.support.phone,
-        phone_plans=frozenset(Plan(p) for p in company.phone_plans),
-        postal_address=company.postal_address,
-        incident_channel=company.incident_channel,
-    )

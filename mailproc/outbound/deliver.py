@@ -42,9 +42,9 @@ from mailproc.config import Settings
 from mailproc.config_transport import RelaySettings
 from mailproc.errors import MailprocError, TransientError
 from mailproc.outbound.attempts import Claim, Failure, claim_next, count_due, record_attempt
-from mailproc.outbound.contexts import Company, company_from
 from mailproc.outbound.outbox import OutboxStatus
 from mailproc.outbound.render import Renderer
+from mailproc.outbound.values import Company, company_from
 from mailproc.store.db import transaction
 
 log = logging.getLogger(__name__)

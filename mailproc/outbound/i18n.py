@@ -25,8 +25,9 @@ from babel.dates import (
     get_timezone_name,
 )
 from babel.numbers import format_currency
+from babel.units import format_unit
 
-from mailproc.outbound.contexts import Money
+from mailproc.outbound.values import Money
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,19 @@ def _aware(value: dt.datetime, zone: str) -> dt.datetime:
     return value.astimezone(_zone(zone))
 
 
+def exact_span(value: dt.timedelta, locale: str, largest: str = "day") -> str:
+    """A duration in the largest unit (up to ``largest``) that states it exactly: "3 days",
+    "36 hours", "90 minutes". Unlike ``format_timedelta`` it never rounds, so the text agrees
+    with the due time beside it; working time is stated in hours ("24 hours", not "1 day").
+    """
+    minutes = round(value.total_seconds() / 60)
+    units = (("day", 24 * 60), ("hour", 60), ("minute", 1))
+    for unit, size in units[[name for name, _ in units].index(largest) :]:
+        if minutes % size == 0:
+            return format_unit(minutes // size, f"duration-{unit}", locale=locale)
+    raise UnformattableValue(f"duration {value} is not a whole number of minutes")
+
+
 def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
     """The formatting filters bound to one locale (Babel): dates, durations, money, languages."""
 
@@ -145,6 +159,12 @@ def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
     def duration_filter(value: dt.timedelta) -> str:
         return format_timedelta(value, locale=locale)
 
+    def span_filter(value: dt.timedelta) -> str:
+        return exact_span(value, locale)
+
+    def span_hours_filter(value: dt.timedelta) -> str:
+        return exact_span(value, locale, "hour")
+
     def money_filter(value: Money) -> str:
         return format_currency(value.amount, value.currency, locale=locale)
 
@@ -158,6 +178,8 @@ def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
         "datetime": datetime_filter,
         "date": date_filter,
         "duration": duration_filter,
+        "span": span_filter,
+        "span_hours": span_hours_filter,
         "money": money_filter,
         "language_name": language_name_filter,
     }

@@ -13,8 +13,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from markupsafe import Markup, escape
 
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
-from mailproc.outbound.contexts import Company, TemplateContext
+from mailproc.outbound.contexts import TemplateContext
 from mailproc.outbound.i18n import SafeCatalog, UnformattableValue, load_catalog, locale_filters
+from mailproc.outbound.values import Company
 from mailproc.resources import resource_path
 
 PARTS: Final = ("subject.txt", "body.txt", "body.html")

@@ -9,18 +9,17 @@ from typing import Final
 
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan, Priority
+from mailproc.core.sla import Promise
 from mailproc.outbound.contexts import (
     TEMPLATES,
     AcknowledgmentContext,
     AgentReplyContext,
-    Approver,
     BreachAlertContext,
     CommandErrorContext,
-    CustomerInfo,
     EscalationAlertContext,
     EscalationNoticeContext,
-    EscalationTeam,
     IncidentAlertContext,
+    IncidentNoticeContext,
     IncidentResolvedContext,
     IncidentTicket,
     KbAlertContext,
@@ -28,7 +27,6 @@ from mailproc.outbound.contexts import (
     KbReviewContext,
     LowSatisfactionFollowUpContext,
     LowScoreAlertContext,
-    Money,
     NewTicketAlertContext,
     P0AlertContext,
     RefundApprovalRequestContext,
@@ -38,11 +36,12 @@ from mailproc.outbound.contexts import (
     SlaBreachApologyContext,
     SurveyRequestContext,
     TemplateContext,
-    TicketInfo,
     TriageRequestContext,
+    UpdateOverdueAlertContext,
 )
 from mailproc.outbound.i18n import catalog_path
 from mailproc.outbound.render import LAYOUTS_FOLDER, PARTS, Renderer, RenderError
+from mailproc.outbound.values import Approver, CustomerInfo, EscalationTeam, Money, TicketInfo
 
 _SAMPLE_TIME = dt.datetime(2025, 6, 9, 14, 30, tzinfo=dt.UTC)
 _SAMPLE_CUSTOMER = CustomerInfo(
@@ -70,23 +69,52 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
     AcknowledgmentContext(
         customer=_SAMPLE_CUSTOMER,
         ticket=_SAMPLE_TICKET,
-        sla_target=dt.timedelta(hours=4),
-        first_response_due=_SAMPLE_TIME + dt.timedelta(hours=4),
+        first_response=Promise(
+            dt.timedelta(hours=4),
+            _SAMPLE_TIME + dt.timedelta(hours=4),
+            "business_start",
+            _SAMPLE_TIME,
+            False,
+        ),
+        resolution=Promise(
+            dt.timedelta(hours=24),
+            _SAMPLE_TIME + dt.timedelta(hours=24),
+            "business_start",
+            _SAMPLE_TIME,
+            False,
+        ),
     ),
     EscalationNoticeContext(
         customer=_SAMPLE_CUSTOMER,
         ticket=_SAMPLE_TICKET,
         team=EscalationTeam.ENGINEERING,
-        update_within=dt.timedelta(hours=24),
-        update_due=_SAMPLE_TIME + dt.timedelta(hours=24),
+        update=Promise(
+            dt.timedelta(hours=24),
+            _SAMPLE_TIME + dt.timedelta(hours=24),
+            "business_start",
+            _SAMPLE_TIME,
+            False,
+        ),
         agent_name="Marco Rossi",
         reference="https://docs.dataflow.com/data-sources",
     ),
     SlaBreachApologyContext(
         customer=_SAMPLE_CUSTOMER,
         ticket=_SAMPLE_TICKET,
-        sla_target=dt.timedelta(hours=4),
-        update_due=_SAMPLE_TIME + dt.timedelta(hours=2),
+        missed=Promise(
+            dt.timedelta(hours=4),
+            _SAMPLE_TIME - dt.timedelta(hours=1),
+            "business_hours",
+            _SAMPLE_TIME - dt.timedelta(hours=5),
+            False,
+        ),
+        update=Promise(
+            dt.timedelta(hours=4),
+            _SAMPLE_TIME + dt.timedelta(hours=4),
+            "business_hours",
+            _SAMPLE_TIME,
+            False,
+        ),
         manager_name="Claire Dubois",
         credit=Money(Decimal("50.00")),
     ),
@@ -163,7 +191,7 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         comment="It took three days to get a real answer.",
         follow_up_due=_SAMPLE_TIME + dt.timedelta(hours=12),
         agent_name="Marco Rossi",
-        suggested_credit=Money(Decimal("100.00")),
+        credit=Money(Decimal("100.00")),
     ),
     RefundApprovalRequestContext(
         customer=_SAMPLE_CUSTOMER,
@@ -180,6 +208,25 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         problem="unknown priority 'P7'",
         ticket_number=12345,
         usage="#priority P0|P1|P2|P3",
+    ),
+    IncidentNoticeContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=TicketInfo(
+            number=12345,
+            subject="Dashboards down: Error 503",
+            priority=Priority.P0,
+            plan=Plan.ENTERPRISE,
+            error_code="DB-2002",
+            error_title="Service Unavailable",
+        ),
+        code="DB-2002",
+        started_at=_SAMPLE_TIME,
+    ),
+    UpdateOverdueAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=_SAMPLE_TICKET,
+        promised_at=_SAMPLE_TIME,
+        due_at=_SAMPLE_TIME + dt.timedelta(hours=24),
     ),
     IncidentResolvedContext(
         customer=_SAMPLE_CUSTOMER,

@@ -377,6 +377,7 @@ class Timer(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     outcome: Mapped[str | None] = mapped_column(Text)
+    made_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)  # an update's promise
 
     __table_args__ = (Index("ix_timers_status_due_at", "status", "due_at"),)
 

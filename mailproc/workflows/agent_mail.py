@@ -30,10 +30,10 @@ from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
 from mailproc.store.models import RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
-from mailproc.tickets.ops import change_priority, resolve, start_waiting
+from mailproc.tickets.ops import resolve, start_waiting
 from mailproc.workflows import kb
 from mailproc.workflows.context import WorkflowContext
-from mailproc.workflows.escalation import escalate
+from mailproc.workflows.escalation import escalate, set_priority
 from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
 
 
@@ -160,8 +160,8 @@ def _apply_command(
         else:
             ticket.status = command.status
     elif isinstance(command, PriorityCommand):
-        change_priority(session, ticket, command.priority, ctx.sla, now, who)
         ticket.needs_triage = False
+        set_priority(ctx, session, ticket, command.priority, now, who)
     elif isinstance(command, EscalateCommand):
         escalate(
             ctx,

@@ -20,11 +20,16 @@ from mailproc.outbound.contexts import (
     ResolutionAlertContext,
     SlaBreachApologyContext,
 )
-from mailproc.store.models import Ticket
+from mailproc.outbound.values import Money
+from mailproc.store.models import Credit, Outbox, Ticket
 from mailproc.store.repo import record_event
+from mailproc.store.staged import write_staged
 from mailproc.tickets.ops import OPEN_STATUSES
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import ContextFor
+from mailproc.workflows.promises import first_response_promise, keep_promise, next_update
+
+APOLOGY_UPDATE_WITHIN = dt.timedelta(hours=4)
 
 
 def send_breach_notices(
@@ -52,6 +57,10 @@ def send_breach_notices(
             ticket.resolved_at,
         )
         for notice in breach_notices(state, now, apology_credit=credit or None):
+            if notice.kind is BreachKind.SLA_BREACH_APOLOGY and queued(
+                session, keys.sla_breach_apology(ticket.number)
+            ):
+                continue  # one apology (and credit) in a ticket's life: later misses are internal
             key = keys.timed(notice.key)
             line = f"#{ticket.number} {notice.kind}: {notice.reason}"
             if dry_run:
@@ -86,33 +95,40 @@ def _breach(
     """Queue one breach notice; False when ``key`` was sent before (by an earlier run)."""
     target = dt.timedelta(hours=float(ticket.sla.get("first_response_target_hours", 24)))
     resolution = dt.timedelta(hours=float(ticket.sla.get("resolution_target_hours", 72)))
-    money = ctx.notifier.money(credit) if credit is not None else None
     manager = ctx.settings.company.support_manager_name
+    apology_key = keys.sla_breach_apology(ticket.number)
     if kind is BreachKind.SLA_BREACH_APOLOGY:
+        missed = first_response_promise(ticket, ticket.received_at)
+        update = next_update(ctx, ticket, now, APOLOGY_UPDATE_WITHIN)
+        money = ctx.notifier.money(credit) if credit is not None else None
+        if ticket.customer is None:
+            money = None  # nobody to credit: the apology promises none
         sent = ctx.notifier.customer_mail(
             session,
             ticket,
-            key=key,
+            key=apology_key,
             now=now,
-            context_for=lambda c, t: SlaBreachApologyContext(
-                c, t, target, now + dt.timedelta(hours=4), manager, money
-            ),
+            context_for=lambda c, t: SlaBreachApologyContext(c, t, missed, update, manager, money),
         )
-        if sent and credit is not None and ticket.customer is not None:
-            ctx.credit(
-                session,
-                ticket,
-                ticket.customer,
-                credit,
-                key,
-                "first-response SLA missed (§5.2, Template 3)",
-                now,
-            )
+        if sent:
+            keep_promise(session, ticket, update, "Template 3 (SLA breach apology)", now)
+            if money is not None and ticket.customer is not None:
+                ctx.credit(
+                    session,
+                    ticket,
+                    ticket.customer,
+                    money.amount,
+                    apology_key,
+                    "first-response SLA missed (§5.2, Template 3)",
+                    now,
+                )
     else:
         context_for: ContextFor
         if kind is BreachKind.BREACH_ALERT:
+            given = _apology_credit(ctx, session, apology_key)
+            apologized = queued(session, apology_key)
             context_for = lambda c, t: BreachAlertContext(  # noqa: E731
-                c, t, target, due_at, overdue_by, money, c.timezone
+                c, t, target, due_at, overdue_by, given, c.timezone, apologized
             )
         else:
             context_for = lambda c, t: ResolutionAlertContext(  # noqa: E731
@@ -136,3 +152,15 @@ def _breach(
             detail={"key": key},
         )
     return sent
+
+
+def _apology_credit(ctx: WorkflowContext, session: Session, key: str) -> Money | None:
+    """The credit the ticket's apology gave, as recorded (None when it gave none)."""
+    amount = session.scalar(select(Credit.amount).where(Credit.key == key))
+    return ctx.notifier.money(amount) if amount is not None else None
+
+
+def queued(session: Session, key: str) -> bool:
+    """Whether the mail of ``key`` was queued (staged rows are written first)."""
+    write_staged(session)
+    return session.scalar(select(Outbox.id).where(Outbox.key == key)) is not None

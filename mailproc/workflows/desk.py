@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from mailproc.core.identity import Agent
+from mailproc.core.model import Priority
 from mailproc.core.sla import SlaPolicy
 from mailproc.store.models import Incident, Ticket
 from mailproc.workflows import (
@@ -87,6 +88,12 @@ class Desk:
         incidents.detect_incidents(self.context, session, now, dry_run, summary)
         kb.check_recurring(self.context, session, now, dry_run, summary)
         return summary
+
+    def set_priority(
+        self, session: Session, ticket: Ticket, priority: Priority, now: dt.datetime, by: str
+    ) -> bool:
+        """Change a ticket's priority and start the new priority's escalations."""
+        return escalation.set_priority(self.context, session, ticket, priority, now, by)
 
     def resolve_incident(
         self, session: Session, incident: Incident, summary_text: str, now: dt.datetime

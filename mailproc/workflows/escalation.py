@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,14 +21,22 @@ from mailproc.core.model import Priority, TicketStatus
 from mailproc.outbound.contexts import (
     EscalationAlertContext,
     EscalationNoticeContext,
-    EscalationTeam,
+    P0AlertContext,
     TriageRequestContext,
 )
+from mailproc.outbound.values import EscalationTeam
 from mailproc.store.models import MessageRecord, Ticket, Timer
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only, stage_statement, write_staged
+from mailproc.tickets.ops import change_priority
 from mailproc.workflows.context import CheckSummary, WorkflowContext
-from mailproc.workflows.mail import EXCERPT_CHARS
+from mailproc.workflows.mail import EXCERPT_CHARS, Notifier
+from mailproc.workflows.promises import (
+    customer_updated_at,
+    keep_promise,
+    next_update,
+    update_overdue,
+)
 
 ESCALATION_UPDATE_WITHIN = dt.timedelta(hours=24)
 _TEAMS = {
@@ -38,18 +47,24 @@ _TEAMS = {
 
 
 def schedule_timers(
-    ctx: WorkflowContext, session: Session, ticket: Ticket, now: dt.datetime
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    now: dt.datetime,
+    since: dt.datetime | None = None,
 ) -> None:
-    """Schedule a new ticket's escalation timers (staged in a batch, with the others')."""
+    """Schedule a ticket's escalation timers (staged in a batch, with the others'): a new
+    ticket's from receipt, or those of a new priority from ``since`` (no triage timer)."""
     codes = ticket.classification.get("error_codes") or []
     entry = ctx.notifier.catalog.get(codes[0]) if codes else None
+    triage = (ticket.triage_due - ticket.received_at) if ticket.triage_due else None
     timers = escalation_timers(
         ticket.number,
         Priority(ticket.priority or "P3"),
         Intent(ticket.intent or "other"),
-        ticket.received_at,
+        since or ticket.received_at,
         code_team=entry.team if entry else None,
-        triage_within=(ticket.triage_due - ticket.received_at) if ticket.triage_due else None,
+        triage_within=triage if since is None else None,
     )
     insert_timer = insert_new_only(session, Timer)
     for timer in timers:  # staged in a batch: written with the other tickets' timers
@@ -66,6 +81,7 @@ def schedule_timers(
                 "priority": timer.priority.value,
                 "reason": timer.reason,
                 "status": "pending",
+                "made_at": None,
             },
         )
     for timer in timers:
@@ -122,15 +138,15 @@ def escalate(
                 c, t, team, reason, now + dt.timedelta(hours=1), text, by, c.timezone
             ),
         )
-        ctx.notifier.customer_mail(
+        update = next_update(ctx, ticket, now, _update_within(ticket))
+        if ctx.notifier.customer_mail(
             session,
             ticket,
             key=keys.escalation_notice(ticket.number, role),
             now=now,
-            context_for=lambda c, t: EscalationNoticeContext(
-                c, t, team, ESCALATION_UPDATE_WITHIN, now + ESCALATION_UPDATE_WITHIN, by
-            ),
-        )
+            context_for=lambda c, t: EscalationNoticeContext(c, t, team, update, by),
+        ):
+            keep_promise(session, ticket, update, "Template 2 (escalation notice)", now)
     record_event(
         session,
         now,
@@ -139,6 +155,80 @@ def escalate(
         ticket=ticket,
         detail={"team": role.value, "notified": [a.addr for a in recipients]},
     )
+
+
+def _update_within(ticket: Ticket) -> dt.timedelta:
+    """Template 2's update delay: a P0's is its first-response target, as Template 1 said."""
+    if ticket.priority == Priority.P0:
+        return dt.timedelta(hours=float(ticket.sla.get("first_response_target_hours", 1)))
+    return ESCALATION_UPDATE_WITHIN
+
+
+def alert_leaders(
+    notifier: Notifier, session: Session, ticket: Ticket, excerpt: str, now: dt.datetime
+) -> None:
+    """A P0: the CTO and the Support Director are told, once per ticket (§4.1)."""
+    leaders = (
+        *notifier.role_recipients(AgentRole.CTO),
+        *notifier.role_recipients(AgentRole.SUPPORT_DIRECTOR),
+    )
+    sent = notifier.internal_mail(
+        session,
+        ticket,
+        key=keys.p0_alert(ticket.number),
+        to=leaders,
+        now=now,
+        context_for=lambda c, t: P0AlertContext(
+            customer=c,
+            ticket=t,
+            reported_at=ticket.received_at,
+            devops_due=ticket.received_at + dt.timedelta(minutes=30),
+            first_response_due=ticket.first_response_due or now,
+            excerpt=excerpt,
+            timezone=c.timezone,
+        ),
+    )
+    if sent:
+        record_event(
+            session,
+            now,
+            EventKind.NOTIFY_P0_ALERT,
+            "P0: the CTO and the Support Director are told (§4.1)",
+            ticket=ticket,
+            detail={"to": [a.addr for a in leaders]},
+        )
+
+
+def set_priority(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    priority: Priority,
+    now: dt.datetime,
+    by: str,
+) -> bool:
+    """Change a ticket's priority after intake (due times recomputed) and start the new
+    priority's chain as at intake, each step once: a P0 is escalated to DevOps with the
+    leaders told and Template 2 sent, all now; a P1 gets the 2-hour Engineering timer
+    counted from the change. False when the priority was already ``priority``."""
+    if not change_priority(session, ticket, priority, ctx.sla, now, by):
+        return False
+    if ticket.priority == Priority.P0:
+        alert_leaders(
+            ctx.notifier, session, ticket, _first_text(session, ticket)[:EXCERPT_CHARS], now
+        )
+        escalate(
+            ctx,
+            session,
+            ticket,
+            AgentRole.DEVOPS,
+            f"P0 outage (priority set by {by}): escalated to DevOps at once (§4.1)",
+            now,
+            notify_roles=(AgentRole.CTO, AgentRole.SUPPORT_DIRECTOR),
+        )
+    else:
+        schedule_timers(ctx, session, ticket, now, since=now)
+    return True
 
 
 def _first_text(session: Session, ticket: Ticket) -> str:
@@ -190,10 +280,12 @@ def fire_due_timers(
             frozenset(AgentRole(r) for r in ticket.escalated_to),
             triaged=not ticket.needs_triage,
         )
-        void = timer_void_reason(_core_timer(timer, ticket.number), state)
-        line = f"#{ticket.number} {timer.kind}: " + (
-            f"void ({void})" if void else f"escalated to {timer.team}"
-        )
+        update = timer.kind == TimerKind.UPDATE
+        if update:
+            state = replace(state, customer_updated_at=customer_updated_at(session, ticket))
+        void = timer_void_reason(_core_timer(timer, ticket.number), state, timer.made_at)
+        done = "manager told: promised update not sent" if update else f"escalated to {timer.team}"
+        line = f"#{ticket.number} {timer.kind}: " + (f"void ({void})" if void else done)
         if summary is not None:
             (summary.voided if void else summary.escalations).append(line)
         if dry_run:
@@ -201,6 +293,8 @@ def fire_due_timers(
         timer.status, timer.done_at, timer.outcome = ("void" if void else "fired"), now, void
         if void:
             record_event(session, now, EventKind.TIMER_VOID, f"{timer.kind}: {void}", ticket=ticket)
+        elif update:
+            update_overdue(ctx, session, ticket, timer, now)
         else:
             escalate(
                 ctx,

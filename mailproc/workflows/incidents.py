@@ -15,7 +15,12 @@ from mailproc.core.events import EventKind
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import Priority
 from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.contexts import IncidentAlertContext, IncidentResolvedContext, IncidentTicket
+from mailproc.outbound.contexts import (
+    IncidentAlertContext,
+    IncidentNoticeContext,
+    IncidentResolvedContext,
+    IncidentTicket,
+)
 from mailproc.store.models import Incident, Ticket
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only
@@ -54,7 +59,11 @@ def detect_incidents(
         for code in (row.classification.get("error_codes") or [])[:1]
     ]
     incident_of = {row.number: row.incident_id for row in rows}
-    found = [(incident, keys.timed(incident.devops_key)) for incident in incident_decision(reports)]
+    settings = ctx.settings.incidents
+    decided = incident_decision(
+        reports, dt.timedelta(minutes=settings.window_minutes), settings.min_customers
+    )
+    found = [(incident, keys.timed(incident.devops_key)) for incident in decided]
     if not found:
         return
     stored: dict[str, int] = {
@@ -98,6 +107,7 @@ def detect_incidents(
                     f"linked to incident {record.id} ({incident.code}): {incident.reason}",
                     ticket=ticket,
                 )
+                _tell_customer(ctx, session, record, ticket, now)
         entry = ctx.notifier.catalog.get(incident.code)
         devops = ctx.notifier.role_recipients(AgentRole.DEVOPS)
         if devops and linked:
@@ -135,23 +145,53 @@ def resolve_incident(
     tickets = session.scalars(
         select(Ticket).where(Ticket.incident_id == incident.id).order_by(Ticket.number)
     ).all()
+    status_page = ctx.settings.incidents.status_page
     for ticket in tickets:
         if ticket.status in OPEN_STATUSES:
             resolve(ticket, now)
-        ctx.notifier.customer_mail(
+        told = ctx.notifier.customer_mail(
             session,
             ticket,
-            key=keys.incident_resolved(incident.id, ticket.number),
+            key=keys.incident_resolved(incident.id, customer_key(ticket)),
             now=now,
             context_for=lambda c, t: IncidentResolvedContext(
-                c, t, incident.code, now, summary_text
+                c, t, incident.code, now, summary_text, status_page=status_page
             ),
         )
         record_event(
             session,
             now,
             EventKind.INCIDENT_RESOLVED,
-            f"incident {incident.id} ({incident.code}) resolved; customer updated",
+            f"incident {incident.id} ({incident.code}) resolved; "
+            + ("customer updated" if told else "customer already updated on another ticket"),
             ticket=ticket,
         )
     return [t.number for t in tickets]
+
+
+def customer_key(ticket: Ticket) -> str:
+    """Who an incident's customer mail goes to once: the customer, or an unknown requester."""
+    return f"customer-{ticket.customer_id}" if ticket.customer_id else (ticket.requester or "")
+
+
+def _tell_customer(
+    ctx: WorkflowContext, session: Session, incident: Incident, ticket: Ticket, now: dt.datetime
+) -> None:
+    """A ticket joined an incident: its customer learns we know, once per incident (§4.3)."""
+    status_page = ctx.settings.incidents.status_page
+    if ctx.notifier.customer_mail(
+        session,
+        ticket,
+        key=keys.incident_notice(incident.id, customer_key(ticket)),
+        now=now,
+        context_for=lambda c, t: IncidentNoticeContext(
+            c, t, incident.code, incident.started_at, status_page
+        ),
+    ):
+        record_event(
+            session,
+            now,
+            EventKind.INCIDENT_NOTICE,
+            f"customer told of incident {incident.id} ({incident.code}); updates on {status_page}",
+            ticket=ticket,
+        )

@@ -33,7 +33,7 @@ from mailproc.core.locale_policy import (
 from mailproc.core.model import Address, Customer, Plan, Priority
 from mailproc.core.tokens import ReplyAddressScheme, reply_address
 from mailproc.outbound.compose import AutoSubmitted, Envelope, make_message_id
-from mailproc.outbound.contexts import CustomerInfo, Money, TemplateContext, TicketInfo
+from mailproc.outbound.contexts import TemplateContext
 from mailproc.outbound.outbox import (
     envelope_sender,
     load_recent_auto_replies,
@@ -42,6 +42,7 @@ from mailproc.outbound.outbox import (
     retry_deadline,
 )
 from mailproc.outbound.render import Renderer
+from mailproc.outbound.values import CustomerInfo, Money, TicketInfo
 from mailproc.store import repo
 from mailproc.store.models import MessageRecord, Ticket
 

@@ -19,16 +19,16 @@ from mailproc.kb import articles
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import (
     AcknowledgmentContext,
-    CustomerInfo,
     NewTicketAlertContext,
-    P0AlertContext,
     TriageRequestContext,
 )
+from mailproc.outbound.values import CustomerInfo
 from mailproc.store.models import Ticket
 from mailproc.store.repo import record_event
 from mailproc.workflows.context import WorkflowContext
-from mailproc.workflows.escalation import schedule_timers
+from mailproc.workflows.escalation import alert_leaders, schedule_timers
 from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread
+from mailproc.workflows.promises import first_response_promise, resolution_promise
 from mailproc.workflows.refunds import open_refund_case
 
 
@@ -83,36 +83,7 @@ def notify_new_ticket(
         ),
     )
     if ticket.priority == Priority.P0:
-        leaders = (
-            *notifier.role_recipients(AgentRole.CTO),
-            *notifier.role_recipients(AgentRole.SUPPORT_DIRECTOR),
-        )
-        notifier.queue(
-            session,
-            key=keys.p0_alert(ticket.number),
-            ticket=ticket,
-            locale="en",
-            to=leaders,
-            automatic=AutoSubmitted.AUTO_GENERATED,
-            now=now,
-            context=P0AlertContext(
-                customer=info,
-                ticket=internal,
-                reported_at=ticket.received_at,
-                devops_due=ticket.received_at + dt.timedelta(minutes=30),
-                first_response_due=due,
-                excerpt=excerpt,
-                timezone=info.timezone,
-            ),
-        )
-        record_event(
-            session,
-            now,
-            EventKind.NOTIFY_P0_ALERT,
-            "P0: the CTO and the Support Director are told (§4.1)",
-            ticket=ticket,
-            detail={"to": [a.addr for a in leaders]},
-        )
+        alert_leaders(notifier, session, ticket, excerpt, now)
     if ticket.needs_triage and ticket.triage_due is not None:
         managers = notifier.role_recipients(AgentRole.SUPPORT_MANAGER)
         notifier.queue(
@@ -177,7 +148,6 @@ def _acknowledge(
             detail={"to": requester},
         )
         return
-    target = dt.timedelta(hours=ticket.sla.get("first_response_target_hours", 24))
     shown = notifier.ticket_info(ticket, customer, choice.locale)
     article = (
         articles.quoted(session, notifier.catalog, shown.error_code, choice.locale)
@@ -202,8 +172,8 @@ def _acknowledge(
         context=AcknowledgmentContext(
             customer=info,
             ticket=shown,
-            sla_target=target,
-            first_response_due=ticket.first_response_due or now,
+            first_response=first_response_promise(ticket, now),
+            resolution=resolution_promise(ticket, now),
         ),
     )
     if queued:

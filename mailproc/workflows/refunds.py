@@ -22,12 +22,8 @@ from mailproc.core.refunds import (
     detect_refund_request,
     required_level,
 )
-from mailproc.outbound.contexts import (
-    Approver,
-    Money,
-    RefundApprovalRequestContext,
-    RefundConfirmationContext,
-)
+from mailproc.outbound.contexts import RefundApprovalRequestContext, RefundConfirmationContext
+from mailproc.outbound.values import Approver, Money
 from mailproc.store.models import RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only

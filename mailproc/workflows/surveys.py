@@ -120,7 +120,7 @@ def survey_reply(
     )
     if actions is None:
         return True
-    credit = actions.credit
+    credit = actions.credit if customer_row is not None else None  # what is credited is told
     if credit is not None and customer_row is not None:
         ctx.credit(
             session,
@@ -157,7 +157,7 @@ def survey_reply(
             answer.score,
             answer.comment,
             actions.manager_due,
-            suggested_credit=ctx.notifier.money(credit) if credit is not None else None,
+            credit=ctx.notifier.money(credit) if credit is not None else None,
             timezone=c.timezone,
         ),
     )

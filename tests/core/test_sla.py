@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailproc.core import sla
 from mailproc.core.business_calendar import is_working_time
 from mailproc.core.catalog import load_default_catalog
 from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.model import Customer, Plan, Priority
 from mailproc.core.sla import (
     DEFAULT_SLA_POLICY,
+    Deadlines,
     Pause,
     SlaError,
-    compute_deadlines,
+    SlaPolicy,
     customer_calendar,
     sla_policy_from_config,
 )
@@ -27,6 +30,22 @@ UTC = dt.UTC
 H = dt.timedelta(hours=1)
 P0, P1, P2, P3 = Priority.P0, Priority.P1, Priority.P2, Priority.P3
 STARTER, PRO, ENTERPRISE = Plan.STARTER, Plan.PROFESSIONAL, Plan.ENTERPRISE
+
+
+# These tests time tickets on the business_hours clock (only working hours count); the
+# default business_start clock is tested in test_sla_clock.py.
+HOURS = sla_policy_from_config({"clock": "business_hours"})
+
+
+def compute_deadlines(
+    received: dt.datetime,
+    priority: Priority,
+    who: Customer,
+    policy: SlaPolicy = HOURS,
+    pauses: Sequence[Pause] = (),
+) -> Deadlines:
+    """``core.sla.compute_deadlines`` on the business_hours clock unless told otherwise."""
+    return sla.compute_deadlines(received, priority, who, policy, pauses)
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
@@ -305,7 +324,9 @@ def test_a_closed_pause_moves_only_the_resolution_due() -> None:
 
 
 def test_pausing_can_be_turned_off() -> None:
-    policy = sla_policy_from_config({"pause_resolution_while_waiting": False})
+    policy = sla_policy_from_config(
+        {"clock": "business_hours", "pause_resolution_while_waiting": False}
+    )
     waiting = [Pause(utc(2025, 6, 10, 14), utc(2025, 6, 10, 18)), Pause(utc(2025, 6, 11, 14))]
     deadlines = compute_deadlines(MONDAY_9_NY, P1, customer(1, STARTER), policy, waiting)
     assert (deadlines.resolution_due, deadlines.paused) == (WED_17_NY, dt.timedelta(0))
@@ -342,6 +363,7 @@ def test_config_overlays_the_defaults_key_by_key() -> None:
             "resolution_hours": {"P2": 40},
             "business_hours": {"Enterprise": "Mon-Sat 08:00-20:00"},
             "always_on": ["P0", "P1"],
+            "clock": "business_hours",
         }
     )
     assert policy.first_response[ENTERPRISE][P1] == 2 * H

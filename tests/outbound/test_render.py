@@ -18,10 +18,11 @@ from click.testing import CliRunner
 from mailproc.cli.templates import templates
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan
-from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext, Company
+from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext
 from mailproc.outbound.i18n import catalog_path, compatible
 from mailproc.outbound.render import Renderer, RenderError, mailto
 from mailproc.outbound.samples import SAMPLES, check_templates, ticket_number_of
+from mailproc.outbound.values import Company
 from mailproc.resources import resource_path
 
 CUSTOMER_TEMPLATES = {
@@ -34,6 +35,7 @@ CUSTOMER_TEMPLATES = {
     "resolved_notice",
     "agent_reply",
     "incident_resolved",
+    "incident_notice",
 }
 # Words that only the right language's catalog produces (footers of both layouts).
 MARKERS = {
@@ -124,7 +126,10 @@ def test_each_context_names_its_own_template_and_has_a_sample() -> None:
 
 def test_naive_datetimes_and_unknown_zones_are_refused(renderer: Renderer) -> None:
     sample = SAMPLES["acknowledgment"]
-    naive = dataclasses.replace(sample, first_response_due=dt.datetime(2025, 6, 9, 12))
+    naive = dataclasses.replace(
+        sample,
+        first_response=dataclasses.replace(sample.first_response, due=dt.datetime(2025, 6, 9, 12)),
+    )
     with pytest.raises(RenderError, match="naive"):
         renderer.render(naive, "en")
     lost = dataclasses.replace(
@@ -259,6 +264,6 @@ def test_cli_renders_a_sample_and_checks_everything() -> None:
     assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>")
     checked = runner.invoke(templates, ["check"])
     assert checked.exit_code == 0
-    assert "21 templates x 3 locales: no problems" in checked.output
+    assert f"{len(TEMPLATES)} templates x 3 locales: no problems" in checked.output
     unknown = runner.invoke(templates, ["render", "nope"])
     assert unknown.exit_code == 2
