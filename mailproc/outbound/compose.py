@@ -103,8 +103,8 @@ def compose(
 ) -> EmailMessage:
     """Build the multipart/alternative message; every header value is checked first.
 
-    With ``images``, the alternative goes into a multipart/related with one inline part per
-    image, each under its Content-ID (RFC 2387).
+    With ``images``, the HTML alternative is a multipart/related: the HTML, then one inline
+    part per image under its Content-ID (RFC 2387).
 
     Raises HeaderError, before anything is built, when a header value holds CR, LF or NUL,
     an address or message id is malformed, or the date is naive.
@@ -150,22 +150,26 @@ def compose(
         part = EmailMessage(policy=MEMOIZING_POLICY)
         part.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
         del part["MIME-Version"]  # set_content adds it; only the top level carries it
+        if subtype == "html" and images:
+            part.make_related(boundary=f"=_mailproc_related_{digest}")
+            for image in images:
+                part.attach(_inline(image))
         message.attach(part)
-    if images:
-        message.make_related(boundary=f"=_mailproc_related_{digest}")
-        for image in images:
-            part = EmailMessage(policy=MEMOIZING_POLICY)
-            part.set_content(
-                image.data,
-                maintype="image",
-                subtype="png",
-                disposition="inline",
-                filename=image.filename,
-                cid=_message_id("Content-ID", image.content_id),
-            )
-            del part["MIME-Version"]
-            message.attach(part)
     return message
+
+
+def _inline(image: InlineImage) -> EmailMessage:
+    part = EmailMessage(policy=MEMOIZING_POLICY)
+    part.set_content(
+        image.data,
+        maintype="image",
+        subtype="png",
+        disposition="inline",
+        filename=image.filename,
+        cid=_message_id("Content-ID", image.content_id),
+    )
+    del part["MIME-Version"]
+    return part
 
 
 def _check_text(field: str, value: str) -> None:

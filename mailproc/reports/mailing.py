@@ -9,7 +9,8 @@ The scheduler tick (``App.check``: ``sla check`` and ``serve``) queues, once per
   error code per month; codes over 10 in a month need an article) to both.
 
 Each mail has the outbox key ``report:<kind>:<period>``, so overlapping runs queue it once; a
-run that comes late (a missed day) still sends the latest period's report. A mail is HTML
+run that comes late (a missed day) still sends the latest period's report. Periods that
+ended before the first ticket (a fresh installation) get no report. A mail is HTML
 with a plain-text alternative, the charts inline PNG parts (multipart/related).
 """
 
@@ -39,7 +40,7 @@ from mailproc.outbound.render import RenderedMail, load_catalog
 from mailproc.reports import metrics
 from mailproc.reports.periods import Period, PeriodKind, month_of, period_of
 from mailproc.resources import resource_path
-from mailproc.store.models import Outbox
+from mailproc.store.models import Outbox, Ticket
 
 SEND_AT: Final = dt.time(8, 0)
 KB_CODES_PER_MONTH: Final = 10  # §9.2: more tickets than this in a month call for an article
@@ -146,6 +147,11 @@ def send_due_reports(
         key = report_key(kind, period)
         if not to or session.scalar(select(Outbox.id).where(Outbox.key == key)) is not None:
             continue
+        if (
+            session.scalar(select(Ticket.id).where(Ticket.received_at < period.end).limit(1))
+            is None
+        ):
+            continue  # mailproc was not in use yet: no report of an empty past
         lines.append(f"{kind.value} report {period.label()} to {', '.join(a.addr for a in to)}")
         if dry_run:
             continue
