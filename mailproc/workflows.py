@@ -437,7 +437,6 @@ class Workflows:
             automatic=AutoSubmitted.AUTO_REPLIED,
             context_for=lambda c, t: AgentReplyContext(c, t, agent.name, text),
         )
-        ticket.agent_replies += 1
         if ticket.first_responded_at is None:
             ticket.first_responded_at = now
             due = ticket.first_response_due

@@ -10,7 +10,8 @@ origin). Times are compared as UTC instants; a period is ``[start, end)``.
   (and has passed), those a person answered by the deadline; unanswered counts as missed.
   SLA breach % is 100 minus that.
 * FCR (P2-P3) %: of the P2 and P3 tickets resolved in the period, those resolved with
-  exactly one agent reply relayed to the customer.
+  exactly one agent reply relayed to the customer (the outbox's ``agent_reply`` mails up to
+  the resolution; follow-ups after it do not count).
 * resolution hours: calendar hours from the ticket's first mail to its resolution, median
   per priority, of the tickets resolved in the period; within target %: P0-P1 within 24 h,
   P2-P3 within 72 h.
@@ -139,12 +140,21 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
     ).one()
     first_response = _pct(due[1], due[0])
 
+    replies_until_resolved = (
+        select(func.count())
+        .where(
+            Outbox.ticket_id == Ticket.id,
+            Outbox.template == STAFF_REPLY_TEMPLATE,
+            Outbox.created_at <= Ticket.resolved_at,
+        )
+        .scalar_subquery()
+    )
     two_lower = Ticket.priority.in_(("P2", "P3"))
     two_upper = Ticket.priority.in_(("P0", "P1"))
     resolved = session.execute(
         select(
             _count_if(two_lower),
-            _count_if(and_(two_lower, Ticket.agent_replies == 1)),
+            _count_if(and_(two_lower, replies_until_resolved == 1)),
             _count_if(two_upper),
             _count_if(and_(two_upper, hours <= 24)),
             _count_if(and_(two_lower, hours <= 72)),

@@ -175,10 +175,8 @@ class Ticket(Base):
     survey_comment: Mapped[str | None] = mapped_column(Text)
     survey_answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
     # reports (issue 16): the kind of mail that opened the ticket (``human``, ``bulk``; only
-    # ``human`` counts as volume), agent replies relayed (first contact resolution), and
-    # whether its survey answer raised the customer's churn risk
+    # ``human`` counts as volume) and whether its survey answer raised the churn risk
     origin: Mapped[str] = mapped_column(String(16), default="human")
-    agent_replies: Mapped[int] = mapped_column(Integer, default=0)
     churn_risk_raised: Mapped[bool] = mapped_column(Boolean, default=False)
 
     customer: Mapped[Customer | None] = relationship(lazy="joined")
