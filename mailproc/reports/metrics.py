@@ -241,7 +241,7 @@ def median_resolution_hours(session: Session, period: Period) -> dict[str, float
     )
     rows = session.execute(
         select(ranked.c.priority, func.avg(ranked.c.hours))
-        .where(ranked.c.rn.in_(((ranked.c.n + 1) / 2, (ranked.c.n + 2) / 2)))
+        .where(ranked.c.rn.in_(((ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2)))
         .group_by(ranked.c.priority)
     ).all()
     found = {priority: round(float(value), 1) for priority, value in rows}
