@@ -235,7 +235,7 @@ def build_page(
     }
     environment = _environment()
     subject = f"{title} {period.label()}"
-    if period.kind is not PeriodKind.CUSTOM:
+    if period.kind is PeriodKind.WEEK:  # a month or quarter needs no dates
         subject += f" ({period.first.isoformat()} - {period.last.isoformat()})"
     return ReportPage(
         subject=subject,
