@@ -35,6 +35,7 @@ from mailproc.processing.context import ProcessingContext, ProcessSummary
 from mailproc.processing.parsepool import ParsePool
 from mailproc.processing.replay import ReplayResult, ReplaySelection, replay, select_for_replay
 from mailproc.processing.worker import Progress, process_pending
+from mailproc.reports.mailing import send_due_reports
 from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
 from mailproc.store.models import Customer as CustomerRow
@@ -286,14 +287,25 @@ class App:
         return Desk(context.notifier, context.sla)
 
     def check(self, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
-        """The breach notifier and scheduler tick: breaches, timers, surveys, incidents.
+        """The breach notifier and scheduler tick: breaches, timers, surveys, incidents and
+        the scheduled report mails.
 
         Safe to run from cron on several hosts at once: every mail and credit has a unique
         key, and timers and surveys are claimed with row locks.
         """
         desk = self.workflows()
         with transaction(self.sessions, commit=not dry_run) as session:
-            return desk.check(session, now, dry_run=dry_run)
+            summary = desk.check(session, now, dry_run=dry_run)
+            send_due_reports(
+                session,
+                self.settings,
+                desk.context.notifier.role_recipients,
+                self.message_id_domain(),
+                now,
+                dry_run=dry_run,
+                lines=summary.reports,
+            )
+        return summary
 
     def import_customers(self, text: str, *, insert_only: bool = False) -> ImportReport:
         """Upsert customers from customer_analytics CSV text (``insert_only``: keep existing)."""

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -207,6 +208,16 @@ class CompanySettings(_Section):
     postal_address: str = ""
     incident_channel: str = "Slack #incident-channel"
     support_manager_name: str = "Support Manager"
+    timezone: str = "UTC"  # reports: weeks, months and the Monday 08:00 schedule (issue 16)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
 
     @field_validator("billing_email")
     @classmethod
@@ -249,6 +260,7 @@ class NotifySettings(_Section):
     """
 
     agents_address: str = "agents@dataflow.com"
+    leadership_address: str = "leadership@dataflow.com"  # the monthly report (issue 16)
     role_addresses: dict[str, str] = Field(
         default_factory=lambda: {
             "support_manager": "support-manager@dataflow.com",
@@ -261,7 +273,7 @@ class NotifySettings(_Section):
         }
     )
 
-    @field_validator("agents_address")
+    @field_validator("agents_address", "leadership_address")
     @classmethod
     def _valid_agents_address(cls, address: str) -> str:
         return _normalized_addresses((address,))[0]

@@ -246,11 +246,14 @@ def test_rehearsal_at_a_future_time_sends_with_deliver_now(mailproc: Cli) -> Non
     assert len(json.loads(checked.stdout)["breaches"]) == 3
     assert mailproc("deliver", "--once").stdout.startswith("sent 0,")  # due at T, not now
     dry = mailproc("deliver", "--once", "--now", at, "--dry-run")
-    assert dry.exit_code == EX_OK and f"dry run at {at}: 5 mail(s) due" in dry.stdout
+    # 5 breach notices, and the weekly, monthly and quarterly reports that fell due by then
+    assert dry.exit_code == EX_OK and f"dry run at {at}: 8 mail(s) due" in dry.stdout
     assert "would send: sla_breach_apology (es) to maria@gruposierra.example" in dry.stdout
+    for report in ("report_weekly", "report_monthly", "report_quarterly"):
+        assert f"would send: {report} (en)" in dry.stdout
     sent = mailproc("deliver", "--once", "--now", at)
-    assert (sent.exit_code, sent.stdout) == (EX_OK, "sent 5, retried 0, failed 0, skipped 0\n")
-    assert len(list((mailproc.folder / "out" / "new").iterdir())) == 7
+    assert (sent.exit_code, sent.stdout) == (EX_OK, "sent 8, retried 0, failed 0, skipped 0\n")
+    assert len(list((mailproc.folder / "out" / "new").iterdir())) == 10
     assert mailproc("deliver", "--now", at).exit_code == EX_USAGE  # --now needs --once
 
 
@@ -394,7 +397,7 @@ def test_sla_check_prints_only_what_this_run_did(mailproc: Cli) -> None:
     assert again.exit_code == EX_OK
     assert again.stdout == (
         f"sla check at {dt.datetime.fromisoformat(at).isoformat()}: 0 breach notice(s), "
-        "0 escalation(s), 0 void timer(s), 0 survey(s), 0 incident(s)\n"
+        "0 escalation(s), 0 void timer(s), 0 survey(s), 0 incident(s), 0 report(s)\n"
     )
 
 

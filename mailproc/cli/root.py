@@ -19,6 +19,7 @@ from mailproc.cli.inbound import inbound, quarantine
 from mailproc.cli.ingest import ingest, process, replay
 from mailproc.cli.init import init
 from mailproc.cli.kb import kb
+from mailproc.cli.report import report
 from mailproc.cli.serve import poll, serve, worker
 from mailproc.cli.sla import incidents, sla
 from mailproc.cli.templates import templates
@@ -71,6 +72,7 @@ for command in (
     sla,
     incidents,
     kb,
+    report,
 ):
     cli.add_command(command)
 

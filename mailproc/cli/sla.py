@@ -41,7 +41,7 @@ def sla_check(now_text: str | None, dry_run: bool, as_json: bool) -> None:
         f"{'dry run: ' if dry_run else ''}sla check at {now.isoformat()}: "
         f"{len(summary.breaches)} breach notice(s), {len(summary.escalations)} escalation(s), "
         f"{len(summary.voided)} void timer(s), {len(summary.surveys)} survey(s), "
-        f"{len(summary.incidents)} incident(s)"
+        f"{len(summary.incidents)} incident(s), {len(summary.reports)} report(s)"
     )
 
 

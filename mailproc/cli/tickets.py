@@ -2,14 +2,110 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
 import click
 
+from mailproc.app import App
 from mailproc.cli.context import current_app, echo_json
 from mailproc.core.model import Priority
 from mailproc.errors import NotFoundError
+from mailproc.reports.periods import local_midnight
 from mailproc.store import repo
 from mailproc.store.db import transaction
 from mailproc.tickets import views
+from mailproc.tickets.worklist import SORTS, WorkFilter, work_list
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def work_list_options(command: F) -> F:
+    """The work-list options of ``tickets list``."""
+    options = (
+        click.option(
+            "--priority",
+            "priorities",
+            multiple=True,
+            type=click.Choice(["P0", "P1", "P2", "P3"]),
+            help="Repeat for several.",
+        ),
+        click.option("--assignee", help="Assigned to this name (#assign)."),
+        click.option("--customer", help="A customer id, or part of the company or requester."),
+        click.option("--overdue", is_flag=True, help="Open tickets past a deadline."),
+        click.option("--due-within", help="Open tickets whose next deadline is within e.g. 4h."),
+        click.option("--escalated", is_flag=True, help="Escalated to a team or manager."),
+        click.option(
+            "--since",
+            type=click.DateTime(["%Y-%m-%d"]),
+            help="Received on or after this day (company zone).",
+        ),
+        click.option("--limit", type=click.IntRange(min=1), help="At most N tickets."),
+        click.option("--sort", type=click.Choice(SORTS), help="Default: newest first."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def print_work_list(app: App, status: str | None, as_json: bool, options: dict[str, Any]) -> None:
+    """Run ``tickets list`` with the work-list ``options`` and print the tickets."""
+    since: dt.datetime | None = options.get("since")
+    work = WorkFilter(
+        status=status,
+        priorities=tuple(options.get("priorities") or ()),
+        assignee=options.get("assignee"),
+        customer=options.get("customer"),
+        overdue=bool(options.get("overdue")),
+        due_within=_duration(options.get("due_within")),
+        escalated=bool(options.get("escalated")),
+        since=(
+            local_midnight(since.date(), ZoneInfo(app.settings.company.timezone)) if since else None
+        ),
+        limit=options.get("limit"),
+        sort=options.get("sort"),
+    )
+    now = app.clock.now()
+    with transaction(app.sessions, commit=False) as session:
+        rows = work_list(session, work, now)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        return
+    click.echo(
+        f"{'TICKET':<8} {'STATUS':<8} {'PRI':<3} {'NEXT DUE (UTC)':<17} {'':<2} "
+        f"{'ASSIGNEE':<12} {'CUSTOMER':<28} SUBJECT"
+    )
+    for row in rows:
+        due = row["resolution_due"] if row["first_responded_at"] else row["first_response_due"]
+        late = "!!" if row["first_response_breached"] or row["resolution_breached"] else ""
+        who = (
+            f"{row['customer_id']} {row['company'] or ''}"
+            if row["customer_id"]
+            else f"unknown {row['requester'] or ''}"
+        )
+        click.echo(
+            f"#{row['number']:<7} {row['status']:<8} {row['priority'] or '--':<3} "
+            f"{(due or '-')[:16].replace('T', ' '):<17} {late:<2} "
+            f"{(row['assignee'] or '-')[:12]:<12} {who[:28]:<28} {row['subject'][:50]}"
+        )
+    click.echo(f"{len(rows)} ticket(s)")
+
+
+def _duration(text: str | None) -> dt.timedelta | None:
+    if text is None:
+        return None
+    match = _DURATION.match(text)
+    if match is None:
+        raise click.BadParameter(
+            f"{text!r}: give a number and m, h or d (4h, 30m, 2d)", param_hint="--due-within"
+        )
+    return dt.timedelta(**{_UNITS[match[2]]: float(match[1])})
 
 
 @click.group()
@@ -20,24 +116,10 @@ def tickets() -> None:
 @tickets.command("list")
 @click.option("--status", type=click.Choice(["new", "open", "waiting", "resolved", "closed"]))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def tickets_list(status: str | None, as_json: bool) -> None:
-    """List tickets, newest first."""
-    with transaction(current_app().sessions, commit=False) as session:
-        rows = views.list_tickets(session, status)
-    if as_json:
-        echo_json(rows)
-        return
-    for row in rows:
-        who = (
-            f"customer {row['customer_id']} ({row['plan']})"
-            if row["customer_id"]
-            else (f"unknown {row['requester']}")
-        )
-        click.echo(
-            f"#{row['number']}  {row['status']:<8} {row['priority'] or '--'}  "
-            f"{who}  {row['subject'][:60]}"
-        )
-    click.echo(f"{len(rows)} ticket(s)")
+@work_list_options
+def tickets_list(status: str | None, as_json: bool, **options: Any) -> None:
+    """List tickets, newest first, or as a work list (filters, --sort)."""
+    print_work_list(current_app(), status, as_json, options)
 
 
 @tickets.command("show")

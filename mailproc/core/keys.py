@@ -137,3 +137,8 @@ def update_overdue(timer_key: str) -> str:
 def incident_notice(incident: int, customer: str) -> str:
     """A customer's notice that an incident is known, once per customer of the incident."""
     return f"incident-notice:{incident}:{customer}"
+
+
+def report(kind: str, period: str) -> str:
+    """A scheduled report mail (weekly, monthly, quarterly), once per period."""
+    return f"report:{kind}:{period}"

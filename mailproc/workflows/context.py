@@ -28,6 +28,7 @@ class CheckSummary:
     surveys: list[str] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
     kb: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """One line per action."""
@@ -38,6 +39,7 @@ class CheckSummary:
             *self.surveys,
             *self.incidents,
             *self.kb,
+            *self.reports,
         ]
 
 

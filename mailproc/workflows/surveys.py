@@ -15,6 +15,7 @@ from mailproc.core.events import EventKind
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import TicketStatus
 from mailproc.core.survey import (
+    ChurnRisk,
     low_score_actions,
     parse_survey_reply,
     survey_due,
@@ -31,6 +32,8 @@ from mailproc.store.models import Ticket
 from mailproc.store.repo import record_event
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import core_customer
+
+_RISK = (ChurnRisk.LOW, ChurnRisk.MEDIUM, ChurnRisk.HIGH)  # rising order
 
 
 def send_due_surveys(
@@ -110,6 +113,9 @@ def survey_reply(
             answer.score,
             ticket.received_at.date(),
             customer_row.last_support_ticket,
+        )
+        ticket.churn_risk_raised = _RISK.index(metrics.churn_risk) > _RISK.index(
+            ChurnRisk(customer_row.churn_risk or ChurnRisk.LOW)
         )
         customer_row.satisfaction_score = metrics.satisfaction_score
         customer_row.churn_risk = metrics.churn_risk.value
