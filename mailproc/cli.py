@@ -15,6 +15,7 @@ import click
 
 from mailproc import __version__
 from mailproc.app import App
+from mailproc.cli_board import board, dashboard
 from mailproc.cli_serve import poll, serve, worker
 from mailproc.config import ConfigError, config_path, load_settings
 from mailproc.core.model import Priority
@@ -625,6 +626,8 @@ cli.add_command(serve)
 cli.add_command(poll)
 cli.add_command(worker)
 cli.add_command(deliver)
+cli.add_command(board)
+cli.add_command(dashboard)
 
 
 @cli.group()

@@ -90,6 +90,7 @@ def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
         pollers=settings.pollers,
         worker=settings.worker,
         ticks=scheduled_ticks(app),
+        dashboard=app.settings.dashboard if app.settings.dashboard.enabled else None,
     )
     Supervisor(app, components).run()
 

@@ -25,6 +25,7 @@ from pydantic import (
 
 from mailproc.core.addresses import normalize_address, normalize_domain
 from mailproc.core.limits import IntakeLimits
+from mailproc.dashboard.settings import DashboardSettings
 
 CONFIG_FILE_NAME = "mailproc.toml"
 CONFIG_ENV_VAR = "MAILPROC_CONFIG"
@@ -434,6 +435,7 @@ class Settings(_Section):
     listener: ListenerSettings = ListenerSettings()
     imap: ImapSettings = ImapSettings()
     serve: ServeSettings = ServeSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exc
 
@@ -27,9 +28,13 @@ from mailproc.adapters.imap import MailboxPoller
 from mailproc.adapters.smtp import Listener, PasswordFile, RecipientPolicy, make_tls_context
 from mailproc.app import App
 from mailproc.config import ListenerSettings
+from mailproc.dashboard.settings import DashboardSettings
 from mailproc.errors import MailprocError, TransientError
 from mailproc.outbound.deliver import deliver_due
 from mailproc.store import migrate
+
+if TYPE_CHECKING:
+    from mailproc.dashboard.server import DashboardServer
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +220,7 @@ class Components:
     pollers: bool
     worker: bool
     ticks: Sequence[Tick] = ()
+    dashboard: DashboardSettings | None = None
 
 
 class Supervisor:
@@ -225,6 +231,7 @@ class Supervisor:
         self.components = components
         self.listener: Listener | None = None
         self.worker: Worker | None = None
+        self.dashboard: DashboardServer | None = None
         self._stop_threads = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -247,11 +254,16 @@ class Supervisor:
         )
         wake = worker.wake_up if worker else None
         pollers = self._pollers(wake)
-        if not (self.components.listener or pollers or worker):
+        if not (self.components.listener or pollers or worker or self.components.dashboard):
             raise StartupError(
-                "nothing to run: listener, pollers and worker are all off", os.EX_CONFIG
+                "nothing to run: listener, pollers, worker and dashboard are all off", os.EX_CONFIG
             )
         check_database(self.app)
+        if self.components.dashboard is not None:
+            from mailproc.dashboard.server import DashboardServer  # web stack only when used
+
+            self.dashboard = DashboardServer(self.app, self.components.dashboard)
+            await self.dashboard.start()
         if self.components.listener is not None:
             listener = build_listener(self.app, self.components.listener, wake)
             try:
@@ -307,6 +319,8 @@ class Supervisor:
             self.worker.wake_up()
         if self.listener is not None:
             await self.listener.stop(grace_s)
+        if self.dashboard is not None:
+            await self.dashboard.stop()
         for thread in self._threads:
             await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
