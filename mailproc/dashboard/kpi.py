@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailproc.store.models import Ticket
+from mailproc.tickets.board import raw_time, utc
 
 FIRST_RESPONSE_TARGET = 0.95  # §3.1 / §10.1: 95% first-response adherence
 RESOLVED_IN_TIME_TARGET = 0.80  # §3.1: 80% resolved within the resolution time
@@ -33,7 +34,7 @@ CHART_WEEKS = 8
 CODE_DAYS = 30
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per ticket of eight weeks, frozen is slower
 class TicketFacts:
     """The columns of one ticket that the KPIs use."""
 
@@ -70,15 +71,15 @@ class Series:
 def load_facts(session: Session, since: dt.datetime) -> list[TicketFacts]:
     """Tickets received, answered, resolved or rated since ``since``."""
     query = select(
-        Ticket.received_at,
+        raw_time(Ticket.received_at),
         Ticket.priority,
-        Ticket.first_response_due,
-        Ticket.first_responded_at,
-        Ticket.resolved_at,
+        raw_time(Ticket.first_response_due),
+        raw_time(Ticket.first_responded_at),
+        raw_time(Ticket.resolved_at),
         Ticket.escalated_to,
         Ticket.survey_score,
-        Ticket.survey_answered_at,
-        Ticket.classification,
+        raw_time(Ticket.survey_answered_at),
+        Ticket.classification["error_codes"].label("error_codes"),
     ).where(
         or_(
             Ticket.received_at >= since,
@@ -89,17 +90,17 @@ def load_facts(session: Session, since: dt.datetime) -> list[TicketFacts]:
     )
     return [
         TicketFacts(
-            received_at=r.received_at,
+            received_at=utc(r.received_at) or since,
             priority=r.priority,
-            first_response_due=r.first_response_due,
-            first_responded_at=r.first_responded_at,
-            resolved_at=r.resolved_at,
+            first_response_due=utc(r.first_response_due),
+            first_responded_at=utc(r.first_responded_at),
+            resolved_at=utc(r.resolved_at),
             escalated=bool(r.escalated_to),
             survey_score=r.survey_score,
-            survey_answered_at=r.survey_answered_at,
-            error_codes=tuple((r.classification or {}).get("error_codes") or ()),
+            survey_answered_at=utc(r.survey_answered_at),
+            error_codes=tuple(r.error_codes or ()),
         )
-        for r in session.execute(query)
+        for r in session.connection().execute(query).all()  # Core rows, raw times: see utc()
     ]
 
 

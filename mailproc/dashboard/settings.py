@@ -42,6 +42,7 @@ class DashboardSettings(BaseModel):
     users: dict[str, str] = Field(default_factory=dict, repr=False)
     token: str = Field("", repr=False)  # for scripts: "Authorization: Bearer <token>"
     refresh_s: int = Field(5, ge=1, le=10)
+    board_rows: int = Field(500, ge=0)  # the most urgent rows on the page; 0: every open ticket
     timezone: str = "UTC"  # what "today" and "this week" mean on the KPI tiles
     tls_cert: str = ""
     tls_key: str = ""

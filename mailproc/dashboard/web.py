@@ -12,6 +12,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,9 +40,10 @@ from mailproc.dashboard.settings import DashboardSettings
 from mailproc.errors import TransientError
 from mailproc.store.db import transaction
 from mailproc.tickets import views
-from mailproc.tickets.board import Board, load_board
+from mailproc.tickets.board import load_board
 
 HERE = Path(__file__).parent
+KPI_TTL_S = 60.0
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -158,6 +162,16 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    """Tiles and charts as computed at ``now`` (``computed``: monotonic seconds)."""
+
+    computed: float
+    now: dt.datetime
+    tiles: dict[str, list[kpi.Tile]]
+    charts: list[tuple[str, Markup]]
+
+
 class Dashboard:
     """The pages and the JSON endpoint over one database, as of ``clock``."""
 
@@ -169,6 +183,8 @@ class Dashboard:
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.env = template_environment()
+        self._kpi_lock = threading.Lock()
+        self._kpis: Kpis | None = None
 
     def asgi(self) -> ASGIApp:
         """The ASGI application, behind a login when one is required."""
@@ -196,17 +212,27 @@ class Dashboard:
     def _unavailable(_request: Request, error: Exception) -> Response:
         return PlainTextResponse(f"database unavailable, retrying: {error}", 503)
 
-    def facts(
-        self, session: Session, now: dt.datetime, *, with_charts: bool
-    ) -> list[kpi.TicketFacts]:
-        """The tickets the tiles (this week) and, ``with_charts``, the charts look at."""
-        since = kpi.start_of_week(now, self.zone)
-        if with_charts:
-            since = min(
-                since - dt.timedelta(weeks=kpi.CHART_WEEKS - 1),
-                now - dt.timedelta(days=max(kpi.CODE_DAYS, kpi.CHART_DAYS)),
-            )
-        return kpi.load_facts(session, since)
+    def kpis(self, now: dt.datetime) -> Kpis:
+        """The KPI tiles and charts, recomputed when a minute old (they move slowly; the board
+        itself is read afresh on every request)."""
+        with self._kpi_lock:
+            cached = self._kpis
+            if (
+                cached is None
+                or time.monotonic() - cached.computed >= KPI_TTL_S
+                or abs(now - cached.now) >= dt.timedelta(seconds=KPI_TTL_S)
+            ):
+                since = min(
+                    kpi.start_of_week(now, self.zone) - dt.timedelta(weeks=kpi.CHART_WEEKS - 1),
+                    now - dt.timedelta(days=max(kpi.CODE_DAYS, kpi.CHART_DAYS)),
+                )
+                with transaction(self.sessions, commit=False) as session:
+                    facts = kpi.load_facts(session, since)
+                cached = Kpis(
+                    time.monotonic(), now, self.tiles(facts, now), self.charts(facts, now)
+                )
+                self._kpis = cached
+            return cached
 
     def tiles(self, facts: list[kpi.TicketFacts], now: dt.datetime) -> dict[str, list[kpi.Tile]]:
         """KPI tiles for today and this week (local to ``[dashboard] timezone``)."""
@@ -255,21 +281,29 @@ class Dashboard:
     def render_board(self) -> str:
         """The board page's HTML (the benchmark times this)."""
         now = self.clock.now()
+        kpis = self.kpis(now)
         with transaction(self.sessions, commit=False) as session:
             board = load_board(session, now)
-            facts = self.facts(session, now, with_charts=True)
-        tiles, svgs = self.tiles(facts, now), self.charts(facts, now)
         return self.env.get_template("board.html").render(
-            board=board, tiles=tiles, charts=svgs, refresh_s=self.settings.refresh_s
+            board=board,
+            rows=board.rows[: self.row_limit],
+            tiles=kpis.tiles,
+            charts=kpis.charts,
+            refresh_s=self.settings.refresh_s,
         )
 
-    def board_data(self) -> dict[str, Any]:
-        """The board and the KPI tiles as JSON (what the page refreshes itself from)."""
+    @property
+    def row_limit(self) -> int | None:
+        """How many rows the page shows (``[dashboard] board_rows``; None: all)."""
+        return self.settings.board_rows or None
+
+    def board_data(self, limit: int | None = None) -> dict[str, Any]:
+        """The board (``limit`` rows) and the KPI tiles as JSON; the page refreshes from it."""
         now = self.clock.now()
+        tiles = self.kpis(now).tiles
         with transaction(self.sessions, commit=False) as session:
-            board: Board = load_board(session, now)
-            tiles = self.tiles(self.facts(session, now, with_charts=False), now)
-        return board.as_json() | {
+            board = load_board(session, now)
+        return board.as_json(limit) | {
             "tiles": {
                 period: [
                     {
@@ -288,8 +322,12 @@ class Dashboard:
     def _board_page(self, _request: Request) -> Response:
         return HTMLResponse(self.render_board())
 
-    def _board_json(self, _request: Request) -> Response:
-        return Response(orjson.dumps(self.board_data()), media_type="application/json")
+    def _board_json(self, request: Request) -> Response:
+        text = request.query_params.get("limit", "")
+        if text and not text.isdigit():
+            raise HTTPException(400, "limit must be a whole number")
+        data = self.board_data(int(text) or None if text else None)
+        return Response(orjson.dumps(data), media_type="application/json")
 
     def _ticket_page(self, request: Request) -> Response:
         number = int(request.path_params["number"])

@@ -42,25 +42,25 @@ def test_nearest_deadline_skips_answered_first_response_and_paused_resolution() 
     first = nearest_deadline(
         **common,
         first_response_due=T0 + 4 * H,
-        first_responded_at=None,
+        answered=False,
         resolution_due=T0 + 48 * H,
     )
     assert first is not None and first.kind == "first response" and first.target == 4 * H
     answered = nearest_deadline(
         **common,
         first_response_due=T0 + 4 * H,
-        first_responded_at=T0 + H,
+        answered=True,
         resolution_due=T0 + 48 * H,
     )
     assert answered is not None and answered.kind == "resolution" and answered.target == 24 * H
     waiting = nearest_deadline(
-        **common, first_response_due=T0 + 4 * H, first_responded_at=T0 + H, resolution_due=None
+        **common, first_response_due=T0 + 4 * H, answered=True, resolution_due=None
     )
     assert waiting is None
     triage = nearest_deadline(
         **{**common, "needs_triage": True, "triage_due": T0 + dt.timedelta(minutes=30)},
         first_response_due=T0 + 4 * H,
-        first_responded_at=None,
+        answered=False,
         resolution_due=T0 + 48 * H,
     )
     assert triage is not None and triage.kind == "triage"

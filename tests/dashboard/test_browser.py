@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ BACKGROUNDS = {
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Any]:
     """Headless Chromium through chromedriver; nothing is downloaded."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -57,9 +58,9 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def board_rows(driver: object) -> list[dict[str, str]]:
+def board_rows(driver: Any) -> list[dict[str, str]]:
     """Number, colour attribute, computed background of the time-left cell, subject text."""
-    rows: list[dict[str, str]] = driver.execute_script(  # type: ignore[attr-defined]
+    rows: list[dict[str, str]] = driver.execute_script(
         """
         return [...document.querySelectorAll('#board-rows tr')].map(tr => ({
           number: tr.dataset.number,
@@ -72,11 +73,11 @@ def board_rows(driver: object) -> list[dict[str, str]]:
     return rows
 
 
-def test_board_in_chromium(browser: object, dashboard_url: str, tmp_path: Path) -> None:
+def test_board_in_chromium(browser: Any, dashboard_url: str, tmp_path: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = browser
-    driver.get(dashboard_url + "/")  # type: ignore[attr-defined]
+    driver.get(dashboard_url + "/")
     WebDriverWait(driver, 20).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
@@ -90,22 +91,22 @@ def test_board_in_chromium(browser: object, dashboard_url: str, tmp_path: Path) 
 
     check(board_rows(driver))
     # the page refreshes itself from /api/board (every second here): the rows are replaced
-    driver.execute_script("document.querySelector('#board-rows tr').dataset.old = '1'")  # type: ignore[attr-defined]
+    driver.execute_script("document.querySelector('#board-rows tr').dataset.old = '1'")
     WebDriverWait(driver, 15).until(
         lambda d: d.execute_script("return !document.querySelector('#board-rows tr[data-old]')")
     )
     check(board_rows(driver))
-    assert driver.execute_script("return document.getElementById('board-status').textContent") == ""  # type: ignore[attr-defined]
+    assert driver.execute_script("return document.getElementById('board-status').textContent") == ""
     # the XSS subject stayed text: no element from it, no alert
     assert (
         driver.execute_script(
             "return document.querySelectorAll('#board-rows b, #board-rows script').length"
         )
         == 0
-    )  # type: ignore[attr-defined]
-    assert driver.execute_script("return document.scripts.length") == 1  # type: ignore[attr-defined]
+    )
+    assert driver.execute_script("return document.scripts.length") == 1
     # the four charts are drawn: SVGs with content and a visible size
-    charts = driver.execute_script(  # type: ignore[attr-defined]
+    charts = driver.execute_script(
         """
         return [...document.querySelectorAll('svg.chart')].map(svg => ({
           shapes: svg.querySelectorAll('rect, line, text').length,
@@ -119,14 +120,10 @@ def test_board_in_chromium(browser: object, dashboard_url: str, tmp_path: Path) 
     assert (
         driver.execute_script("return document.querySelectorAll('svg.chart rect.bar.p0').length")
         >= 1
-    )  # type: ignore[attr-defined]
-    errors = [
-        entry
-        for entry in driver.get_log("browser")  # type: ignore[attr-defined]
-        if entry["level"] in ("SEVERE", "ERROR")
-    ]
+    )
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
     shot = tmp_path / "dashboard.png"
-    assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    assert driver.save_screenshot(str(shot))
     OUTPUT.mkdir(exist_ok=True)
     shutil.copy(shot, OUTPUT / "dashboard.png")
