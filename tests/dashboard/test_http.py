@@ -182,3 +182,15 @@ def test_a_busy_port_is_a_startup_error(seeded: App, dashboard_url: str) -> None
         pass
     assert busy.value.exit_code == os.EX_UNAVAILABLE
     assert get(dashboard_url + "/api/board")[0] == 200
+
+
+def test_the_page_shows_the_most_urgent_rows_and_refreshes_as_many(seeded: App) -> None:
+    with serving(seeded, DashboardSettings(listen="127.0.0.1:0", board_rows=3)) as url:
+        body = get(url + "/")[2]
+        limited = json.loads(get(url + "/api/board?limit=2")[2])
+        everything = json.loads(get(url + "/api/board?limit=0")[2])
+        assert get(url + "/api/board?limit=x")[0] == 400
+    assert body.count("<tr data-number") == 3 and 'data-src="/api/board?limit=3"' in body
+    assert "The 3 most urgent of 10 open tickets" in body
+    assert [t["number"] for t in limited["tickets"]] == [10001, 10002]
+    assert limited["open"] == 10 and len(everything["tickets"]) == 10
