@@ -39,14 +39,12 @@ from mailproc.tickets.board import load_board
 
 NOW = dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC)
 CODES = ["DS-1001", "DS-1002", "DB-2002", "DB-2003", "API-4004", "MOB-6006", "SSO-9001"]
-SUBJECTS = [
-    "{code}: connection to our warehouse fails",
-    "Dashboards slow since this morning ({code})",
-    "{code} on the mobile app",
-    "Question about our invoice",
-    "Feature request: export to PowerPoint",
-    "Users cannot log in ({code})",
-]
+SUBJECTS = {
+    "P0": ["Error 503: Service Unavailable, all dashboards down ({code})", "Platform outage"],
+    "P1": ["{code}: connection to our warehouse fails", "Users cannot log in ({code})"],
+    "P2": ["Dashboards slow since this morning ({code})", "{code} on the mobile app"],
+    "P3": ["Feature request: export to PowerPoint", "Question about our invoice"],
+}
 AGENTS = [None, None, "Marta", "Ken", "Ana", "Luis"]
 TEAMS = ["engineering", "product", "support_manager"]
 WEIGHTS = {"P0": 0.04, "P1": 0.26, "P2": 0.40, "P3": 0.30}
@@ -78,7 +76,7 @@ def _ticket(
     return {
         "number": number,
         "status": status,
-        "subject": rng.choice(SUBJECTS).format(code=code),
+        "subject": rng.choice(SUBJECTS[priority]).format(code=code),
         "customer_id": customer_id,
         "requester": address,
         "unknown_customer": False,
@@ -105,7 +103,9 @@ def _ticket(
         },
         "sla_pauses": [[(responded or received).isoformat(), None]] if waiting else [],
         "assignee": rng.choice(AGENTS),
-        "escalated_to": [rng.choice(TEAMS)] if rng.random() < 0.08 or priority == "P0" else [],
+        "escalated_to": (
+            ["devops"] if priority == "P0" else [rng.choice(TEAMS)] if rng.random() < 0.08 else []
+        ),
         "survey_score": survey,
         "survey_answered_at": resolved + dt.timedelta(days=1) if survey and resolved else None,
     }

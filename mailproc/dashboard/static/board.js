@@ -30,7 +30,7 @@
     tr.dataset.colour = t.colour;
     const ticket = el("td");
     ticket.append(link("/tickets/" + t.number, "#" + t.number));
-    const customer = el("td");
+    const customer = el("td", null, "customer");
     if (t.customer_id !== null) {
       customer.append(link("/customers/" + t.customer_id, t.company), " ", el("span", t.plan, "plan"));
     } else {
