@@ -40,6 +40,7 @@ from mailproc.processing import (
     replay,
     select_for_replay,
 )
+from mailproc.reports.mailing import send_due_reports
 from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
 from mailproc.store.models import Customer as CustomerRow
@@ -278,7 +279,8 @@ class App:
         return Workflows(context.notifier, context.sla)
 
     def check(self, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
-        """The breach notifier and scheduler tick: breaches, timers, surveys, incidents.
+        """The breach notifier and scheduler tick: breaches, timers, surveys, incidents and
+        the scheduled report mails.
 
         Safe to run from cron on several hosts at once: every mail and credit has a unique
         key, and timers and surveys are claimed with row locks.
@@ -290,6 +292,15 @@ class App:
             workflows.fire_due_timers(session, now, dry_run=dry_run, summary=summary)
             workflows.send_due_surveys(session, now, dry_run, summary)
             workflows.detect_incidents(session, now, dry_run, summary)
+            send_due_reports(
+                session,
+                self.settings,
+                workflows.notifier.role_recipients,
+                self.message_id_domain(),
+                now,
+                dry_run=dry_run,
+                lines=summary.reports,
+            )
         return summary
 
     def import_customers(self, text: str) -> ImportReport:

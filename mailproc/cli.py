@@ -16,6 +16,7 @@ import click
 from mailproc import __version__
 from mailproc.app import App
 from mailproc.cli_board import board, dashboard
+from mailproc.cli_report import print_work_list, report, work_list_options
 from mailproc.cli_serve import poll, serve, worker
 from mailproc.config import ConfigError, config_path, load_settings
 from mailproc.core.model import Priority
@@ -321,25 +322,11 @@ def tickets() -> None:
 @tickets.command("list")
 @click.option("--status", type=click.Choice(["new", "open", "waiting", "resolved", "closed"]))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@work_list_options
 @handles_errors
-def tickets_list(status: str | None, as_json: bool) -> None:
-    """List tickets, newest first."""
-    with transaction(_app().sessions, commit=False) as session:
-        rows = views.list_tickets(session, status)
-    if as_json:
-        _echo_json(rows)
-        return
-    for row in rows:
-        who = (
-            f"customer {row['customer_id']} ({row['plan']})"
-            if row["customer_id"]
-            else (f"unknown {row['requester']}")
-        )
-        click.echo(
-            f"#{row['number']}  {row['status']:<8} {row['priority'] or '--'}  "
-            f"{who}  {row['subject'][:60]}"
-        )
-    click.echo(f"{len(rows)} ticket(s)")
+def tickets_list(status: str | None, as_json: bool, **options: Any) -> None:
+    """List tickets, newest first, or as a work list (filters, --sort)."""
+    print_work_list(_app(), status, as_json, options)
 
 
 @tickets.command("show")
@@ -628,6 +615,7 @@ cli.add_command(worker)
 cli.add_command(deliver)
 cli.add_command(board)
 cli.add_command(dashboard)
+cli.add_command(report)
 
 
 @cli.group()

@@ -199,6 +199,18 @@ class CompanySettings(_Section):
     postal_address: str = ""
     incident_channel: str = "Slack #incident-channel"
     support_manager_name: str = "Support Manager"
+    timezone: str = "UTC"  # reports: weeks, months and the Monday 08:00 schedule (issue 16)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
 
     @field_validator("billing_email")
     @classmethod
@@ -232,6 +244,7 @@ class NotifySettings(_Section):
     """
 
     agents_address: str = "agents@dataflow.com"
+    leadership_address: str = "leadership@dataflow.com"  # the monthly report (issue 16)
     role_addresses: dict[str, str] = Field(
         default_factory=lambda: {
             "support_manager": "support-manager@dataflow.com",
@@ -244,7 +257,7 @@ class NotifySettings(_Section):
         }
     )
 
-    @field_validator("agents_address")
+    @field_validator("agents_address", "leadership_address")
     @classmethod
     def _valid_agents_address(cls, address: str) -> str:
         return _normalized_addresses((address,))[0]

@@ -490,6 +490,7 @@ class _Batch:
             received_at=inbound.received_at,
             created_at=self.now,
             updated_at=self.now,
+            origin=understood.detection.kind.value,
         )
         self.session.add(ticket)
         if sender.address:

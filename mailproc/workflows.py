@@ -56,6 +56,7 @@ from mailproc.core.refunds import (
 )
 from mailproc.core.sla import SlaPolicy
 from mailproc.core.survey import (
+    ChurnRisk,
     low_score_actions,
     parse_survey_reply,
     survey_due,
@@ -106,6 +107,7 @@ log = logging.getLogger(__name__)
 
 ESCALATION_UPDATE_WITHIN = dt.timedelta(hours=24)
 INCIDENT_LOOKBACK = dt.timedelta(hours=24)
+_RISK = (ChurnRisk.LOW, ChurnRisk.MEDIUM, ChurnRisk.HIGH)  # rising order
 ContextFor = Callable[[CustomerInfo, TicketInfo], TemplateContext]
 _TEAMS = {
     AgentRole.DEVOPS: EscalationTeam.DEVOPS,
@@ -123,10 +125,18 @@ class CheckSummary:
     voided: list[str] = field(default_factory=list)
     surveys: list[str] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """One line per action."""
-        return [*self.breaches, *self.escalations, *self.voided, *self.surveys, *self.incidents]
+        return [
+            *self.breaches,
+            *self.escalations,
+            *self.voided,
+            *self.surveys,
+            *self.incidents,
+            *self.reports,
+        ]
 
 
 class Workflows:
@@ -737,6 +747,9 @@ class Workflows:
                 answer.score,
                 ticket.received_at.date(),
                 customer_row.last_support_ticket,
+            )
+            ticket.churn_risk_raised = _RISK.index(metrics.churn_risk) > _RISK.index(
+                ChurnRisk(customer_row.churn_risk or ChurnRisk.LOW)
             )
             customer_row.satisfaction_score = metrics.satisfaction_score
             customer_row.churn_risk = metrics.churn_risk.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -56,6 +57,15 @@ class Envelope:
     cc: tuple[Address, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class InlineImage:
+    """A PNG the HTML part shows as ``<img src="cid:{content_id}">`` (``content_id`` bare)."""
+
+    content_id: str
+    data: bytes
+    filename: str
+
+
 def make_message_id(outbound_key: str, random_part: str, domain: str) -> str:
     """The bare Message-ID ``<key>.<random>@<domain>`` of one outbound mail.
 
@@ -88,8 +98,13 @@ def tag_subject(subject: str, ticket_number: int | None) -> str:
     return f"{ticket_tag(ticket_number)} {cleaned}".rstrip()
 
 
-def compose(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
+def compose(
+    mail: RenderedMail, envelope: Envelope, images: Sequence[InlineImage] = ()
+) -> EmailMessage:
     """Build the multipart/alternative message; every header value is checked first.
+
+    With ``images``, the HTML alternative is a multipart/related: the HTML, then one inline
+    part per image under its Content-ID (RFC 2387).
 
     Raises HeaderError, before anything is built, when a header value holds CR, LF or NUL,
     an address or message id is malformed, or the date is naive.
@@ -135,8 +150,26 @@ def compose(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
         part = EmailMessage(policy=MEMOIZING_POLICY)
         part.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
         del part["MIME-Version"]  # set_content adds it; only the top level carries it
+        if subtype == "html" and images:
+            part.make_related(boundary=f"=_mailproc_related_{digest}")
+            for image in images:
+                part.attach(_inline(image))
         message.attach(part)
     return message
+
+
+def _inline(image: InlineImage) -> EmailMessage:
+    part = EmailMessage(policy=MEMOIZING_POLICY)
+    part.set_content(
+        image.data,
+        maintype="image",
+        subtype="png",
+        disposition="inline",
+        filename=image.filename,
+        cid=_message_id("Content-ID", image.content_id),
+    )
+    del part["MIME-Version"]
+    return part
 
 
 def _check_text(field: str, value: str) -> None:

@@ -151,12 +151,12 @@ class Ticket(Base):
     needs_triage: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str | None] = mapped_column(String(8))
     parent_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
-    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     classified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
-    first_response_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    first_response_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
     resolution_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     first_responded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
-    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -170,10 +170,14 @@ class Ticket(Base):
     assignee: Mapped[str | None] = mapped_column(String(100))
     escalated_to: Mapped[list[str]] = mapped_column(JSON, default=list)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
-    survey_sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    survey_sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
     survey_score: Mapped[int | None] = mapped_column(Integer)
     survey_comment: Mapped[str | None] = mapped_column(Text)
-    survey_answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    survey_answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
+    # reports (issue 16): the kind of mail that opened the ticket (``human``, ``bulk``; only
+    # ``human`` counts as volume) and whether its survey answer raised the churn risk
+    origin: Mapped[str] = mapped_column(String(16), default="human")
+    churn_risk_raised: Mapped[bool] = mapped_column(Boolean, default=False)
 
     customer: Mapped[Customer | None] = relationship(lazy="joined")
 
@@ -427,4 +431,4 @@ class Credit(Base):
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     currency: Mapped[str] = mapped_column(String(3))
     reason: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)

@@ -48,14 +48,6 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def list_tickets(session: Session, status: str | None = None) -> list[dict[str, Any]]:
-    """Ticket summaries, newest first, optionally of one status."""
-    query = select(Ticket).order_by(Ticket.number.desc())
-    if status:
-        query = query.where(Ticket.status == status)
-    return [ticket_summary(t) for t in session.scalars(query)]
-
-
 def ticket_detail(session: Session, number: int) -> dict[str, Any] | None:
     """Everything about one ticket: summary, messages with attachments, events."""
     ticket = repo.ticket_by_number(session, number)

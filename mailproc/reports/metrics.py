@@ -1,0 +1,408 @@
+"""The KPI definitions of the support report (procedures §3.2, §4.3, §6.3, §7.3, §8.2, §10),
+in one place, each computed with aggregate SQL over a period.
+
+Every KPI counts tickets opened by people: ``tickets.origin = 'human'`` (bounces and
+auto-replies never open tickets; bulk mail that opened one is left out, as is any other
+origin). Times are compared as UTC instants; a period is ``[start, end)``.
+
+* ticket volume: tickets opened (first mail received) in the period.
+* first-response SLA %: of the tickets whose first-response deadline fell in the period
+  (and has passed), those a person answered by the deadline; unanswered counts as missed.
+  SLA breach % is 100 minus that.
+* FCR (P2-P3) %: of the P2 and P3 tickets resolved in the period, those resolved with
+  exactly one agent reply relayed to the customer (the outbox's ``agent_reply`` mails up to
+  the resolution; follow-ups after it do not count).
+* resolution hours: calendar hours from the ticket's first mail to its resolution, median
+  per priority, of the tickets resolved in the period; within target %: P0-P1 within 24 h,
+  P2-P3 within 72 h.
+* escalation rate %: tickets opened in the period escalated to a team (DevOps, Engineering,
+  Product; at any time) over the volume.
+* satisfaction: mean survey score answered in the period (and how many answers); response
+  rate %: of the surveys sent in the period, those answered.
+* negative feedback resolved within 48 h %: of the scores under 3 answered in the period, those
+  followed by an agent's reply to the customer within 48 hours (answers whose 48 hours have
+  not yet passed count only once they are met).
+* refund rate %: tickets opened in the period with a refund or cancellation case, over the
+  volume. Credits: the USD credits recorded in the period. Churn risk raised: customers
+  whose survey answer in the period raised their churn risk.
+* tickets by error code: error codes of the tickets opened in the period (a ticket counts
+  once for each code it names).
+
+A target's ``met`` is ``value >= target`` where higher is better and ``value <= target``
+where lower is better (the target itself counts as met); an empty period gives ``null``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    SQLColumnExpression,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session
+
+from mailproc.reports.periods import Period
+from mailproc.store.models import Credit, Customer, Outbox, RefundCaseRecord, Ticket
+
+ESCALATION_TEAMS: Final = ("devops", "engineering", "product")
+PRIORITIES: Final = ("P0", "P1", "P2", "P3")
+STAFF_REPLY_TEMPLATE: Final = "agent_reply"
+NEGATIVE_SCORE_BELOW: Final = 3
+NEGATIVE_FOLLOW_UP_HOURS: Final = 48.0
+CREDIT_CURRENCY: Final = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A KPI's goal and the direction in which it is met."""
+
+    value: float
+    higher_is_better: bool
+
+    def met(self, value: float | None) -> bool | None:
+        """Whether ``value`` meets the target; None without a value."""
+        if value is None:
+            return None
+        return value >= self.value if self.higher_is_better else value <= self.value
+
+
+TARGETS: Final = {
+    "first_response_sla_pct": Target(95.0, True),  # §10.1
+    "sla_breach_pct": Target(5.0, False),  # §3.2
+    "fcr_p2_p3_pct": Target(70.0, True),  # §7.3
+    "P0_P1_24h": Target(80.0, True),
+    "P2_P3_72h": Target(80.0, True),
+    "escalation_rate_pct": Target(10.0, False),  # §4.3
+    "satisfaction_avg": Target(4.5, True),  # §8.2
+    "survey_response_rate_pct": Target(30.0, True),  # §8.2
+    "negative_feedback_resolved_48h_pct": Target(90.0, True),  # §8.2
+    "refund_rate_pct": Target(2.0, False),  # §6.3
+}
+
+
+def report(session: Session, period: Period, now: dt.datetime) -> dict[str, Any]:
+    """The KPI report of ``period`` as of ``now``: the stable JSON contract."""
+    return {
+        "from": period.first.isoformat(),
+        "to": period.last.isoformat(),
+        "timezone": period.zone.key,
+        "metrics": compute(session, period, now),
+    }
+
+
+def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any]:
+    """Every KPI of ``period``; deadlines and follow-up windows are judged as of ``now``."""
+    start, end = period.start, period.end
+    hours = _hours(session, Ticket.received_at, Ticket.resolved_at)
+
+    opened = session.execute(
+        select(
+            func.count(),
+            _count_if(_escalated()),
+            func.count(RefundCaseRecord.id),
+        )
+        .select_from(Ticket)
+        .outerjoin(RefundCaseRecord, RefundCaseRecord.ticket_id == Ticket.id)
+        .where(_by_people(), Ticket.received_at >= start, Ticket.received_at < end)
+    ).one()
+    volume, escalated, refunds = opened[0], opened[1] or 0, opened[2]
+
+    due = session.execute(
+        select(
+            func.count(),
+            _count_if(
+                and_(
+                    Ticket.first_responded_at.is_not(None),
+                    Ticket.first_responded_at <= Ticket.first_response_due,
+                )
+            ),
+        ).where(
+            _by_people(),
+            Ticket.first_response_due >= start,
+            Ticket.first_response_due < min(end, now),
+        )
+    ).one()
+    first_response = _pct(due[1], due[0])
+
+    replies_until_resolved = (
+        select(func.count())
+        .where(
+            Outbox.ticket_id == Ticket.id,
+            Outbox.template == STAFF_REPLY_TEMPLATE,
+            Outbox.created_at <= Ticket.resolved_at,
+        )
+        .scalar_subquery()
+    )
+    two_lower = Ticket.priority.in_(("P2", "P3"))
+    two_upper = Ticket.priority.in_(("P0", "P1"))
+    resolved = session.execute(
+        select(
+            _count_if(two_lower),
+            _count_if(and_(two_lower, replies_until_resolved == 1)),
+            _count_if(two_upper),
+            _count_if(and_(two_upper, hours <= 24)),
+            _count_if(and_(two_lower, hours <= 72)),
+        ).where(*_resolved_in(start, end))
+    ).one()
+
+    answered_in = and_(
+        _by_people(),
+        Ticket.survey_answered_at >= start,
+        Ticket.survey_answered_at < end,
+        Ticket.survey_score.is_not(None),
+    )
+    followed = exists().where(
+        Outbox.ticket_id == Ticket.id,
+        Outbox.template == STAFF_REPLY_TEMPLATE,
+        Outbox.created_at >= Ticket.survey_answered_at,
+        _hours(session, Ticket.survey_answered_at, Outbox.created_at) <= NEGATIVE_FOLLOW_UP_HOURS,
+    )
+    negative = Ticket.survey_score < NEGATIVE_SCORE_BELOW
+    window_over = Ticket.survey_answered_at <= now - dt.timedelta(hours=NEGATIVE_FOLLOW_UP_HOURS)
+    surveys = session.execute(
+        select(
+            func.avg(cast(Ticket.survey_score, Float)),
+            func.count(),
+            _count_if(and_(negative, or_(window_over, followed))),
+            _count_if(and_(negative, followed)),
+        ).where(answered_in)
+    ).one()
+    churn = session.scalar(
+        select(func.count(func.distinct(Ticket.customer_id))).where(
+            answered_in, Ticket.churn_risk_raised.is_(true())
+        )
+    )
+
+    sent = session.execute(
+        select(func.count(), _count_if(Ticket.survey_answered_at.is_not(None))).where(
+            _by_people(), Ticket.survey_sent_at >= start, Ticket.survey_sent_at < end
+        )
+    ).one()
+    credits = session.scalar(
+        select(func.coalesce(func.sum(Credit.amount), 0)).where(
+            Credit.currency == CREDIT_CURRENCY, Credit.created_at >= start, Credit.created_at < end
+        )
+    )
+
+    breach = None if first_response is None else round(100.0 - first_response, 1)
+    average = None if surveys[0] is None else round(float(surveys[0]), 2)
+    return {
+        "ticket_volume": {"value": volume},
+        "first_response_sla_pct": _kpi("first_response_sla_pct", first_response),
+        "sla_breach_pct": _kpi("sla_breach_pct", breach),
+        "fcr_p2_p3_pct": _kpi("fcr_p2_p3_pct", _pct(resolved[1], resolved[0])),
+        "resolution_hours_median": median_resolution_hours(session, period),
+        "resolution_within_target_pct": {
+            "P0_P1_24h": _kpi("P0_P1_24h", _pct(resolved[3], resolved[2])),
+            "P2_P3_72h": _kpi("P2_P3_72h", _pct(resolved[4], resolved[0])),
+        },
+        "escalation_rate_pct": _kpi("escalation_rate_pct", _pct(escalated, volume)),
+        "satisfaction_avg": {**_kpi("satisfaction_avg", average), "responses": surveys[1]},
+        "survey_response_rate_pct": _kpi("survey_response_rate_pct", _pct(sent[1], sent[0])),
+        "negative_feedback_resolved_48h_pct": _kpi(
+            "negative_feedback_resolved_48h_pct", _pct(surveys[3], surveys[2])
+        ),
+        "refund_rate_pct": _kpi("refund_rate_pct", _pct(refunds, volume)),
+        "credits_usd": {"value": float(Decimal(credits or 0))},
+        "churn_risk_raised": {"value": churn or 0},
+        "tickets_by_error_code": tickets_by_error_code(session, period.start, period.end),
+    }
+
+
+def median_resolution_hours(session: Session, period: Period) -> dict[str, float | None]:
+    """Median calendar hours from first mail to resolution, per priority (window functions:
+    the middle row, or the mean of the two middle rows)."""
+    hours = _hours(session, Ticket.received_at, Ticket.resolved_at).label("hours")
+    ranked = (
+        select(
+            Ticket.priority,
+            hours,
+            func.row_number().over(partition_by=Ticket.priority, order_by=hours).label("rn"),
+            func.count().over(partition_by=Ticket.priority).label("n"),
+        )
+        .where(*_resolved_in(period.start, period.end), Ticket.priority.is_not(None))
+        .subquery()
+    )
+    rows = session.execute(
+        select(ranked.c.priority, func.avg(ranked.c.hours))
+        .where(ranked.c.rn.in_(((ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2)))
+        .group_by(ranked.c.priority)
+    ).all()
+    found = {priority: round(float(value), 1) for priority, value in rows}
+    return {priority: found.get(priority) for priority in PRIORITIES}
+
+
+def tickets_by_error_code(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Tickets opened in ``[start, end)`` per error code, most frequent first."""
+    if session.get_bind().dialect.name == "postgresql":
+        codes = (
+            func.json_array_elements_text(Ticket.classification["error_codes"])
+            .table_valued("value")
+            .lateral("codes")
+        )
+    else:
+        codes = func.json_each(Ticket.classification, "$.error_codes").table_valued("value")
+    code = codes.c.value
+    rows = session.execute(
+        select(code, func.count().label("n"))
+        .select_from(Ticket)
+        .join(codes, true())
+        .where(_by_people(), Ticket.received_at >= start, Ticket.received_at < end)
+        .group_by(code)
+        .order_by(func.count().desc(), code)
+    ).all()
+    return {str(name): count for name, count in rows}
+
+
+def daily_volume(session: Session, period: Period) -> dict[dt.date, int]:
+    """Tickets opened on each local day of the period (every day present)."""
+    days = period.days
+    bucket = case(
+        *(
+            (Ticket.received_at < period_day_end, index)
+            for index, period_day_end in enumerate(
+                Period(day, day, period.zone).end for day in days[:-1]
+            )
+        ),
+        else_=len(days) - 1,
+    ).label("day")
+    rows = session.execute(
+        select(bucket, func.count())
+        .where(_by_people(), Ticket.received_at >= period.start, Ticket.received_at < period.end)
+        .group_by(bucket)
+    ).all()
+    counts = dict.fromkeys(days, 0)
+    for index, count in rows:
+        counts[days[int(index)]] = count
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLine:
+    """One ticket in a report's list of breaches or escalations."""
+
+    number: int
+    priority: str | None
+    company: str | None
+    at: dt.datetime | None
+    detail: str
+
+
+def breaches(
+    session: Session, period: Period, now: dt.datetime, limit: int = 50
+) -> list[TicketLine]:
+    """The tickets whose first-response deadline in the period was missed, earliest first."""
+    missed = or_(
+        Ticket.first_responded_at.is_(None),
+        Ticket.first_responded_at > Ticket.first_response_due,
+    )
+    rows = session.execute(
+        select(
+            Ticket.number,
+            Ticket.priority,
+            Customer.company,
+            Ticket.first_response_due,
+            Ticket.first_responded_at,
+        )
+        .outerjoin(Customer, Customer.id == Ticket.customer_id)
+        .where(
+            _by_people(),
+            Ticket.first_response_due >= period.start,
+            Ticket.first_response_due < min(period.end, now),
+            missed,
+        )
+        .order_by(Ticket.first_response_due, Ticket.number)
+        .limit(limit)
+    ).all()
+    return [
+        TicketLine(
+            number,
+            priority,
+            company,
+            due,
+            f"answered {answered:%Y-%m-%d %H:%M} UTC" if answered else "not answered",
+        )
+        for number, priority, company, due, answered in rows
+    ]
+
+
+def escalations(session: Session, period: Period, limit: int = 50) -> list[TicketLine]:
+    """The tickets opened in the period and escalated to a team, earliest first."""
+    rows = session.execute(
+        select(
+            Ticket.number,
+            Ticket.priority,
+            Customer.company,
+            Ticket.received_at,
+            Ticket.escalated_to,
+        )
+        .outerjoin(Customer, Customer.id == Ticket.customer_id)
+        .where(
+            _by_people(),
+            Ticket.received_at >= period.start,
+            Ticket.received_at < period.end,
+            _escalated(),
+        )
+        .order_by(Ticket.received_at, Ticket.number)
+        .limit(limit)
+    ).all()
+    return [
+        TicketLine(number, priority, company, received, ", ".join(teams))
+        for number, priority, company, received, teams in rows
+    ]
+
+
+# --- building blocks --------------------------------------------------------------------------
+
+
+def _by_people() -> ColumnElement[bool]:
+    return Ticket.origin == "human"
+
+
+def _resolved_in(start: dt.datetime, end: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    return (_by_people(), Ticket.resolved_at >= start, Ticket.resolved_at < end)
+
+
+def _escalated() -> ColumnElement[bool]:
+    text = cast(Ticket.escalated_to, String)
+    return or_(false(), *(text.like(f'%"{team}"%') for team in ESCALATION_TEAMS))
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), literal(0))
+
+
+def _hours(
+    session: Session, start: SQLColumnExpression[Any], end: SQLColumnExpression[Any]
+) -> ColumnElement[Any]:
+    """Calendar hours from ``start`` to ``end`` as SQL (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start) / 3600.0
+    return (func.julianday(end) - func.julianday(start)) * 24.0
+
+
+def _pct(part: int | None, whole: int | None) -> float | None:
+    if not whole:
+        return None
+    return round(100.0 * (part or 0) / whole, 1)
+
+
+def _kpi(name: str, value: float | None) -> dict[str, Any]:
+    target = TARGETS[name]
+    return {"value": value, "target": target.value, "met": target.met(value)}
