@@ -1,57 +1,37 @@
-"""KPI tiles and chart series for the dashboard (targets from the procedures §3, §4.3, §10.1).
+"""KPI tiles and chart series for the dashboard, from the KPI report's definitions.
 
-A stand-in until the KPI report (``mailproc/reports/metrics.py``) lands: the same rules, kept
-small, computed from one query over the tickets of the last eight weeks.
+Every figure comes from ``mailproc.reports.metrics`` (the ``report --json`` KPIs, with their
+targets), so the dashboard and the weekly report agree; only the per-priority split of the
+daily volume is counted here, with the same rule (tickets opened by people).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailproc.reports import metrics
+from mailproc.reports.periods import Period, week_of
 from mailproc.store.models import Ticket
-from mailproc.tickets.board import raw_time, utc
+from mailproc.tickets.board import PRIORITIES, raw_time, utc
 
-FIRST_RESPONSE_TARGET = 0.95  # §3.1 / §10.1: 95% first-response adherence
-RESOLVED_IN_TIME_TARGET = 0.80  # §3.1: 80% resolved within the resolution time
-SATISFACTION_TARGET = 4.5  # §8 / §10.1
-ESCALATION_TARGET = 0.10  # §4.3 / §10.1: under 10% of tickets
-TICKETS_PER_DAY = 1000 / 30  # §10.1: ~1,000 a month, for reference
-RESOLUTION_TIME = {  # §10.1, wall-clock from receipt
-    "P0": dt.timedelta(hours=4),
-    "P1": dt.timedelta(hours=24),
-    "P2": dt.timedelta(hours=72),
-    "P3": dt.timedelta(hours=72),
-}
 CHART_DAYS = 14
 CHART_WEEKS = 8
 CODE_DAYS = 30
-
-
-@dataclass(slots=True)  # not frozen: built once per ticket of eight weeks, frozen is slower
-class TicketFacts:
-    """The columns of one ticket that the KPIs use."""
-
-    received_at: dt.datetime
-    priority: str | None
-    first_response_due: dt.datetime | None
-    first_responded_at: dt.datetime | None
-    resolved_at: dt.datetime | None
-    escalated: bool
-    survey_score: int | None
-    survey_answered_at: dt.datetime | None
-    error_codes: tuple[str, ...]
+TICKETS_PER_DAY = 1000 / 30  # §10.1: ~1,000 a month, shown for reference
+SATISFACTION_TARGET = metrics.TARGETS["satisfaction_avg"].value
+FIRST_RESPONSE_TARGET = metrics.TARGETS["first_response_sla_pct"].value
 
 
 @dataclass(frozen=True, slots=True)
 class Tile:
-    """One KPI against its target; ``ok`` is None for figures without a pass mark."""
+    """One KPI against its target; ``ok`` is None for figures without a pass mark or data."""
 
     name: str
     value: str
@@ -68,199 +48,85 @@ class Series:
     values: dict[str, tuple[float | None, ...]]
 
 
-def load_facts(session: Session, since: dt.datetime) -> list[TicketFacts]:
-    """Tickets received, answered, resolved or rated since ``since``."""
-    query = select(
-        raw_time(Ticket.received_at),
-        Ticket.priority,
-        raw_time(Ticket.first_response_due),
-        raw_time(Ticket.first_responded_at),
-        raw_time(Ticket.resolved_at),
-        Ticket.escalated_to,
-        Ticket.survey_score,
-        raw_time(Ticket.survey_answered_at),
-        Ticket.classification["error_codes"].label("error_codes"),
-    ).where(
-        or_(
-            Ticket.received_at >= since,
-            Ticket.first_response_due >= since,
-            Ticket.resolved_at >= since,
-            Ticket.survey_answered_at >= since,
-        )
-    )
+def today(now: dt.datetime, zone: ZoneInfo) -> Period:
+    """The local day of ``now``."""
+    day = now.astimezone(zone).date()
+    return Period(day, day, zone)
+
+
+def this_week(now: dt.datetime, zone: ZoneInfo) -> Period:
+    """The Monday-to-Sunday week of ``now``."""
+    return week_of(now.astimezone(zone).date(), zone)
+
+
+def _tile(name: str, kpi: dict[str, Any], unit: str, basis: str, lower: bool = False) -> Tile:
+    value = kpi["value"]
+    shown = "n/a" if value is None else f"{value:.0f}{unit}" if unit else f"{value:.1f}"
+    target = f"{'≤' if lower else '≥'} {kpi['target']:g}{unit}"
+    return Tile(name, shown, target, kpi["met"], basis)
+
+
+def tiles(session: Session, period: Period, now: dt.datetime) -> list[Tile]:
+    """The KPI tiles of ``period`` as of ``now``."""
+    m = metrics.compute(session, period, now)
+    within = m["resolution_within_target_pct"]
+    volume = m["ticket_volume"]["value"]
+    expected = TICKETS_PER_DAY * len(period.days)
     return [
-        TicketFacts(
-            received_at=utc(r.received_at) or since,
-            priority=r.priority,
-            first_response_due=utc(r.first_response_due),
-            first_responded_at=utc(r.first_responded_at),
-            resolved_at=utc(r.resolved_at),
-            escalated=bool(r.escalated_to),
-            survey_score=r.survey_score,
-            survey_answered_at=utc(r.survey_answered_at),
-            error_codes=tuple(r.error_codes or ()),
-        )
-        for r in session.connection().execute(query).all()  # Core rows, raw times: see utc()
-    ]
-
-
-def first_response_settled(facts: TicketFacts, now: dt.datetime) -> tuple[dt.datetime, bool] | None:
-    """When the first-response SLA was decided and whether it was met; None while it runs."""
-    due, answered = facts.first_response_due, facts.first_responded_at
-    if due is None:
-        return None
-    if answered is not None and answered <= due:
-        return answered, True
-    if answered is not None:
-        return answered, False
-    return (due, False) if due <= now else None
-
-
-def _between(moment: dt.datetime | None, start: dt.datetime, end: dt.datetime) -> bool:
-    return moment is not None and start <= moment < end
-
-
-def _percent(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "n/a"
-
-
-def tiles(facts: Sequence[TicketFacts], start: dt.datetime, now: dt.datetime) -> list[Tile]:
-    """The KPI tiles for the period from ``start`` to ``now``."""
-    end = now + dt.timedelta(microseconds=1)
-    settled = [
-        s for f in facts if (s := first_response_settled(f, now)) and _between(s[0], start, end)
-    ]
-    met = sum(ok for _, ok in settled)
-    resolved = [f for f in facts if _between(f.resolved_at, start, end)]
-    in_time = sum(
-        f.resolved_at is not None
-        and f.resolved_at - f.received_at
-        <= RESOLUTION_TIME.get(f.priority or "P3", RESOLUTION_TIME["P3"])
-        for f in resolved
-    )
-    scores = [
-        f.survey_score
-        for f in facts
-        if f.survey_score is not None and _between(f.survey_answered_at, start, end)
-    ]
-    received = [f for f in facts if _between(f.received_at, start, end)]
-    escalated = sum(f.escalated for f in received)
-    days = max((now - start) / dt.timedelta(days=1), 1 / 24)
-    expected = TICKETS_PER_DAY * max(1.0, round(days))
-    return [
-        Tile(
-            "First response in SLA",
-            _percent(met, len(settled)),
-            f"≥ {FIRST_RESPONSE_TARGET:.0%}",
-            met >= FIRST_RESPONSE_TARGET * len(settled) if settled else None,
-            f"{met} of {len(settled)} met",
-        ),
-        Tile(
-            "Resolved in target time",
-            _percent(in_time, len(resolved)),
-            f"≥ {RESOLVED_IN_TIME_TARGET:.0%}",
-            in_time >= RESOLVED_IN_TIME_TARGET * len(resolved) if resolved else None,
-            f"{in_time} of {len(resolved)} (P0 4 h, P1 24 h, P2-P3 72 h)",
-        ),
-        Tile(
+        _tile("First response in SLA", m["first_response_sla_pct"], "%", "deadlines passed"),
+        _tile("P0-P1 resolved in 24 h", within["P0_P1_24h"], "%", "resolved in the period"),
+        _tile("P2-P3 resolved in 72 h", within["P2_P3_72h"], "%", "resolved in the period"),
+        _tile("FCR P2-P3", m["fcr_p2_p3_pct"], "%", "one agent reply"),
+        _tile(
             "Satisfaction",
-            f"{sum(scores) / len(scores):.1f}" if scores else "n/a",
-            f"≥ {SATISFACTION_TARGET}",
-            sum(scores) >= SATISFACTION_TARGET * len(scores) if scores else None,
-            f"{len(scores)} answer(s)",
+            m["satisfaction_avg"],
+            "",
+            f"{m['satisfaction_avg']['responses']} answer(s)",
         ),
-        Tile(
-            "Escalation rate",
-            _percent(escalated, len(received)),
-            f"< {ESCALATION_TARGET:.0%}",
-            escalated < ESCALATION_TARGET * len(received) if received else None,
-            f"{escalated} of {len(received)} new tickets",
-        ),
-        Tile("New tickets", str(len(received)), f"≈ {expected:.0f}", None, "~1,000 a month"),
+        _tile("Escalation rate", m["escalation_rate_pct"], "%", "of new tickets", lower=True),
+        Tile("New tickets", str(volume), f"≈ {expected:.0f}", None, "~1,000 a month (§10.1)"),
     ]
 
 
-def start_of_day(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    """Local midnight of ``now``'s day, in UTC."""
-    local = now.astimezone(zone)
-    return dt.datetime.combine(local.date(), dt.time(), zone).astimezone(dt.UTC)
-
-
-def start_of_week(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    """Local Monday 00:00 of ``now``'s week, in UTC."""
-    local = now.astimezone(zone).date()
-    monday = local - dt.timedelta(days=local.weekday())
-    return dt.datetime.combine(monday, dt.time(), zone).astimezone(dt.UTC)
-
-
-def _local_date(moment: dt.datetime, zone: ZoneInfo) -> dt.date:
-    return moment.astimezone(zone).date()
-
-
-def tickets_per_day(facts: Iterable[TicketFacts], now: dt.datetime, zone: ZoneInfo) -> Series:
-    """New tickets per local day of the last two weeks, per priority."""
-    today = _local_date(now, zone)
-    days = [today - dt.timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
-    counts: Counter[tuple[dt.date, str]] = Counter(
-        (_local_date(f.received_at, zone), f.priority or "none") for f in facts
+def tickets_per_day(session: Session, now: dt.datetime, zone: ZoneInfo) -> Series:
+    """Tickets opened by people per local day of the last two weeks, per priority."""
+    last = now.astimezone(zone).date()
+    days = [last - dt.timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
+    start = Period(days[0], last, zone).start
+    rows = session.connection().execute(
+        select(raw_time(Ticket.received_at), Ticket.priority).where(
+            Ticket.origin == "human", Ticket.received_at >= start
+        )
     )
-    priorities = ["P0", "P1", "P2", "P3"]
-    if any(p == "none" for _, p in counts):
-        priorities.append("none")
+    counts: Counter[tuple[dt.date, str]] = Counter()
+    for received, priority in rows:
+        moment = utc(received)
+        if moment is not None:
+            counts[(moment.astimezone(zone).date(), priority or "none")] += 1
+    names = [*PRIORITIES, *(["none"] if any(p == "none" for _, p in counts) else [])]
     return Series(
         tuple(f"{d:%d %b}" for d in days),
-        {p: tuple(float(counts[(d, p)]) for d in days) for p in priorities},
+        {p: tuple(float(counts[(d, p)]) for d in days) for p in names},
     )
 
 
-def _weeks(now: dt.datetime, zone: ZoneInfo) -> list[dt.date]:
-    monday = _local_date(start_of_week(now, zone), zone)
-    return [monday - dt.timedelta(weeks=n) for n in range(CHART_WEEKS - 1, -1, -1)]
-
-
-def _week_of(moment: dt.datetime, zone: ZoneInfo) -> dt.date:
-    day = _local_date(moment, zone)
-    return day - dt.timedelta(days=day.weekday())
-
-
-def first_response_per_week(
-    facts: Iterable[TicketFacts], now: dt.datetime, zone: ZoneInfo
-) -> Series:
-    """Share of first responses within the SLA per week (by when each was decided), in %."""
-    weeks = _weeks(now, zone)
-    met: Counter[dt.date] = Counter()
-    total: Counter[dt.date] = Counter()
-    for f in facts:
-        settled = first_response_settled(f, now)
-        if settled:
-            week = _week_of(settled[0], zone)
-            total[week] += 1
-            met[week] += settled[1]
+def weekly(session: Session, now: dt.datetime, zone: ZoneInfo) -> Series:
+    """First-response SLA % and satisfaction of each of the last eight weeks."""
+    week = this_week(now, zone)
+    weeks = [week]
+    for _ in range(CHART_WEEKS - 1):
+        weeks.insert(0, weeks[0].previous())
+    computed = [metrics.compute(session, w, now) for w in weeks]
     return Series(
-        tuple(f"{w:%d %b}" for w in weeks),
-        {"met %": tuple(100 * met[w] / total[w] if total[w] else None for w in weeks)},
+        tuple(f"{w.first:%d %b}" for w in weeks),
+        {
+            "first response %": tuple(m["first_response_sla_pct"]["value"] for m in computed),
+            "satisfaction": tuple(m["satisfaction_avg"]["value"] for m in computed),
+        },
     )
 
 
-def satisfaction_per_week(facts: Iterable[TicketFacts], now: dt.datetime, zone: ZoneInfo) -> Series:
-    """Average survey score per week of answer."""
-    weeks = _weeks(now, zone)
-    scores: dict[dt.date, list[int]] = {}
-    for f in facts:
-        if f.survey_score is not None and f.survey_answered_at is not None:
-            scores.setdefault(_week_of(f.survey_answered_at, zone), []).append(f.survey_score)
-    return Series(
-        tuple(f"{w:%d %b}" for w in weeks),
-        {"score": tuple(sum(scores[w]) / len(scores[w]) if scores.get(w) else None for w in weeks)},
-    )
-
-
-def top_error_codes(
-    facts: Iterable[TicketFacts], now: dt.datetime, limit: int = 8
-) -> list[tuple[str, int]]:
-    """The error codes of the most tickets received in the last 30 days."""
-    since = now - dt.timedelta(days=CODE_DAYS)
-    counts = Counter(
-        code for f in facts if f.received_at >= since for code in dict.fromkeys(f.error_codes)
-    )
-    return counts.most_common(limit)
+def top_error_codes(session: Session, now: dt.datetime, limit: int = 8) -> list[tuple[str, int]]:
+    """The error codes of the most tickets opened in the last 30 days."""
+    found = metrics.tickets_by_error_code(session, now - dt.timedelta(days=CODE_DAYS), now)
+    return list(found.items())[:limit]

@@ -222,31 +222,21 @@ class Dashboard:
                 or time.monotonic() - cached.computed >= KPI_TTL_S
                 or abs(now - cached.now) >= dt.timedelta(seconds=KPI_TTL_S)
             ):
-                since = min(
-                    kpi.start_of_week(now, self.zone) - dt.timedelta(weeks=kpi.CHART_WEEKS - 1),
-                    now - dt.timedelta(days=max(kpi.CODE_DAYS, kpi.CHART_DAYS)),
-                )
-                with transaction(self.sessions, commit=False) as session:
-                    facts = kpi.load_facts(session, since)
-                cached = Kpis(
-                    time.monotonic(), now, self.tiles(facts, now), self.charts(facts, now)
-                )
+                cached = self._compute_kpis(now)
                 self._kpis = cached
             return cached
 
-    def tiles(self, facts: list[kpi.TicketFacts], now: dt.datetime) -> dict[str, list[kpi.Tile]]:
-        """KPI tiles for today and this week (local to ``[dashboard] timezone``)."""
-        return {
-            "today": kpi.tiles(facts, kpi.start_of_day(now, self.zone), now),
-            "this week": kpi.tiles(facts, kpi.start_of_week(now, self.zone), now),
-        }
-
-    def charts(self, facts: list[kpi.TicketFacts], now: dt.datetime) -> list[tuple[str, Markup]]:
-        """The four charts of the board page, titled, as inline SVG."""
-        per_day = kpi.tickets_per_day(facts, now, self.zone)
-        first = kpi.first_response_per_week(facts, now, self.zone)
-        scores = kpi.satisfaction_per_week(facts, now, self.zone)
-        return [
+    def _compute_kpis(self, now: dt.datetime) -> Kpis:
+        zone = self.zone
+        with transaction(self.sessions, commit=False) as session:
+            tiles = {
+                "today": kpi.tiles(session, kpi.today(now, zone), now),
+                "this week": kpi.tiles(session, kpi.this_week(now, zone), now),
+            }
+            per_day = kpi.tickets_per_day(session, now, zone)
+            weekly = kpi.weekly(session, now, zone)
+            codes = kpi.top_error_codes(session, now)
+        svgs = [
             (
                 "New tickets per day by priority",
                 charts.stacked_bars("New tickets per day", per_day.labels, per_day.values),
@@ -255,10 +245,10 @@ class Dashboard:
                 "First response within SLA, per week",
                 charts.bars_with_target(
                     "First response within SLA per week",
-                    first.labels,
-                    first.values["met %"],
+                    weekly.labels,
+                    weekly.values["first response %"],
                     y_max=100,
-                    target=kpi.FIRST_RESPONSE_TARGET * 100,
+                    target=kpi.FIRST_RESPONSE_TARGET,
                     unit="%",
                 ),
             ),
@@ -266,17 +256,15 @@ class Dashboard:
                 "Satisfaction, per week",
                 charts.bars_with_target(
                     "Satisfaction per week",
-                    scores.labels,
-                    scores.values["score"],
+                    weekly.labels,
+                    weekly.values["satisfaction"],
                     y_max=5,
                     target=kpi.SATISFACTION_TARGET,
                 ),
             ),
-            (
-                "Top error codes",
-                charts.horizontal_bars("Top error codes", kpi.top_error_codes(facts, now)),
-            ),
+            ("Top error codes", charts.horizontal_bars("Top error codes", codes)),
         ]
+        return Kpis(time.monotonic(), now, tiles, svgs)
 
     def render_board(self) -> str:
         """The board page's HTML (the benchmark times this)."""

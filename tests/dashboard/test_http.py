@@ -64,8 +64,18 @@ def test_board_json_endpoint(dashboard_url: str) -> None:
     assert data["now"] == NOW.isoformat() and data["open"] == 10 and data["overdue"] == 1
     assert [t["colour"] for t in data["tickets"][:3]] == ["red", "amber", "green"]
     assert any(t["subject"] == XSS_SUBJECT for t in data["tickets"])
-    assert data["tiles"]["today"][0]["name"] == "First response in SLA"
     assert set(data["tiles"]) == {"today", "this week"}
+    today = {tile["name"]: tile for tile in data["tiles"]["today"]}
+    # the report's KPIs (mailproc.reports.metrics): 10 new tickets, 2 P0 escalated to DevOps,
+    # one first-response deadline passed (10001's), unanswered
+    assert today["New tickets"]["value"] == "10"
+    assert (today["Escalation rate"]["value"], today["Escalation rate"]["ok"]) == ("20%", False)
+    assert today["Escalation rate"]["target"] == "≤ 10%"
+    assert (today["First response in SLA"]["value"], today["First response in SLA"]["ok"]) == (
+        "0%",
+        False,
+    )
+    assert today["Satisfaction"]["value"] == "n/a" and today["Satisfaction"]["ok"] is None
 
 
 def test_ticket_page_shows_messages_decisions_and_events(dashboard_url: str) -> None:
