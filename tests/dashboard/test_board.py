@@ -5,16 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from dashboard.conftest import NOW, T0, XSS_SUBJECT
 from mailproc.app import App
 from mailproc.cli import cli
+from mailproc.dashboard import charts
 from mailproc.store.db import transaction
 from mailproc.tickets.board import colour, format_left, load_board, nearest_deadline
 
 H = dt.timedelta(hours=1)
+MAILPROC = str(Path(sys.executable).with_name("mailproc"))
 
 
 def test_colour_red_when_overdue_amber_under_a_quarter_of_the_target_left() -> None:
@@ -118,3 +125,30 @@ def test_board_text_has_headers_counts_and_colours_only_on_a_terminal(seeded: Ap
     coloured = _run(seeded, "board", "--now", NOW.isoformat(), color=True)
     red, amber = "\x1b[31m\x1b[1m-2h 50m", "\x1b[33m\x1b[1m10m"
     assert red in coloured and amber in coloured and "\x1b[32m" in coloured
+
+
+def test_board_watch_prints_a_line_per_redraw_until_interrupted(seeded: App) -> None:
+    env = {**os.environ, "MAILPROC_DATABASE_URL": seeded.settings.database.url}
+    env.pop("MAILPROC_CONFIG", None)
+    process = subprocess.Popen(
+        [MAILPROC, "board", "--watch", "--json", "--interval", "0.2", "--now", NOW.isoformat()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first, second = json.loads(process.stdout.readline()), json.loads(process.stdout.readline())
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(20)
+    assert code == 0
+    assert first["open"] == second["open"] == 10
+
+
+def test_chart_labels_are_escaped() -> None:
+    svg = charts.horizontal_bars("codes <x>", [("<script>", 3), ("DS-1001", 1)])
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "codes &lt;x&gt;" in svg
+    empty = charts.bars_with_target("none", ["a", "b"], [None, None], y_max=5, target=4.5)
+    assert "no data yet" in empty and 'class="target"' in empty
