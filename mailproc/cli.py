@@ -628,7 +628,8 @@ def sla() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
 @handles_errors
 def sla_check(now_text: str | None, dry_run: bool) -> None:
-    """Send what falls due: breach apologies and alerts, escalations, surveys, incidents.
+    """Send what falls due: breach apologies and alerts, escalations, surveys, incidents,
+    the scheduled report mails.
 
     Made for cron (and run by `serve` on its tick); overlapping runs send nothing twice.
     """
@@ -641,7 +642,7 @@ def sla_check(now_text: str | None, dry_run: bool) -> None:
         f"{'dry run: ' if dry_run else ''}sla check at {now.isoformat()}: "
         f"{len(summary.breaches)} breach notice(s), {len(summary.escalations)} escalation(s), "
         f"{len(summary.voided)} void timer(s), {len(summary.surveys)} survey(s), "
-        f"{len(summary.incidents)} incident(s)"
+        f"{len(summary.incidents)} incident(s), {len(summary.reports)} report(s)"
     )
 
 

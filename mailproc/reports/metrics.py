@@ -51,11 +51,12 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     true,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailproc.reports.periods import Period
 from mailproc.store.models import Credit, Customer, Outbox, RefundCaseRecord, Ticket
@@ -66,6 +67,7 @@ STAFF_REPLY_TEMPLATE: Final = "agent_reply"
 NEGATIVE_SCORE_BELOW: Final = 3
 NEGATIVE_FOLLOW_UP_HOURS: Final = 48.0
 CREDIT_CURRENCY: Final = "USD"
+SCAN_SHARE: Final = 0.1  # SQLite: a period over this share of the tickets' span scans the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ def report(session: Session, period: Period, now: dt.datetime) -> dict[str, Any]
 def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any]:
     """Every KPI of ``period``; deadlines and follow-up windows are judged as of ``now``."""
     start, end = period.start, period.end
+    plan = planner(session, start, end)
     hours = _hours(session, Ticket.received_at, Ticket.resolved_at)
 
     opened = session.execute(
@@ -119,7 +122,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
         )
         .select_from(Ticket)
         .outerjoin(RefundCaseRecord, RefundCaseRecord.ticket_id == Ticket.id)
-        .where(_by_people(), Ticket.received_at >= start, Ticket.received_at < end)
+        .where(_by_people(), plan.within(Ticket.received_at, start, end))
     ).one()
     volume, escalated, refunds = opened[0], opened[1] or 0, opened[2]
 
@@ -134,8 +137,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
             ),
         ).where(
             _by_people(),
-            Ticket.first_response_due >= start,
-            Ticket.first_response_due < min(end, now),
+            plan.within(Ticket.first_response_due, start, min(end, now)),
         )
     ).one()
     first_response = _pct(due[1], due[0])
@@ -158,13 +160,12 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
             _count_if(two_upper),
             _count_if(and_(two_upper, hours <= 24)),
             _count_if(and_(two_lower, hours <= 72)),
-        ).where(*_resolved_in(start, end))
+        ).where(*_resolved_in(plan, start, end))
     ).one()
 
     answered_in = and_(
         _by_people(),
-        Ticket.survey_answered_at >= start,
-        Ticket.survey_answered_at < end,
+        plan.within(Ticket.survey_answered_at, start, end),
         Ticket.survey_score.is_not(None),
     )
     followed = exists().where(
@@ -191,7 +192,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
 
     sent = session.execute(
         select(func.count(), _count_if(Ticket.survey_answered_at.is_not(None))).where(
-            _by_people(), Ticket.survey_sent_at >= start, Ticket.survey_sent_at < end
+            _by_people(), plan.within(Ticket.survey_sent_at, start, end)
         )
     ).one()
     credits = session.scalar(
@@ -228,6 +229,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
 def median_resolution_hours(session: Session, period: Period) -> dict[str, float | None]:
     """Median calendar hours from first mail to resolution, per priority (window functions:
     the middle row, or the mean of the two middle rows)."""
+    plan = planner(session, period.start, period.end)
     hours = _hours(session, Ticket.received_at, Ticket.resolved_at).label("hours")
     ranked = (
         select(
@@ -236,7 +238,7 @@ def median_resolution_hours(session: Session, period: Period) -> dict[str, float
             func.row_number().over(partition_by=Ticket.priority, order_by=hours).label("rn"),
             func.count().over(partition_by=Ticket.priority).label("n"),
         )
-        .where(*_resolved_in(period.start, period.end), Ticket.priority.is_not(None))
+        .where(*_resolved_in(plan, period.start, period.end), Ticket.priority.is_not(None))
         .subquery()
     )
     rows = session.execute(
@@ -259,11 +261,12 @@ def tickets_by_error_code(session: Session, start: dt.datetime, end: dt.datetime
     else:
         codes = func.json_each(Ticket.classification, "$.error_codes").table_valued("value")
     code = codes.c.value
+    plan = planner(session, start, end)
     rows = session.execute(
         select(code, func.count().label("n"))
         .select_from(Ticket)
         .join(codes, true())
-        .where(_by_people(), Ticket.received_at >= start, Ticket.received_at < end)
+        .where(_by_people(), plan.within(Ticket.received_at, start, end))
         .group_by(code)
         .order_by(func.count().desc(), code)
     ).all()
@@ -282,9 +285,10 @@ def daily_volume(session: Session, period: Period) -> dict[dt.date, int]:
         ),
         else_=len(days) - 1,
     ).label("day")
+    plan = planner(session, period.start, period.end)
     rows = session.execute(
         select(bucket, func.count())
-        .where(_by_people(), Ticket.received_at >= period.start, Ticket.received_at < period.end)
+        .where(_by_people(), plan.within(Ticket.received_at, period.start, period.end))
         .group_by(bucket)
     ).all()
     counts = dict.fromkeys(days, 0)
@@ -371,12 +375,52 @@ def escalations(session: Session, period: Period, limit: int = 50) -> list[Ticke
 # --- building blocks --------------------------------------------------------------------------
 
 
+class Plan:
+    """How to select the tickets of a period: through the time indexes, or by a table scan.
+
+    SQLite reads a period's rows through an index with one table lookup each; for a period
+    that spans much of the tickets a plain scan is several times faster (a year of 100,000
+    tickets: about 5 times), so then the time column is written ``+column``, which SQLite
+    reads as "no index for this term". PostgreSQL's planner makes that choice itself.
+    """
+
+    def __init__(self, scan: bool) -> None:
+        self.scan = scan
+
+    def within(
+        self, column: InstrumentedAttribute[Any], start: dt.datetime, end: dt.datetime
+    ) -> ColumnElement[bool]:
+        """``start <= column < end``."""
+        term: SQLColumnExpression[Any] = (
+            literal_column(f"+{Ticket.__tablename__}.{column.key}", type_=column.type)
+            if self.scan
+            else column
+        )
+        return and_(term >= start, term < end)
+
+
+def planner(session: Session, start: dt.datetime, end: dt.datetime) -> Plan:
+    """The plan for ``[start, end)``: a scan on SQLite when it spans over ``SCAN_SHARE`` of
+    the time from the first ticket to the last."""
+    if session.get_bind().dialect.name != "sqlite":
+        return Plan(scan=False)
+    first = session.scalar(select(func.min(Ticket.received_at)))  # each one index lookup
+    last = session.scalar(select(func.max(Ticket.received_at)))
+    if first is None or last is None:
+        return Plan(scan=False)
+    span = max((last - first).total_seconds(), 1.0)
+    overlap = (min(end, last) - max(start, first)).total_seconds()
+    return Plan(scan=overlap / span >= SCAN_SHARE)
+
+
 def _by_people() -> ColumnElement[bool]:
     return Ticket.origin == "human"
 
 
-def _resolved_in(start: dt.datetime, end: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    return (_by_people(), Ticket.resolved_at >= start, Ticket.resolved_at < end)
+def _resolved_in(
+    plan: Plan, start: dt.datetime, end: dt.datetime
+) -> tuple[ColumnElement[bool], ...]:
+    return (_by_people(), plan.within(Ticket.resolved_at, start, end))
 
 
 def _escalated() -> ColumnElement[bool]:
