@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from mailproc.config_dashboard import DashboardSettings
 from mailproc.config_transport import (
     ImapSettings,
     ListenerSettings,
@@ -345,6 +346,7 @@ class Settings(_Section):
     listener: ListenerSettings = ListenerSettings()
     imap: ImapSettings = ImapSettings()
     serve: ServeSettings = ServeSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

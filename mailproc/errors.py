@@ -21,3 +21,11 @@ class NotMailError(PermanentError):
 
 class NotFoundError(PermanentError):
     """An id, number or name given by the user matches nothing stored."""
+
+
+class StartupError(MailprocError):
+    """``serve`` cannot start: one line for the operator and a sysexits code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exc
 
@@ -26,21 +27,17 @@ from mailproc.adapters.groupcommit import GroupCommitter
 from mailproc.adapters.imap import MailboxPoller
 from mailproc.adapters.smtp import Listener, PasswordFile, RecipientPolicy, make_tls_context
 from mailproc.app import App
+from mailproc.config_dashboard import DashboardSettings
 from mailproc.config_transport import ListenerSettings
-from mailproc.errors import MailprocError, TransientError
+from mailproc.errors import StartupError, TransientError
 from mailproc.outbound.deliver import deliver_due
 from mailproc.processing.context import OutcomeAction
 from mailproc.store import migrate
 
+if TYPE_CHECKING:
+    from mailproc.dashboard.server import DashboardServer
+
 log = logging.getLogger(__name__)
-
-
-class StartupError(MailprocError):
-    """``serve`` cannot start: one line for the operator and a sysexits code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -216,6 +213,7 @@ class Components:
     pollers: bool
     worker: bool
     ticks: Sequence[Tick] = ()
+    dashboard: DashboardSettings | None = None
 
 
 class Supervisor:
@@ -226,6 +224,7 @@ class Supervisor:
         self.components = components
         self.listener: Listener | None = None
         self.worker: Worker | None = None
+        self.dashboard: DashboardServer | None = None
         self._stop_threads = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -248,11 +247,18 @@ class Supervisor:
         )
         wake = worker.wake_up if worker else None
         pollers = self._pollers(wake)
-        if not (self.components.listener or pollers or worker):
+        if not (self.components.listener or pollers or worker or self.components.dashboard):
             raise StartupError(
-                "nothing to run: listener, pollers and worker are all off", os.EX_CONFIG
+                "nothing to run: listener, pollers, worker and dashboard are all off", os.EX_CONFIG
             )
         check_database(self.app)
+        if self.components.dashboard is not None:
+            from mailproc.dashboard.server import DashboardServer  # web stack only when used
+
+            self.dashboard = DashboardServer(
+                self.app.settings.database, self.app.clock, self.components.dashboard
+            )
+            await self.dashboard.start()
         if self.components.listener is not None:
             listener = build_listener(self.app, self.components.listener, wake)
             try:
@@ -308,6 +314,8 @@ class Supervisor:
             self.worker.wake_up()
         if self.listener is not None:
             await self.listener.stop(grace_s)
+        if self.dashboard is not None:
+            await self.dashboard.stop()
         for thread in self._threads:
             await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
             if thread.is_alive():

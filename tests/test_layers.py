@@ -19,7 +19,16 @@ PACKAGE = Path(mailproc.__file__).parent
 MAX_LINES = 500
 LAYERS = (
     ("core",),
-    ("config", "config_transport", "errors", "clock", "resources", "runtime"),
+    (
+        "config",
+        "config_transport",
+        "config_dashboard",
+        "passwords",
+        "errors",
+        "clock",
+        "resources",
+        "runtime",
+    ),
     ("store",),
     (
         "intake",

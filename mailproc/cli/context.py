@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import click
 
 from mailproc.app import App
 from mailproc.config import ConfigError, load_settings
+from mailproc.config_transport import split_host_port
 from mailproc.processing.context import OutcomeAction, ProcessSummary
 from mailproc.resources import resource_path
 from mailproc.store.db import missing_sqlite_file
@@ -127,3 +129,22 @@ def print_import(report: Any) -> None:
         click.echo(f"plan changes re-timed {report.tickets_recomputed} open ticket(s)")
     for error in report.errors:
         click.echo(f"  line {error.line}: {error.reason}", err=True)
+
+
+def daemon_app(ctx: click.Context) -> App:
+    """The App of the root command, with INFO logs per component unless -v was given."""
+    if not ctx.find_root().params.get("verbose"):
+        logging.getLogger("mailproc").setLevel(logging.INFO)
+    if ctx.find_root().params.get("verbose", 0) < 2:
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
+    return current_app()
+
+
+def listen_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check a --listen HOST:PORT option."""
+    if value is not None:
+        try:
+            split_host_port(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return value

@@ -15,8 +15,7 @@ from typing import Any, Final, NoReturn
 import click
 
 from mailproc.config import ConfigError
-from mailproc.errors import MailprocError, PermanentError, TransientError
-from mailproc.supervisor import StartupError
+from mailproc.errors import MailprocError, PermanentError, StartupError, TransientError
 
 EX_OK = 0
 EX_USAGE = 64

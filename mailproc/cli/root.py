@@ -8,6 +8,7 @@ import logging
 import click
 
 from mailproc import __version__
+from mailproc.cli.board import board, dashboard
 from mailproc.cli.classify import classify_command
 from mailproc.cli.context import Context
 from mailproc.cli.customers import customers
@@ -73,6 +74,8 @@ for command in (
     incidents,
     kb,
     report,
+    board,
+    dashboard,
 ):
     cli.add_command(command)
 

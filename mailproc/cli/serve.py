@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -11,39 +10,20 @@ from pydantic import ValidationError
 
 from mailproc.adapters import lease
 from mailproc.adapters.imap import MailboxPoller
-from mailproc.app import App
-from mailproc.cli.context import current_app, print_processing
-from mailproc.config_transport import ListenerSettings, split_host_port
+from mailproc.cli.context import daemon_app, listen_option, print_processing
+from mailproc.config_transport import ListenerSettings
+from mailproc.errors import StartupError
 from mailproc.supervisor import (
     Components,
-    StartupError,
     Supervisor,
     check_database,
     scheduled_ticks,
 )
 
 
-def _daemon_app(ctx: click.Context) -> App:
-    """The App of the root command, with INFO logs per component unless -v was given."""
-    if not ctx.find_root().params.get("verbose"):
-        logging.getLogger("mailproc").setLevel(logging.INFO)
-    if ctx.find_root().params.get("verbose", 0) < 2:
-        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
-    return current_app()
-
-
-def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None:
-        try:
-            split_host_port(value)
-        except ValueError as error:
-            raise click.BadParameter(str(error)) from None
-    return value
-
-
 @click.command()
 @click.option(
-    "--listen", metavar="HOST:PORT", callback=_listen_option, help="Override [listener] listen."
+    "--listen", metavar="HOST:PORT", callback=listen_option, help="Override [listener] listen."
 )
 @click.option(
     "--protocol", type=click.Choice(["smtp", "lmtp"]), help="Override [listener] protocol."
@@ -51,7 +31,7 @@ def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.pass_context
 def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
     """Run the listener, IMAP pollers, worker and scheduler until SIGTERM or SIGINT."""
-    app = _daemon_app(ctx)
+    app = daemon_app(ctx)
     settings = app.settings.serve
     listener = None
     if settings.listener:
@@ -68,6 +48,7 @@ def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
         pollers=settings.pollers,
         worker=settings.worker,
         ticks=scheduled_ticks(app),
+        dashboard=app.settings.dashboard if app.settings.dashboard.enabled else None,
     )
     Supervisor(app, components).run()
 
@@ -80,7 +61,7 @@ def poll(ctx: click.Context, once: bool) -> None:
 
     Exit codes: 0 done, 75 a mailbox could not be polled (try again later), 78 bad config.
     """
-    app = _daemon_app(ctx)
+    app = daemon_app(ctx)
     if not app.settings.imap.mailboxes:
         raise StartupError("no IMAP mailboxes configured ([[imap.mailboxes]])", os.EX_CONFIG)
     if not once:
@@ -113,7 +94,7 @@ def poll(ctx: click.Context, once: bool) -> None:
 @click.pass_context
 def worker(ctx: click.Context, once: bool) -> None:
     """Process pending mail only (scale-out: run as many as needed on PostgreSQL)."""
-    app = _daemon_app(ctx)
+    app = daemon_app(ctx)
     if not once:
         Supervisor(app, Components(listener=None, pollers=False, worker=True)).run()
         return

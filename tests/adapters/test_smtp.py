@@ -34,10 +34,11 @@ from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
 from mailproc.config_transport import ListenerSettings
+from mailproc.errors import StartupError
 from mailproc.intake.store import Envelope
 from mailproc.store.db import transaction
 from mailproc.store.models import Blob, Inbound
-from mailproc.supervisor import StartupError, build_listener
+from mailproc.supervisor import build_listener
 
 SUPPORT = "support@dataflow.com"
 
