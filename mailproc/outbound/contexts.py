@@ -26,6 +26,13 @@ class EscalationTeam(StrEnum):
     PRODUCT = "product"
 
 
+class Audience(StrEnum):
+    """Who reads a template's mail: its delivery lane (customer mail is sent first)."""
+
+    CUSTOMER = "customer"  # the customer: acknowledgments, agents' replies, notices, apologies
+    INTERNAL = "internal"  # agents, managers, other teams: alerts, requests, reports
+
+
 class Approver(StrEnum):
     """Who approves a refund above an agent's authority (procedures §6.1)."""
 
@@ -88,6 +95,8 @@ class AcknowledgmentContext:
 
     template: ClassVar[str] = "acknowledgment"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     sla_target: dt.timedelta
@@ -100,6 +109,8 @@ class EscalationNoticeContext:
     """Template 2 (§5.2): the ticket went to another team; next update due."""
 
     template: ClassVar[str] = "escalation_notice"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -116,6 +127,8 @@ class SlaBreachApologyContext:
 
     template: ClassVar[str] = "sla_breach_apology"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     sla_target: dt.timedelta
@@ -129,6 +142,8 @@ class RefundConfirmationContext:
     """Template 4 (§6.2): refund processed."""
 
     template: ClassVar[str] = "refund_confirmation"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -145,6 +160,8 @@ class LowSatisfactionFollowUpContext:
 
     template: ClassVar[str] = "low_satisfaction_followup"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     score: int
@@ -159,6 +176,8 @@ class SurveyRequestContext:
 
     template: ClassVar[str] = "survey_request"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     resolved_at: dt.datetime
@@ -171,6 +190,8 @@ class ResolvedNoticeContext:
     """The ticket was resolved (§4.2 step 5); a reply within ``reopen_within`` reopens it."""
 
     template: ClassVar[str] = "resolved_notice"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -185,6 +206,8 @@ class IncidentResolvedContext:
     DevOps' plain-text account of it, ``status_page`` where the incident history is kept."""
 
     template: ClassVar[str] = "incident_resolved"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -201,6 +224,8 @@ class AgentReplyContext:
 
     template: ClassVar[str] = "agent_reply"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     agent_name: str
@@ -212,6 +237,8 @@ class NewTicketAlertContext:
     """To agents: a new ticket waits for its first response."""
 
     template: ClassVar[str] = "new_ticket_alert"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -231,6 +258,8 @@ class EscalationAlertContext:
 
     template: ClassVar[str] = "escalation_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     team: EscalationTeam
@@ -247,6 +276,8 @@ class P0AlertContext:
 
     template: ClassVar[str] = "p0_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     reported_at: dt.datetime
@@ -261,6 +292,8 @@ class TriageRequestContext:
     """To the Support Manager (§2.2 edge case): the priority is unclear."""
 
     template: ClassVar[str] = "triage_request"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -277,6 +310,8 @@ class LowScoreAlertContext:
 
     template: ClassVar[str] = "low_score_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     score: int
@@ -292,6 +327,8 @@ class RefundApprovalRequestContext:
     """To the approver (§6.1): a refund above the agent's authority."""
 
     template: ClassVar[str] = "refund_approval_request"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -312,6 +349,8 @@ class BreachAlertContext:
 
     template: ClassVar[str] = "breach_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     sla_target: dt.timedelta
@@ -326,6 +365,8 @@ class ResolutionAlertContext:
     """To the Support Manager (§3.1, §4.3): a ticket missed its resolution target."""
 
     template: ClassVar[str] = "resolution_alert"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -355,6 +396,8 @@ class IncidentAlertContext:
 
     template: ClassVar[str] = "incident_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     code: str
     title: str | None
     started_at: dt.datetime
@@ -379,6 +422,8 @@ class CommandErrorContext:
     """To an agent whose email command was invalid; ``command`` is the agent's line."""
 
     template: ClassVar[str] = "command_error"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     agent_name: str
     command: str

@@ -9,12 +9,12 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from functools import cache
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from mailproc.config import OutboxSettings, Settings
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import bare_message_id
 from mailproc.outbound.compose import Envelope, HeaderError, compose
-from mailproc.outbound.contexts import TEMPLATES, TemplateContext
+from mailproc.outbound.contexts import TEMPLATES, Audience, TemplateContext
 from mailproc.outbound.render import Renderer, RenderError
 from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient
 from mailproc.store.staged import (
@@ -166,6 +166,56 @@ def queue_deferred(
     )
 
 
+class Lane(IntEnum):
+    """The delivery lane of a mail: customer-facing mail is claimed before internal mail."""
+
+    CUSTOMER = 0
+    INTERNAL = 1
+
+
+def lane_of(template: str) -> Lane:
+    """A template's lane, from its context's audience (customer for a template not known)."""
+    context = TEMPLATES.get(template)
+    internal = context is not None and context.audience == Audience.INTERNAL
+    return Lane.INTERNAL if internal else Lane.CUSTOMER
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltMail:
+    """A deferred mail rendered and composed: its bytes (CRLF) and its thread record's text."""
+
+    raw: bytes
+    subject: str
+    text: str
+
+
+def build(
+    outbox_id: int,
+    template: str,
+    locale: str,
+    context: dict[str, Any] | None,
+    envelope: dict[str, Any] | None,
+    renderer: Renderer,
+) -> BuiltMail:
+    """Render and compose a stored template context; no database.
+
+    The same stored row always gives the same bytes (the Date, the Message-ID and the MIME
+    boundary come from the row). Raises RenderError or HeaderError (permanent) when the mail
+    cannot be built.
+    """
+    if context is None or envelope is None or template not in TEMPLATES:
+        raise RenderError(f"outbox {outbox_id} has neither bytes nor a template context")
+    try:
+        typed = _adapter(template).validate_python(context)
+        addressed = _ENVELOPE.validate_python(envelope)
+    except ValidationError as error:
+        raise RenderError(f"stored context no longer fits {template}: {error}") from error
+    mail = renderer.render(typed, locale)
+    message = compose(mail, addressed)
+    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    return BuiltMail(raw, str(message.get("Subject", "")), mail.text)
+
+
 def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
     """Render and compose a deferred row once; its thread record gets subject and text.
 
@@ -173,25 +223,37 @@ def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
     """
     if row.raw is not None:
         return
-    if row.context is None or row.envelope is None or row.template not in TEMPLATES:
-        raise RenderError(f"outbox {row.id} has neither bytes nor a template context")
-    try:
-        context = _adapter(row.template).validate_python(row.context)
-        envelope = _ENVELOPE.validate_python(row.envelope)
-    except ValidationError as error:
-        raise RenderError(f"stored context no longer fits {row.template}: {error}") from error
-    mail = renderer.render(context, row.locale)
-    message = compose(mail, envelope)
-    row.raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    thread = session.scalars(
-        select(MessageRecord).where(
-            MessageRecord.message_id == row.message_id, MessageRecord.direction == "out"
-        )
-    ).first()
-    if thread is not None:
-        thread.subject = str(message.get("Subject", ""))
-        thread.body_text = thread.new_text = mail.text
-        thread.body_source = "plain"
+    built = build(row.id, row.template, row.locale, row.context, row.envelope, renderer)
+    row.raw = built.raw
+    store_built(session, {row.message_id: built})
+
+
+def store_built(session: Session, built: Mapping[str, BuiltMail]) -> None:
+    """Keep built mail (by Message-ID) on rows not built before, and complete their thread
+    records: one statement each for any number of mails."""
+    if not built:
+        return
+    connection = session.connection()
+    connection.execute(
+        _OUTBOX.update()
+        .where(_OUTBOX.c.message_id == bindparam("mid"), _OUTBOX.c.raw.is_(None))
+        .values(raw=bindparam("built_raw")),
+        [{"mid": mid, "built_raw": mail.raw} for mid, mail in built.items()],
+    )
+    connection.execute(
+        _MESSAGES.update()
+        .where(_MESSAGES.c.message_id == bindparam("mid"), _MESSAGES.c.direction == "out")
+        .values(
+            subject=bindparam("built_subject"),
+            body_text=bindparam("built_text"),
+            new_text=bindparam("built_text"),
+            body_source="plain",
+        ),
+        [
+            {"mid": mid, "built_subject": mail.subject, "built_text": mail.text}
+            for mid, mail in built.items()
+        ],
+    )
 
 
 def _adapter(template: str) -> TypeAdapter[Any]:
@@ -207,6 +269,7 @@ _ADAPTERS: dict[str, TypeAdapter[Any]] = {}
 _ENVELOPE: Final = TypeAdapter(Envelope)
 _OUTBOX: Final = table_of(Outbox)
 _RECIPIENTS: Final = table_of(OutboxRecipient)
+_MESSAGES: Final = table_of(MessageRecord)
 
 
 def _insert_row(
@@ -251,6 +314,7 @@ def _insert_row(
         "envelope": envelope,
         "auto_submitted": auto_submitted,
         "status": OutboxStatus.PENDING,
+        "lane": lane_of(template),
         "attempts": 0,
         "next_attempt_at": now,
         "deadline_at": deadline,

@@ -20,9 +20,11 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -330,6 +332,8 @@ class Outbox(Base):
     envelope: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     auto_submitted: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
+    # 0: customer-facing mail, claimed first; 1: internal alerts and reports (outbox.lane_of)
+    lane: Mapped[int] = mapped_column(SmallInteger, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     deadline_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -341,7 +345,17 @@ class Outbox(Base):
         cascade="all, delete-orphan", order_by="OutboxRecipient.address", lazy="selectin"
     )
 
-    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    # the claim query: due rows by lane, oldest first; sent and failed rows are not in it
+    __table_args__ = (
+        Index(
+            "ix_outbox_due",
+            "lane",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+            sqlite_where=text("status IN ('pending', 'sending')"),
+        ),
+    )
 
 
 class OutboxRecipient(Base):
