@@ -70,6 +70,7 @@ def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
         pollers=settings.pollers,
         worker=settings.worker,
         ticks=scheduled_ticks(app),
+        deliver=True,
     )
     Supervisor(app, components).run()
 
