@@ -13,8 +13,9 @@ import click
 from mailproc.app import App
 from mailproc.cli.context import current_app
 from mailproc.cli.errors import handles_errors
+from mailproc.cli.outbox import deliver_with_progress
 from mailproc.errors import TransientError
-from mailproc.outbound.deliver import DeliverySummary, deliver_all_due, deliver_due
+from mailproc.outbound.deliver import DeliverySummary, deliver_due
 from mailproc.supervisor import check_database
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def deliver(once: bool) -> None:
     app = current_app()
     check_database(app)
     if once:
-        click.echo(str(deliver_all_due(app.sessions, app.settings, app.clock)))
+        click.echo(str(deliver_with_progress(app)))
     else:
         _deliver_until_stopped(app)
 

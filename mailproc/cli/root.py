@@ -15,6 +15,7 @@ from mailproc.cli.deliver import deliver
 from mailproc.cli.inbound import inbound, quarantine
 from mailproc.cli.ingest import ingest, process, replay
 from mailproc.cli.init import init
+from mailproc.cli.outbox import outbox
 from mailproc.cli.serve import poll, serve, worker
 from mailproc.cli.sla import incidents, sla
 from mailproc.cli.templates import templates
@@ -63,6 +64,7 @@ for command in (
     poll,
     worker,
     deliver,
+    outbox,
     sla,
     incidents,
 ):

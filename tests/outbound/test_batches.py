@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from adapters.support import wait_for
+from click.testing import CliRunner
 from conftest import T0
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -15,6 +18,7 @@ from test_deliver import Relay, make_app, run
 from test_outbox import ANA, SUPPORT, add_ticket, rows
 
 from mailproc.app import App
+from mailproc.cli import cli
 from mailproc.clock import FixedClock, SystemClock
 from mailproc.config import OutboxSettings
 from mailproc.core.model import Address
@@ -196,3 +200,37 @@ def test_serve_sends_the_acknowledgment_as_soon_as_its_batch_commits(
 
     asyncio.run(scenario())
     assert len(found) == 1
+
+
+def test_outbox_list_and_show(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(db_url, FixedClock(T0), "maildir:out")
+    with transaction(app.sessions) as session:
+        ticket_id = add_ticket(session)
+        queue_sample(session, "acknowledgment", "ack:1", ticket_id=ticket_id)
+        queue_sample(session, "new_ticket_alert", "alert:1")
+    environment = {"MAILPROC_DATABASE_URL": db_url, "MAILPROC_RELAY_URL": "maildir:out"}
+
+    def invoke(*args: str) -> str:
+        result = CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    listed = json.loads(invoke("outbox", "list", "--json"))
+    assert [(m["template"], m["lane"], m["ticket"]) for m in listed] == [
+        ("new_ticket_alert", "internal", None),
+        ("acknowledgment", "customer", 10001),
+    ]
+    [ack] = json.loads(invoke("outbox", "list", "--ticket", "10001", "--json"))
+    assert json.loads(invoke("outbox", "list", "--status", "sent", "--json")) == []
+    preview = invoke("outbox", "show", str(ack["id"]), "--raw")
+    assert run(app) == DeliverySummary(sent=2)
+    [written] = (tmp_path / "out" / "new").glob("*.10001-acknowledgment.*")
+    assert written.read_text() == preview.replace("\r\n", "\n")
+    shown = json.loads(invoke("outbox", "show", str(ack["id"])))
+    assert shown["status"] == "sent" and shown["results"] == {ANA: {"status": "sent", "reason": ""}}
+    assert [e["kind"] for e in shown["events"]] == ["outbound.sent"]
+    assert "2 mail(s)" in invoke("outbox", "list")
+    missing = CliRunner().invoke(cli, ["outbox", "show", "999999"], env=environment)
+    assert missing.exit_code == 65 and "no outbound mail 999999" in missing.output
+    app.close()
