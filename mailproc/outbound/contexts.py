@@ -1,7 +1,8 @@
 """Template contexts: the typed data of each outbound mail, and the template each one names.
 
-Adding a template: one context class here (naming its template folder), the folder's three
-parts under ``templates/``, and one sample in ``samples.py``.
+Adding a template: one context class here (naming its template folder and its audience, which
+is its delivery lane), the folder's three parts under ``templates/``, and one sample in
+``samples.py``.
 """
 
 from __future__ import annotations
