@@ -44,7 +44,7 @@ from mailproc.core.model import Address
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope as IntakeEnvelope
 from mailproc.outbound.compose import AutoSubmitted, Envelope
-from mailproc.outbound.deliver import deliver_all_due
+from mailproc.outbound.deliver import deliver_all_due, renderer_for
 from mailproc.outbound.outbox import lane_of, queue_deferred, retry_deadline
 from mailproc.outbound.samples import SAMPLES, ticket_number_of
 from mailproc.store.db import transaction
@@ -64,7 +64,17 @@ def make_app(url: str, relay: str, batch_size: int = 200) -> App:
             "serve": {"tick_interval_s": 60, "process_interval_s": 60},
         }
     )
-    return App(settings, SystemClock())
+    app = App(settings, SystemClock())
+    warm_up(app)
+    return app
+
+
+def warm_up(app: App) -> None:
+    """Compile every template in every locale once, as a long-running deliverer has."""
+    renderer = renderer_for(app.settings)
+    for context in SAMPLES.values():
+        for locale in ("en", "es", "fr"):
+            renderer.render(context, locale)
 
 
 def queue(app: App, count: int, templates: list[str], tag: str) -> None:
@@ -186,7 +196,7 @@ def per_mail_with(url: str, history: int, due: int = 1000) -> float:
         with transaction(app.sessions) as session:
             for start in range(0, len(rows), 20_000):
                 session.execute(insert(Outbox), rows[start : start + 20_000])
-        queue(app, due, sorted(SAMPLES), tag)
+        queue(app, due, sorted(SAMPLES), f"due{tag}")
         seconds = timed(lambda: deliver_all_due(app.sessions, app.settings, app.clock))
         app.close()
     return seconds / due
