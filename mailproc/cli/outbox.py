@@ -13,9 +13,10 @@ from mailproc.app import App
 from mailproc.cli.context import current_app, echo_json
 from mailproc.cli.errors import EX_DATAERR, fail, handles_errors
 from mailproc.outbound.attempts import count_due
+from mailproc.outbound.build import build
 from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.deliver import DeliverySummary, deliver_all_due, renderer_for
-from mailproc.outbound.outbox import Lane, OutboxStatus, build
+from mailproc.outbound.outbox import Lane, OutboxStatus
 from mailproc.outbound.render import RenderError
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, Outbox, Ticket

@@ -45,9 +45,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailproc.clock import Clock
 from mailproc.config import Settings
 from mailproc.outbound.attempts import Claim, Failure, claim_due, count_due, record_results, release
+from mailproc.outbound.build import BuiltMail, build, store_built
 from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.contexts import Company, company_from
-from mailproc.outbound.outbox import BuiltMail, OutboxStatus, build, store_built
+from mailproc.outbound.outbox import OutboxStatus
 from mailproc.outbound.render import Renderer, RenderError
 from mailproc.outbound.transports import MailRejected, RelayUnavailable, Transport, make_transport
 from mailproc.store.db import transaction

@@ -13,17 +13,17 @@ from enum import IntEnum, StrEnum
 from functools import cache
 from typing import Any, Final
 
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Insert, bindparam, select
+from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailproc.config import OutboxSettings, Settings
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import bare_message_id
-from mailproc.outbound.compose import Envelope, HeaderError, compose
+from mailproc.outbound.build import ENVELOPE, build, context_adapter, store_built
+from mailproc.outbound.compose import Envelope, HeaderError
 from mailproc.outbound.contexts import TEMPLATES, Audience, TemplateContext
-from mailproc.outbound.render import Renderer, RenderError
+from mailproc.outbound.render import Renderer
 from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient
 from mailproc.store.staged import (
     StagedRows,
@@ -156,8 +156,8 @@ def queue_deferred(
         message_id=envelope.message_id,
         envelope_from=envelope_from,
         raw=None,
-        context=_adapter(template).dump_python(context, mode="json"),
-        envelope=_ENVELOPE.dump_python(envelope, mode="json"),
+        context=context_adapter(template).dump_python(context, mode="json"),
+        envelope=ENVELOPE.dump_python(envelope, mode="json"),
         auto_submitted=str(envelope.auto_submitted),
         recipients=envelope_to,
         thread=thread,
@@ -180,42 +180,6 @@ def lane_of(template: str) -> Lane:
     return Lane.INTERNAL if internal else Lane.CUSTOMER
 
 
-@dataclass(frozen=True, slots=True)
-class BuiltMail:
-    """A deferred mail rendered and composed: its bytes (CRLF) and its thread record's text."""
-
-    raw: bytes
-    subject: str
-    text: str
-
-
-def build(
-    outbox_id: int,
-    template: str,
-    locale: str,
-    context: dict[str, Any] | None,
-    envelope: dict[str, Any] | None,
-    renderer: Renderer,
-) -> BuiltMail:
-    """Render and compose a stored template context; no database.
-
-    The same stored row always gives the same bytes (the Date, the Message-ID and the MIME
-    boundary come from the row). Raises RenderError or HeaderError (permanent) when the mail
-    cannot be built.
-    """
-    if context is None or envelope is None or template not in TEMPLATES:
-        raise RenderError(f"outbox {outbox_id} has neither bytes nor a template context")
-    try:
-        typed = _adapter(template).validate_python(context)
-        addressed = _ENVELOPE.validate_python(envelope)
-    except ValidationError as error:
-        raise RenderError(f"stored context no longer fits {template}: {error}") from error
-    mail = renderer.render(typed, locale)
-    message = compose(mail, addressed)
-    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    return BuiltMail(raw, str(message.get("Subject", "")), mail.text)
-
-
 def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
     """Render and compose a deferred row once; its thread record gets subject and text.
 
@@ -228,48 +192,8 @@ def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
     store_built(session, {row.message_id: built})
 
 
-def store_built(session: Session, built: Mapping[str, BuiltMail]) -> None:
-    """Keep built mail (by Message-ID) on rows not built before, and complete their thread
-    records: one statement each for any number of mails."""
-    if not built:
-        return
-    connection = session.connection()
-    connection.execute(
-        _OUTBOX.update()
-        .where(_OUTBOX.c.message_id == bindparam("mid"), _OUTBOX.c.raw.is_(None))
-        .values(raw=bindparam("built_raw")),
-        [{"mid": mid, "built_raw": mail.raw} for mid, mail in built.items()],
-    )
-    connection.execute(
-        _MESSAGES.update()
-        .where(_MESSAGES.c.message_id == bindparam("mid"), _MESSAGES.c.direction == "out")
-        .values(
-            subject=bindparam("built_subject"),
-            body_text=bindparam("built_text"),
-            new_text=bindparam("built_text"),
-            body_source="plain",
-        ),
-        [
-            {"mid": mid, "built_subject": mail.subject, "built_text": mail.text}
-            for mid, mail in built.items()
-        ],
-    )
-
-
-def _adapter(template: str) -> TypeAdapter[Any]:
-    """The JSON (de)serializer of a template's context, built on first use."""
-    if template not in _ADAPTERS:
-        _ADAPTERS[template] = TypeAdapter(TEMPLATES[template])
-    return _ADAPTERS[template]
-
-
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
-
-
-_ENVELOPE: Final = TypeAdapter(Envelope)
 _OUTBOX: Final = table_of(Outbox)
 _RECIPIENTS: Final = table_of(OutboxRecipient)
-_MESSAGES: Final = table_of(MessageRecord)
 
 
 def _insert_row(
