@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from typing import Any
 
 import click
 
 from mailproc.app import App
 from mailproc.config import load_settings
+from mailproc.outbound.attempts import count_due
+from mailproc.outbound.deliver import DeliverySummary, deliver_all_due
 from mailproc.processing.context import OutcomeAction, ProcessSummary
 from mailproc.resources import resource_path
+from mailproc.store.db import transaction
 
 
 class Context:
@@ -88,3 +92,15 @@ def print_import(report: Any) -> None:
         click.echo(f"plan changes re-timed {report.tickets_recomputed} open ticket(s)")
     for error in report.errors:
         click.echo(f"  line {error.line}: {error.reason}", err=True)
+
+
+def deliver_with_progress(app: App) -> DeliverySummary:
+    """``deliver --once``: every due batch, with a progress bar on a terminal for long runs."""
+    if not sys.stderr.isatty():
+        return deliver_all_due(app.sessions, app.settings, app.clock)
+    with transaction(app.sessions, commit=False) as session:
+        due = count_due(session, app.clock.now())
+    if due <= app.settings.outbox.batch_size:
+        return deliver_all_due(app.sessions, app.settings, app.clock)
+    with click.progressbar(length=due, label="delivering", file=sys.stderr) as bar:
+        return deliver_all_due(app.sessions, app.settings, app.clock, progress=bar.update)

@@ -11,9 +11,8 @@ from typing import Final
 import click
 
 from mailproc.app import App
-from mailproc.cli.context import current_app
+from mailproc.cli.context import current_app, deliver_with_progress
 from mailproc.cli.errors import handles_errors
-from mailproc.cli.outbox import deliver_with_progress
 from mailproc.errors import TransientError
 from mailproc.outbound.deliver import DeliverySummary, deliver_due
 from mailproc.supervisor import check_database

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailproc.app import App
 from mailproc.cli.context import current_app, echo_json
 from mailproc.cli.errors import EX_DATAERR, fail, handles_errors
-from mailproc.outbound.attempts import count_due
 from mailproc.outbound.build import build
 from mailproc.outbound.compose import HeaderError
-from mailproc.outbound.deliver import DeliverySummary, deliver_all_due, renderer_for
+from mailproc.outbound.deliver import renderer_for
 from mailproc.outbound.outbox import Lane, OutboxStatus
 from mailproc.outbound.render import RenderError
 from mailproc.store.db import transaction
@@ -124,15 +121,3 @@ def _details(session: Session, row: Outbox) -> dict[str, Any]:
         "results": {r.address: {"status": r.status, "reason": r.reason} for r in row.recipients},
         "events": [{"at": at, "kind": kind, "reason": reason} for at, kind, reason in events],
     }
-
-
-def deliver_with_progress(app: App) -> DeliverySummary:
-    """``deliver --once``: every due batch, with a progress bar on a terminal for long runs."""
-    if not sys.stderr.isatty():
-        return deliver_all_due(app.sessions, app.settings, app.clock)
-    with transaction(app.sessions, commit=False) as session:
-        due = count_due(session, app.clock.now())
-    if due <= app.settings.outbox.batch_size:
-        return deliver_all_due(app.sessions, app.settings, app.clock)
-    with click.progressbar(length=due, label="delivering", file=sys.stderr) as bar:
-        return deliver_all_due(app.sessions, app.settings, app.clock, progress=bar.update)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import os
+import pty
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from adapters.support import wait_for
+from adapters.support import MAILPROC, wait_for
 from click.testing import CliRunner
 from conftest import T0
 from sqlalchemy import select, text
@@ -234,3 +238,37 @@ def test_outbox_list_and_show(db_url: str, tmp_path: Path, monkeypatch: pytest.M
     missing = CliRunner().invoke(cli, ["outbox", "show", "999999"], env=environment)
     assert missing.exit_code == 65 and "no outbound mail 999999" in missing.output
     app.close()
+
+
+def test_deliver_once_shows_a_progress_bar_on_a_terminal_only(db_url: str, tmp_path: Path) -> None:
+    app = make_app(db_url, FixedClock(SystemClock().now()), "maildir:out")
+    with transaction(app.sessions) as session:
+        for n in range(30):
+            queue_sample(session, "acknowledgment", f"ack:{n}", now=app.clock.now())
+    app.close()
+    environment = {
+        **os.environ,
+        "MAILPROC_DATABASE_URL": db_url,
+        "MAILPROC_RELAY_URL": "maildir:out",
+        "MAILPROC_OUTBOX_BATCH_SIZE": "10",
+    }
+    controller, terminal = pty.openpty()
+    try:
+        completed = subprocess.run(
+            [MAILPROC, "deliver", "--once"],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=120,
+            check=True,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written was read
+            while chunk := os.read(controller, 4096):
+                shown += chunk
+    finally:
+        os.close(controller)
+    assert completed.stdout == b"sent 30, retried 0, failed 0, skipped 0\n"
+    assert b"delivering" in shown and b"100%" in shown
