@@ -22,7 +22,7 @@ from mailproc.app import App
 from mailproc.config import Settings
 from mailproc.config_transport import ImapMailboxSettings, split_host_port
 from mailproc.errors import TransientError
-from mailproc.outbound.deliver import SmtpTransport
+from mailproc.outbound.transports import SmtpTransport
 from mailproc.store import migrate
 from mailproc.store.db import first_line, missing_sqlite_file, transaction
 from mailproc.store.models import Inbound

@@ -1,8 +1,8 @@
-"""``mailproc serve``: the listener, the IMAP pollers, the worker and the scheduler in one process.
+"""``mailproc serve``: listener, IMAP pollers, worker, deliverer and scheduler in one process.
 
-The listener runs on the asyncio loop; the pollers, the worker and the scheduler tick run in
-threads of their own. SIGTERM or SIGINT stops accepting new work, lets what is in flight finish
-(within ``serve.shutdown_grace_s``) and exits.
+The listener runs on the asyncio loop; the pollers, the worker, the deliverer and the scheduler
+tick run in threads of their own. SIGTERM or SIGINT stops accepting new work, lets what is in
+flight finish (within ``serve.shutdown_grace_s``) and exits.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from mailproc.app import App
 from mailproc.config_dashboard import DashboardSettings
 from mailproc.config_transport import ListenerSettings
 from mailproc.errors import StartupError, TransientError
-from mailproc.outbound.deliver import deliver_due
+from mailproc.outbound.deliver import deliver_all_due
 from mailproc.processing.context import OutcomeAction
 from mailproc.store import migrate
 
@@ -49,12 +49,11 @@ class Tick:
 
 
 def scheduled_ticks(app: App) -> list[Tick]:
-    """The periodic jobs of ``serve``: deliver the outbox, and the SLA check (breaches,
-    escalation timers, surveys, incidents) when follow-ups are on."""
-    ticks = [Tick("deliver", lambda _now: deliver_due(app.sessions, app.settings, app.clock))]
+    """The periodic jobs of ``serve``: the SLA check (breaches, escalation timers, surveys,
+    incidents) when follow-ups are on. Delivery runs in its own thread (``Deliverer``)."""
     if app.settings.processing.followups:
-        ticks.append(Tick("sla-check", lambda now: app.check(now, dry_run=False)))
-    return ticks
+        return [Tick("sla-check", lambda now: app.check(now, dry_run=False))]
+    return []
 
 
 def check_database(app: App) -> None:
@@ -124,9 +123,12 @@ class Worker:
     LISTENER_BATCH = 100
     _POLL_S = 0.002
 
-    def __init__(self, app: App, interval_s: float) -> None:
+    def __init__(
+        self, app: App, interval_s: float, on_batch: Callable[[int], None] | None = None
+    ) -> None:
         self._app = app
         self._interval_s = interval_s
+        self._on_batch = on_batch
         self.wake = threading.Event()
         self._listener_in_flight: Callable[[], int] | None = None
         self._batch_size: int | None = None
@@ -162,7 +164,7 @@ class Worker:
         """One processing run; failures are logged and retried on the next wake-up."""
         try:
             summary = self._app.process(
-                before_batch=self._listener_first, batch_size=self._batch_size
+                self._on_batch, before_batch=self._listener_first, batch_size=self._batch_size
             )
         except TransientError as error:
             log.warning("processing postponed: %s", error)
@@ -180,6 +182,41 @@ class Worker:
                 summary.count(OutcomeAction.DUPLICATE),
                 summary.count(OutcomeAction.QUARANTINED),
             )
+
+
+class Deliverer:
+    """Sends due mail as soon as a processing batch committed (``wake_up``), batch after batch
+    while mail is due, and every ``interval_s`` anyway (retries, the scheduler's mail)."""
+
+    def __init__(self, app: App, interval_s: float) -> None:
+        self._app = app
+        self._interval_s = interval_s
+        self.wake = threading.Event()
+
+    def wake_up(self, _count: int = 0) -> None:
+        """Ask for a delivery run soon (mail may have been queued)."""
+        self.wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop`` is set; the batch in progress at that moment is finished."""
+        self.wake.set()
+        while not stop.is_set():
+            self.wake.wait(self._interval_s)
+            self.wake.clear()
+            if stop.is_set():
+                return
+            try:
+                summary = deliver_all_due(
+                    self._app.sessions, self._app.settings, self._app.clock, stop=stop
+                )
+            except TransientError as error:
+                log.warning("delivery postponed: %s", error)
+                continue
+            except Exception:
+                log.exception("delivery failed")
+                continue
+            if summary.handled or summary.skipped:
+                log.info("delivered: %s", summary)
 
 
 class Scheduler:
@@ -214,6 +251,7 @@ class Components:
     worker: bool
     ticks: Sequence[Tick] = ()
     dashboard: DashboardSettings | None = None
+    deliver: bool = False
 
 
 class Supervisor:
@@ -225,6 +263,7 @@ class Supervisor:
         self.listener: Listener | None = None
         self.worker: Worker | None = None
         self.dashboard: DashboardServer | None = None
+        self.deliverer: Deliverer | None = None
         self._stop_threads = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -242,8 +281,17 @@ class Supervisor:
     async def serve(self, stop: asyncio.Event) -> None:
         """Start everything, wait until ``stop`` is set, then shut down gracefully."""
         serve_settings = self.app.settings.serve
+        deliverer = (
+            Deliverer(self.app, serve_settings.tick_interval_s) if self.components.deliver else None
+        )
         worker = (
-            Worker(self.app, serve_settings.process_interval_s) if self.components.worker else None
+            Worker(
+                self.app,
+                serve_settings.process_interval_s,
+                on_batch=deliverer.wake_up if deliverer else None,
+            )
+            if self.components.worker
+            else None
         )
         wake = worker.wake_up if worker else None
         pollers = self._pollers(wake)
@@ -277,6 +325,9 @@ class Supervisor:
         if worker is not None:
             self.worker = worker
             self._start("worker", worker.run)
+        if deliverer is not None:
+            self.deliverer = deliverer
+            self._start("deliverer", deliverer.run)
         if self.components.ticks:
             scheduler = Scheduler(self.app, self.components.ticks, serve_settings.tick_interval_s)
             self._start("scheduler", scheduler.run)
@@ -310,8 +361,9 @@ class Supervisor:
         log.info("shutting down: no new connections, finishing what is in flight")
         deadline = time.monotonic() + grace_s
         self._stop_threads.set()
-        if self.worker is not None:
-            self.worker.wake_up()
+        for waiting in (self.worker, self.deliverer):
+            if waiting is not None:
+                waiting.wake_up()
         if self.listener is not None:
             await self.listener.stop(grace_s)
         if self.dashboard is not None:

@@ -283,6 +283,7 @@ def test_the_commands_with_required_arguments_are_the_expected_ones() -> None:
         "incidents resolve",
         "kb draft",
         "kb show",
+        "outbox show",
         "quarantine show",
         "templates render",
         "tickets priority",

@@ -13,11 +13,14 @@ from typing import Any
 import click
 
 from mailproc.app import App
+from mailproc.clock import Clock
 from mailproc.config import ConfigError, load_settings
 from mailproc.config_transport import split_host_port
+from mailproc.outbound.attempts import count_due
+from mailproc.outbound.deliver import DeliverySummary, deliver_all_due
 from mailproc.processing.context import OutcomeAction, ProcessSummary
 from mailproc.resources import resource_path
-from mailproc.store.db import missing_sqlite_file
+from mailproc.store.db import missing_sqlite_file, transaction
 
 
 class Context:
@@ -148,3 +151,15 @@ def listen_option(ctx: click.Context, param: click.Parameter, value: str | None)
         except ValueError as error:
             raise click.BadParameter(str(error)) from None
     return value
+
+
+def deliver_with_progress(app: App, clock: Clock) -> DeliverySummary:
+    """``deliver --once``: every due batch, with a progress bar on a terminal for long runs."""
+    if not sys.stderr.isatty():
+        return deliver_all_due(app.sessions, app.settings, clock)
+    with transaction(app.sessions, commit=False) as session:
+        due = count_due(session, clock.now())
+    if due <= app.settings.outbox.batch_size:
+        return deliver_all_due(app.sessions, app.settings, clock)
+    with click.progressbar(length=due, label="delivering", file=sys.stderr) as bar:
+        return deliver_all_due(app.sessions, app.settings, clock, progress=bar.update)

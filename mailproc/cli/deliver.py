@@ -12,12 +12,12 @@ from typing import Final
 import click
 
 from mailproc.app import App
-from mailproc.cli.context import current_app, parse_time
+from mailproc.cli.context import current_app, deliver_with_progress, parse_time
 from mailproc.cli.errors import EX_TEMPFAIL
 from mailproc.clock import Clock, FixedClock
 from mailproc.errors import TransientError
 from mailproc.outbound.attempts import due_mails
-from mailproc.outbound.deliver import DeliverySummary, deliver_all_due, deliver_due
+from mailproc.outbound.deliver import DeliverySummary, deliver_due
 from mailproc.store.db import transaction
 from mailproc.supervisor import check_database
 
@@ -57,7 +57,7 @@ def deliver(once: bool, now_text: str | None, dry_run: bool) -> None:
             click.echo(f"would send: {line}")
         click.echo(f"dry run at {clock.now().isoformat()}: {len(due)} mail(s) due")
         return
-    summary = deliver_all_due(app.sessions, app.settings, clock)
+    summary = deliver_with_progress(app, clock)
     click.echo(str(summary))
     if summary.retried or summary.skipped:
         click.echo("mailproc: mail is left due: the relay refused or deferred it", err=True)

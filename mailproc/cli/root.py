@@ -20,6 +20,7 @@ from mailproc.cli.inbound import inbound, quarantine
 from mailproc.cli.ingest import ingest, process, replay
 from mailproc.cli.init import init
 from mailproc.cli.kb import kb
+from mailproc.cli.outbox import outbox
 from mailproc.cli.report import report
 from mailproc.cli.serve import poll, serve, worker
 from mailproc.cli.sla import incidents, sla
@@ -70,6 +71,7 @@ for command in (
     worker,
     deliver,
     doctor,
+    outbox,
     sla,
     incidents,
     kb,

@@ -49,6 +49,7 @@ def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
         worker=settings.worker,
         ticks=scheduled_ticks(app),
         dashboard=app.settings.dashboard if app.settings.dashboard.enabled else None,
+        deliver=True,
     )
     Supervisor(app, components).run()
 

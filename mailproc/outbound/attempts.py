@@ -1,26 +1,26 @@
-"""Delivery attempts on the outbox: claim a due mail, record each recipient's result, back off.
+"""Delivery attempts on the outbox: claim a batch of due mail, record the results, back off.
 
-These functions run inside a transaction the caller opens and commits; none talks to the network.
+These functions run inside a transaction the caller opens and commits; none talks to the network
+and none renders: a claim carries the stored bytes or the context to build them from.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from mailproc.config_transport import OutboxSettings
 from mailproc.core.events import EventKind
-from mailproc.outbound.compose import HeaderError
-from mailproc.outbound.outbox import OutboxStatus, materialize
-from mailproc.outbound.render import Renderer, RenderError
-from mailproc.store.models import Outbox, OutboxRecipient, UndeliverableAddress
+from mailproc.outbound.outbox import OutboxStatus
+from mailproc.store.models import Outbox, OutboxRecipient, Ticket, UndeliverableAddress
 from mailproc.store.repo import record_event
+from mailproc.store.staged import staging
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,24 @@ class Failure:
 class Claim:
     """An outbound mail taken for one delivery attempt: what to send, from whom, to whom.
 
+    ``raw`` is None for a deferred mail not built yet: the deliverer builds it from
+    ``template``, ``locale``, ``context`` and ``envelope`` and keeps the bytes before sending.
     ``finished`` is set, and ``recipients`` empty, when no deliverable recipient was left and
-    the row was closed without an attempt.
+    the row was closed without an attempt. ``due_at`` is when the row was due before the claim.
     """
 
     outbox_id: int
-    ticket_id: int | None
+    ticket_number: int | None
+    template: str
+    locale: str
     message_id: str
     envelope_from: str
     recipients: tuple[str, ...]
-    raw: bytes
+    raw: bytes | None
+    context: dict[str, Any] | None
+    envelope: dict[str, Any] | None
     attempt: int
+    due_at: dt.datetime
     finished: OutboxStatus | None = None
 
 
@@ -76,25 +83,52 @@ def due_mails(session: Session, now: dt.datetime) -> list[str]:
     return lines
 
 
-def claim_next(
-    session: Session, now: dt.datetime, lease: dt.timedelta, renderer: Renderer
-) -> Claim | None:
-    """Take the next due mail for one attempt: mark it ``sending`` until ``now + lease``.
+def claim_due(
+    session: Session, now: dt.datetime, lease: dt.timedelta, limit: int = 1
+) -> list[Claim]:
+    """Take up to ``limit`` due mails for one attempt each: ``sending`` until ``now + lease``.
 
-    Rows other deliverers hold are skipped (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite
-    serializes writers). A ``sending`` row whose lease ran out is taken again: its previous
-    attempt ended without a recorded result. Recipients whose address bounced permanently are
-    marked failed here; if none is left, the row is finished without an attempt.
+    Customer-facing mail (lane 0) comes before internal mail, then the oldest due first; the
+    query reads the partial index ``ix_outbox_due``. Rows other deliverers hold are skipped
+    (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite serializes writers). A ``sending`` row whose
+    lease ran out is taken again: its previous attempt ended without a recorded result.
+    Recipients whose address bounced permanently are marked failed here; a row with none left
+    is finished without an attempt. Four queries and one write per statement for the batch.
     """
-    row = session.scalars(
+    rows = session.scalars(
         select(Outbox)
         .where(_due(now))
-        .order_by(Outbox.next_attempt_at, Outbox.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
-    if row is None:
-        return None
+        .order_by(Outbox.lane, Outbox.next_attempt_at, Outbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Outbox)
+    ).all()
+    if not rows:
+        return []
+    tickets = {row.ticket_id for row in rows if row.ticket_id is not None}
+    numbers = {
+        id_: number
+        for id_, number in session.execute(
+            select(Ticket.id, Ticket.number).where(Ticket.id.in_(tickets))
+        )
+    }
+    bounced = _bounced(session, rows)
+    claims = []
+    with staging(session):
+        for row in rows:
+            number = numbers.get(row.ticket_id) if row.ticket_id is not None else None
+            claims.append(_claim(session, row, now, lease, bounced, number))
+    return claims
+
+
+def _claim(
+    session: Session,
+    row: Outbox,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    bounced: Mapping[str, str],
+    ticket_number: int | None,
+) -> Claim:
+    due_at = row.next_attempt_at
     if row.status == OutboxStatus.SENDING:
         log.warning("outbox %s: attempt %s left no result; sending again", row.id, row.attempts)
         record_event(
@@ -106,17 +140,13 @@ def claim_next(
             ticket_id=row.ticket_id,
             detail=_attempt_detail(row),
         )
-    _drop_undeliverable(session, row)
+    for recipient in row.recipients:
+        if recipient.status == OutboxStatus.PENDING and recipient.address in bounced:
+            recipient.status = OutboxStatus.FAILED
+            reason = bounced[recipient.address]
+            recipient.reason = f"undeliverable address, our mail bounced ({reason})"
     recipients = tuple(r.address for r in row.recipients if r.status == OutboxStatus.PENDING)
     finished = None
-    if recipients:
-        try:
-            materialize(session, row, renderer)
-        except (RenderError, HeaderError) as error:
-            for recipient in row.recipients:
-                if recipient.status == OutboxStatus.PENDING:
-                    recipient.status, recipient.reason = OutboxStatus.FAILED, str(error)
-            recipients = ()
     if recipients:
         row.attempts += 1
         row.status = OutboxStatus.SENDING
@@ -125,35 +155,103 @@ def claim_next(
         finished = _finish(session, row, now)
     return Claim(
         outbox_id=row.id,
-        ticket_id=row.ticket_id,
+        ticket_number=ticket_number,
+        template=row.template,
+        locale=row.locale,
         message_id=row.message_id,
         envelope_from=row.envelope_from,
         recipients=recipients,
-        raw=row.raw or b"",
+        raw=row.raw,
+        context=row.context,
+        envelope=row.envelope,
         attempt=row.attempts,
+        due_at=due_at,
         finished=finished,
     )
 
 
-def record_attempt(
+def _bounced(session: Session, rows: Iterable[Outbox]) -> dict[str, str]:
+    """The pending recipients of these rows our mail already bounced from permanently."""
+    pending = {
+        r.address for row in rows for r in row.recipients if r.status == OutboxStatus.PENDING
+    }
+    if not pending:
+        return {}
+    found = session.execute(
+        select(UndeliverableAddress.address, UndeliverableAddress.reason).where(
+            UndeliverableAddress.address.in_(pending),
+            UndeliverableAddress.permanent.is_(True),
+        )
+    )
+    return {address: reason for address, reason in found}
+
+
+def record_results(
     session: Session,
+    results: Sequence[tuple[Claim, Mapping[str, Failure]]],
+    now: dt.datetime,
+    settings: OutboxSettings,
+) -> list[OutboxStatus | None]:
+    """Record a batch of attempts, each with the recipients the relay refused (the others were
+    accepted); the rows' statuses, in order.
+
+    Transiently refused recipients are retried after an exponential backoff, the last time at
+    the row's deadline; then they fail. A claim whose lease ran out and whose row another
+    attempt has taken over since is not recorded (None): the attempt number fences it.
+    """
+    rows = _locked(session, [claim for claim, _ in results])
+    statuses: list[OutboxStatus | None] = []
+    with staging(session):
+        for claim, refused in results:
+            row = rows.get(claim.outbox_id)
+            if row is None or not _current(row, claim):
+                log.warning(
+                    "outbox %s: attempt %s was superseded, not recorded",
+                    claim.outbox_id,
+                    claim.attempt,
+                )
+                statuses.append(None)
+            else:
+                statuses.append(_record(session, row, claim, refused, now, settings))
+    return statuses
+
+
+def release(session: Session, claims: Sequence[Claim]) -> None:
+    """Give back claims that were never attempted (the relay went away first): each row is due
+    again as it was, its attempt count as before the claim."""
+    rows = _locked(session, claims)
+    for claim in claims:
+        row = rows.get(claim.outbox_id)
+        if row is not None and _current(row, claim):
+            row.status = OutboxStatus.PENDING
+            row.attempts = claim.attempt - 1
+            row.next_attempt_at = claim.due_at
+
+
+def _locked(session: Session, claims: Sequence[Claim]) -> dict[int, Outbox]:
+    if not claims:
+        return {}
+    found = session.scalars(
+        select(Outbox)
+        .where(Outbox.id.in_([claim.outbox_id for claim in claims]))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {row.id: row for row in found}
+
+
+def _current(row: Outbox, claim: Claim) -> bool:
+    return row.status == OutboxStatus.SENDING and row.attempts == claim.attempt
+
+
+def _record(
+    session: Session,
+    row: Outbox,
     claim: Claim,
     refused: Mapping[str, Failure],
     now: dt.datetime,
     settings: OutboxSettings,
-) -> OutboxStatus | None:
-    """Record an attempt: recipients not in ``refused`` were accepted; return the row's status.
-
-    Transiently refused recipients are retried after an exponential backoff, the last time at
-    the row's deadline; then they fail. Returns None, changing nothing, when the claim's lease
-    ran out and another attempt has taken the row over since.
-    """
-    row = session.get(Outbox, claim.outbox_id, with_for_update=True, populate_existing=True)
-    if row is None or row.status != OutboxStatus.SENDING or row.attempts != claim.attempt:
-        log.warning(
-            "outbox %s: attempt %s was superseded, not recorded", claim.outbox_id, claim.attempt
-        )
-        return None
+) -> OutboxStatus:
     for recipient in row.recipients:
         if recipient.address not in claim.recipients:
             continue
@@ -199,22 +297,6 @@ def _due(now: dt.datetime) -> ColumnElement[bool]:
     return Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)) & (
         Outbox.next_attempt_at <= now
     )
-
-
-def _drop_undeliverable(session: Session, row: Outbox) -> None:
-    """Fail the pending recipients our mail already bounced from permanently."""
-    pending = {r.address: r for r in row.recipients if r.status == OutboxStatus.PENDING}
-    if not pending:
-        return
-    bounced = session.execute(
-        select(UndeliverableAddress.address, UndeliverableAddress.reason).where(
-            UndeliverableAddress.address.in_(list(pending)),
-            UndeliverableAddress.permanent.is_(True),
-        )
-    ).all()
-    for address, reason in bounced:
-        pending[address].status = OutboxStatus.FAILED
-        pending[address].reason = f"undeliverable address, our mail bounced ({reason})"
 
 
 def _finish(session: Session, row: Outbox, now: dt.datetime) -> OutboxStatus:

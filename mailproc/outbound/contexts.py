@@ -1,7 +1,8 @@
 """Template contexts: the typed data of each outbound mail, and the template each one names.
 
-Adding a template: one context class here (naming its template folder), the folder's three
-parts under ``templates/``, and one sample in ``samples.py``.
+Adding a template: one context class here (naming its template folder and its audience, which
+is its delivery lane), the folder's three parts under ``templates/``, and one sample in
+``samples.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from mailproc.outbound.values import (
     TicketInfo,
 )
 
+
+class Audience(StrEnum):
+    """Who reads a template's mail: its delivery lane (customer mail is sent first)."""
+
+    CUSTOMER = "customer"  # the customer: acknowledgments, agents' replies, notices, apologies
+    INTERNAL = "internal"  # agents, managers, other teams: alerts, requests, reports
+
+
 # --- one context per template ----------------------------------------------------------------
 
 
@@ -28,6 +37,8 @@ class AcknowledgmentContext:
     """Template 1 (§5.2): ticket received, first response within the plan's SLA."""
 
     template: ClassVar[str] = "acknowledgment"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -41,6 +52,8 @@ class EscalationNoticeContext:
     """Template 2 (§5.2): the ticket went to another team; next update due."""
 
     template: ClassVar[str] = "escalation_notice"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -56,6 +69,8 @@ class SlaBreachApologyContext:
 
     template: ClassVar[str] = "sla_breach_apology"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     missed: Promise  # the first response promised (Template 1) and not given
@@ -69,6 +84,8 @@ class RefundConfirmationContext:
     """Template 4 (§6.2): refund processed."""
 
     template: ClassVar[str] = "refund_confirmation"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -85,6 +102,8 @@ class LowSatisfactionFollowUpContext:
 
     template: ClassVar[str] = "low_satisfaction_followup"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     score: int
@@ -99,6 +118,8 @@ class SurveyRequestContext:
 
     template: ClassVar[str] = "survey_request"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     resolved_at: dt.datetime
@@ -111,6 +132,8 @@ class ResolvedNoticeContext:
     """The ticket was resolved (§4.2 step 5); a reply within ``reopen_within`` reopens it."""
 
     template: ClassVar[str] = "resolved_notice"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -125,6 +148,8 @@ class IncidentResolvedContext:
     DevOps' plain-text account of it, ``status_page`` where the incident history is kept."""
 
     template: ClassVar[str] = "incident_resolved"
+
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -141,6 +166,8 @@ class AgentReplyContext:
 
     template: ClassVar[str] = "agent_reply"
 
+    audience: ClassVar[Audience] = Audience.CUSTOMER
+
     customer: CustomerInfo
     ticket: TicketInfo
     agent_name: str
@@ -152,6 +179,8 @@ class NewTicketAlertContext:
     """To agents: a new ticket waits for its first response."""
 
     template: ClassVar[str] = "new_ticket_alert"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -171,6 +200,8 @@ class EscalationAlertContext:
 
     template: ClassVar[str] = "escalation_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     team: EscalationTeam
@@ -187,6 +218,8 @@ class P0AlertContext:
 
     template: ClassVar[str] = "p0_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     reported_at: dt.datetime
@@ -201,6 +234,8 @@ class TriageRequestContext:
     """To the Support Manager (§2.2 edge case): the priority is unclear."""
 
     template: ClassVar[str] = "triage_request"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -217,6 +252,8 @@ class LowScoreAlertContext:
 
     template: ClassVar[str] = "low_score_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     score: int
@@ -232,6 +269,8 @@ class RefundApprovalRequestContext:
     """To the approver (§6.1): a refund above the agent's authority."""
 
     template: ClassVar[str] = "refund_approval_request"
+
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -252,6 +291,8 @@ class BreachAlertContext:
 
     template: ClassVar[str] = "breach_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     sla_target: dt.timedelta
@@ -268,6 +309,8 @@ class ResolutionAlertContext:
 
     template: ClassVar[str] = "resolution_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     customer: CustomerInfo
     ticket: TicketInfo
     resolution_target: dt.timedelta
@@ -282,6 +325,7 @@ class UpdateOverdueAlertContext:
     ``due_at`` was not sent; ``promised_at`` is when the promise was made."""
 
     template: ClassVar[str] = "update_overdue_alert"
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -296,6 +340,7 @@ class IncidentNoticeContext:
     posted on ``status_page``."""
 
     template: ClassVar[str] = "incident_notice"
+    audience: ClassVar[Audience] = Audience.CUSTOMER
 
     customer: CustomerInfo
     ticket: TicketInfo
@@ -325,6 +370,8 @@ class IncidentAlertContext:
 
     template: ClassVar[str] = "incident_alert"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     code: str
     title: str | None
     started_at: dt.datetime
@@ -350,6 +397,8 @@ class CommandErrorContext:
 
     template: ClassVar[str] = "command_error"
 
+    audience: ClassVar[Audience] = Audience.INTERNAL
+
     agent_name: str
     command: str
     problem: str
@@ -370,6 +419,7 @@ class KbAlertContext:
     """To the Support Managers (§9.2.1): a recurring issue without a fresh article."""
 
     template: ClassVar[str] = "kb_alert"
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     key: str
     count: int
@@ -385,6 +435,7 @@ class KbReviewContext:
     """An article revision for review (to the managers), or the decision (to its author)."""
 
     template: ClassVar[str] = "kb_review"
+    audience: ClassVar[Audience] = Audience.INTERNAL
 
     key: str
     title: str

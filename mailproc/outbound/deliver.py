@@ -1,23 +1,33 @@
-"""The deliverer: sends due outbox rows through the relay (SMTP or a Maildir) and records results.
+"""The deliverer: sends due outbox mail through the relay (SMTP or a Maildir), a batch at a time.
 
-Each mail takes two transactions. The first claims it: status ``sending``, ``attempts + 1`` and a
-lease (``next_attempt_at = now + LEASE_TIMEOUTS x relay.timeout_s``), committed BEFORE the relay
-is contacted. The second records the relay's answer: recipients it accepted are ``sent`` and
-never get the mail again; 5xx refusals fail that recipient with the reply as the reason; 4xx
-replies, refused connections, timeouts, DNS, TLS and authentication problems are transient: the
-row goes back to ``pending`` with ``next_attempt_at = now + min(backoff_initial_s x
-2**(attempts-1), backoff_max_s)``, the last attempt at ``deadline_at``, after which it fails with
-the last reason. Recipients whose address bounced permanently (``undeliverable_addresses``) are
-failed at claim time without being sent to; a row with none left fails.
+A batch takes three short transactions, none held while rendering or talking to the relay:
 
-Crash window: a deliverer that dies (or loses the database) after the claim and before the result
-leaves a ``sending`` row. When its lease runs out the row is due again and is resent with the
-same bytes and Message-ID, an ``outbound.retry`` event saying so: delivery is at-least-once in
-that window only, and mail clients de-duplicate by Message-ID. A late result of the superseded
-attempt is not recorded (the attempt number fences it).
+1. claim (``attempts.claim_due``): up to ``outbox.batch_size`` due rows, customer-facing mail
+   before internal mail, oldest first, become ``sending`` with ``attempts + 1`` and a lease
+   (``next_attempt_at = now + LEASE_TIMEOUTS x relay.timeout_s``);
+2. keep the bytes: deferred mail is rendered and composed outside any transaction, and the
+   bytes are stored (with the thread records' subject and text) before anything is sent, so
+   every retry sends the same bytes with the same Message-ID;
+3. record the results (``attempts.record_results``) after the batch went over one relay
+   session (SMTP: one connection, one mail transaction per mail; Maildir: one fsync of the
+   directory per batch).
 
-When the relay cannot be reached, the round stops: the rest of the due mail keeps its place and
-is reported as ``skipped``.
+Recipients the relay accepted are ``sent`` and never get the mail again; 5xx refusals fail that
+recipient with the reply as the reason; 4xx replies, refused connections, timeouts, DNS, TLS and
+authentication problems are transient: the row goes back to ``pending`` with
+``next_attempt_at = now + min(backoff_initial_s x 2**(attempts-1), backoff_max_s)``, the last
+attempt at ``deadline_at``, after which it fails with the last reason. Recipients whose address
+bounced permanently (``undeliverable_addresses``) are failed at claim time without being sent
+to; a row with none left fails. A mail that cannot be built fails with the reason.
+
+Crash window: a deliverer that dies (or loses the database) after the claim and before the
+results leaves ``sending`` rows. When their lease runs out they are due again and are resent
+with the same bytes and Message-ID, an ``outbound.retry`` event saying so: delivery is
+at-least-once in that window only, and mail clients de-duplicate by Message-ID. A late result of
+a superseded attempt is not recorded (the attempt number fences it).
+
+When the relay cannot be reached, the round stops: the claims not attempted yet are given back
+as they were, and the due mail is reported as ``skipped``.
 """
 
 from __future__ import annotations
@@ -25,25 +35,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
-import smtplib
-import ssl
-import uuid
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Final, Protocol
-from urllib.parse import urlsplit
+from typing import Final
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.clock import Clock
 from mailproc.config import Settings
-from mailproc.config_transport import RelaySettings
-from mailproc.errors import MailprocError, TransientError
-from mailproc.outbound.attempts import Claim, Failure, claim_next, count_due, record_attempt
+from mailproc.outbound.attempts import Claim, Failure, claim_due, count_due, record_results, release
+from mailproc.outbound.build import BuiltMail, build, store_built
+from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.outbox import OutboxStatus
-from mailproc.outbound.render import Renderer
+from mailproc.outbound.render import Renderer, RenderError
+from mailproc.outbound.transports import MailRejected, RelayUnavailable, Transport, make_transport
 from mailproc.outbound.values import Company, company_from
 from mailproc.store.db import transaction
 
@@ -51,31 +57,8 @@ log = logging.getLogger(__name__)
 
 # A send is a handful of SMTP commands, each bounded by relay.timeout_s: the lease is generous.
 LEASE_TIMEOUTS: Final = 20
-DEFAULT_PORTS: Final = {"smtp": 25, "smtps": 465}
 
-
-class RelayUnavailable(TransientError):
-    """The relay could not be reached or would not talk to us; nothing was accepted."""
-
-
-class MailRejected(MailprocError):
-    """The relay refused the whole mail (at MAIL FROM or DATA)."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.reason)
-        self.failure = failure
-
-
-class Transport(Protocol):
-    """Hands one mail to the relay; returns the refused recipients with the reasons."""
-
-    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> dict[str, Failure]:
-        """Raises RelayUnavailable or MailRejected when no recipient was accepted."""
-        ...
-
-    def close(self) -> None:
-        """End the session with the relay, if any."""
-        ...
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,31 +93,37 @@ class DeliverySummary:
 def deliver_due(
     sessions: sessionmaker[Session], settings: Settings, clock: Clock
 ) -> DeliverySummary:
-    """Attempt up to ``outbox.batch_size`` due mails, one after another, and record each result."""
-    lease = dt.timedelta(seconds=LEASE_TIMEOUTS * settings.relay.timeout_s)
-    counts = dict.fromkeys(("sent", "retried", "failed", "skipped"), 0)
+    """Deliver one batch of up to ``outbox.batch_size`` due mails over one relay session."""
     transport = make_transport(settings.relay)
-    renderer = renderer_for(settings)
     try:
-        for _ in range(settings.outbox.batch_size):
-            with transaction(sessions) as session:
-                claim = claim_next(session, clock.now(), lease, renderer)
-            if claim is None:
-                break
-            if claim.finished is not None:
-                counts[_COUNTED_AS[claim.finished]] += 1
-                continue
-            refused, relay_down = _attempt(transport, claim)
-            with transaction(sessions) as session:
-                status = record_attempt(session, claim, refused, clock.now(), settings.outbox)
-            counts[_COUNTED_AS[status]] += 1
-            if relay_down:
-                with transaction(sessions, commit=False) as session:
-                    counts["skipped"] += count_due(session, clock.now())
+        return _deliver_batch(sessions, settings, clock, transport)[0]
+    finally:
+        transport.close()
+
+
+def deliver_all_due(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    clock: Clock,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> DeliverySummary:
+    """Deliver batches over one relay session until one claims less than a full batch, the
+    relay is down or ``stop`` is set; ``progress`` gets the number of mails of each batch."""
+    total = DeliverySummary()
+    transport = make_transport(settings.relay)
+    try:
+        while stop is None or not stop.is_set():
+            summary, claimed = _deliver_batch(sessions, settings, clock, transport)
+            total += summary
+            if progress is not None and claimed:
+                progress(claimed)
+            if claimed < settings.outbox.batch_size or summary.skipped:
                 break
     finally:
         transport.close()
-    return DeliverySummary(**counts)
+    return total
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -147,18 +136,6 @@ def _renderer(company: Company) -> Renderer:
     return Renderer(company)
 
 
-def deliver_all_due(
-    sessions: sessionmaker[Session], settings: Settings, clock: Clock
-) -> DeliverySummary:
-    """Run delivery rounds until one finds less than a full batch to do or the relay is down."""
-    total = DeliverySummary()
-    while True:
-        summary = deliver_due(sessions, settings, clock)
-        total += summary
-        if summary.handled < settings.outbox.batch_size or summary.skipped:
-            return total
-
-
 _COUNTED_AS: Final = {
     OutboxStatus.SENT: "sent",
     OutboxStatus.PENDING: "retried",
@@ -167,152 +144,98 @@ _COUNTED_AS: Final = {
 }
 
 
-def _attempt(transport: Transport, claim: Claim) -> tuple[dict[str, Failure], bool]:
+def _deliver_batch(
+    sessions: sessionmaker[Session], settings: Settings, clock: Clock, transport: Transport
+) -> tuple[DeliverySummary, int]:
+    """Claim, build, send and record one batch; the summary and the number of rows claimed."""
+    lease = dt.timedelta(seconds=LEASE_TIMEOUTS * settings.relay.timeout_s)
+    with transaction(sessions) as session:
+        claims = claim_due(session, clock.now(), lease, settings.outbox.batch_size)
+    counts = dict.fromkeys(("sent", "retried", "failed", "skipped"), 0)
+    for claim in claims:
+        if claim.finished is not None:
+            counts[_COUNTED_AS[claim.finished]] += 1
+    results, ready = _build(
+        [c for c in claims if c.finished is None], renderer_for(settings), sessions
+    )
+    left: list[Claim] = []
+    relay_down = False
+    for index, (claim, raw) in enumerate(ready):
+        refused, relay_down = _attempt(transport, claim, raw)
+        results.append((claim, refused))
+        if relay_down:
+            left = [later for later, _ in ready[index + 1 :]]
+            break
+    results, unflushed = _flushed(transport, results)
+    relay_down = relay_down or unflushed
+    if not results:
+        return DeliverySummary(**counts), len(claims)
+    with transaction(sessions) as session:
+        statuses = record_results(session, results, clock.now(), settings.outbox)
+        release(session, left)
+    for status in statuses:
+        counts[_COUNTED_AS[status]] += 1
+    if relay_down:
+        with transaction(sessions, commit=False) as session:
+            counts["skipped"] += count_due(session, clock.now())
+    return DeliverySummary(**counts), len(claims)
+
+
+def _build(
+    claims: Sequence[Claim], renderer: Renderer, sessions: sessionmaker[Session]
+) -> tuple[list[tuple[Claim, dict[str, Failure]]], list[tuple[Claim, bytes]]]:
+    """The claims' bytes, building deferred mail and keeping it before anything is sent; the
+    mails that cannot be built come back as permanently refused."""
+    unbuildable: list[tuple[Claim, dict[str, Failure]]] = []
+    ready: list[tuple[Claim, bytes]] = []
+    built: dict[str, BuiltMail] = {}
+    for claim in claims:
+        if claim.raw is not None:
+            ready.append((claim, claim.raw))
+            continue
+        try:
+            mail = build(
+                claim.outbox_id,
+                claim.template,
+                claim.locale,
+                claim.context,
+                claim.envelope,
+                renderer,
+            )
+        except (RenderError, HeaderError) as error:
+            unbuildable.append((claim, dict.fromkeys(claim.recipients, Failure(str(error), True))))
+            continue
+        built[claim.message_id] = mail
+        ready.append((claim, mail.raw))
+    if built:
+        with transaction(sessions) as session:
+            store_built(session, built)
+    return unbuildable, ready
+
+
+def _attempt(transport: Transport, claim: Claim, raw: bytes) -> tuple[dict[str, Failure], bool]:
     """Send a claimed mail: the refused recipients, and whether the relay is unreachable."""
+    label = f"{claim.ticket_number or 'none'}-{claim.template}"
     try:
-        return transport.send(claim.envelope_from, claim.recipients, claim.raw), False
+        return transport.send(claim.envelope_from, claim.recipients, raw, label), False
     except RelayUnavailable as error:
         return dict.fromkeys(claim.recipients, Failure(str(error), permanent=False)), True
     except MailRejected as error:
         return dict.fromkeys(claim.recipients, error.failure), False
 
 
-def make_transport(relay: RelaySettings) -> Transport:
-    """The transport ``relay.url`` names: ``maildir:PATH``, ``smtp://`` or ``smtps://``."""
-    if relay.url.startswith("maildir:"):
-        return MaildirTransport(Path(relay.url.removeprefix("maildir:")).expanduser())
-    return SmtpTransport(relay)
-
-
-class SmtpTransport:
-    """SMTP relay client: plain, STARTTLS or implicit TLS, optional AUTH; one session per round."""
-
-    def __init__(self, relay: RelaySettings) -> None:
-        url = urlsplit(relay.url)
-        self._relay = relay
-        self._implicit_tls = url.scheme == "smtps"
-        self._host = url.hostname or "127.0.0.1"
-        self._port = url.port or DEFAULT_PORTS[url.scheme]
-        self._where = f"{self._host}:{self._port}"
-        self._smtp: smtplib.SMTP | None = None
-
-    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> dict[str, Failure]:
-        """Run one mail transaction; the session stays open for the next mail."""
-        smtp = self._smtp or self._connect()
-        try:
-            refused = smtp.sendmail(envelope_from, list(recipients), raw)
-        except smtplib.SMTPRecipientsRefused as error:
-            refused = error.recipients
-        except smtplib.SMTPResponseException as error:
-            raise MailRejected(_failure(error.smtp_code, error.smtp_error)) from error
-        except (OSError, smtplib.SMTPException) as error:
-            smtp.close()
-            raise RelayUnavailable(f"relay {self._where}: {_describe(error)}") from error
-        finally:
-            if smtp.sock is None:  # closed above, or by smtplib itself after a 421
-                self._smtp = None
-        return {address: _failure(code, text) for address, (code, text) in refused.items()}
-
-    def check(self) -> str:
-        """Connect and greet as a delivery would (STARTTLS, AUTH), then QUIT; what answered."""
-        smtp = self._connect()
-        name = (smtp.ehlo_resp or smtp.helo_resp or b"").decode("ascii", "replace")
-        self.close()
-        return f"{self._where} answers EHLO ({name.splitlines()[0] if name else 'no name'})"
-
-    def close(self) -> None:
-        """QUIT, or just drop the connection if the relay is gone."""
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            smtp.close()
-
-    def _connect(self) -> smtplib.SMTP:
-        relay = self._relay
-        context = ssl.create_default_context()
-        step = "connect to"
-        try:
-            if self._implicit_tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self._host, self._port, timeout=relay.timeout_s, context=context
-                )
-            else:
-                smtp = smtplib.SMTP(self._host, self._port, timeout=relay.timeout_s)
-        except (OSError, smtplib.SMTPException) as error:
-            raise RelayUnavailable(
-                f"cannot {step} relay {self._where}: {_describe(error)}"
-            ) from error
-        try:
-            step = "greet"
-            smtp.ehlo_or_helo_if_needed()
-            if relay.starttls:
-                step = "start TLS with"
-                smtp.starttls(context=context)
-                smtp.ehlo_or_helo_if_needed()
-            if relay.username:
-                step = "log in to"
-                smtp.login(relay.username, self._password())
-        except (OSError, smtplib.SMTPException) as error:
-            smtp.close()
-            raise RelayUnavailable(
-                f"cannot {step} relay {self._where}: {_describe(error)}"
-            ) from error
-        self._smtp = smtp
-        return smtp
-
-    def _password(self) -> str:
-        if self._relay.password_file:
-            return Path(self._relay.password_file).read_text(encoding="utf-8").strip()
-        return self._relay.password
-
-
-class MaildirTransport:
-    """Writes each mail into a Maildir (``tmp/`` then renamed into ``new/``), for development."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> dict[str, Failure]:
-        """Store the mail as one file; every recipient counts as accepted."""
-        try:
-            for folder in ("tmp", "new", "cur"):
-                (self._path / folder).mkdir(parents=True, exist_ok=True)
-            name = f"{uuid.uuid4().hex}.mailproc"
-            temporary = self._path / "tmp" / name
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with open(descriptor, "wb") as handle:
-                handle.write(raw.replace(b"\r\n", b"\n"))  # Maildir files end lines in LF
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(temporary, self._path / "new" / name)
-            _fsync_directory(self._path / "new")
-        except OSError as error:
-            raise RelayUnavailable(f"cannot write to maildir {self._path}: {error}") from error
-        return {}
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
+def _flushed(
+    transport: Transport, results: list[tuple[Claim, dict[str, Failure]]]
+) -> tuple[list[tuple[Claim, dict[str, Failure]]], bool]:
+    """The results once the transport made the batch durable, and whether it could not: then
+    the accepted recipients are refused for now (the next attempt may deliver them twice)."""
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _failure(code: int, text: bytes | str) -> Failure:
-    """A relay reply as a failure: 5xx is permanent, anything else is worth another try."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return Failure(f"{code} {' '.join(text.split())}".strip(), permanent=500 <= code < 600)
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, smtplib.SMTPResponseException):
-        return _failure(error.smtp_code, error.smtp_error).reason
-    return str(error) or type(error).__name__
+        transport.flush()
+    except RelayUnavailable as error:
+        failure = Failure(str(error), permanent=False)
+        refused_all = [
+            (claim, {a: refused.get(a, failure) for a in claim.recipients})
+            for claim, refused in results
+        ]
+        return refused_all, True
+    return results, False

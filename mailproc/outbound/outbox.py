@@ -9,11 +9,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from functools import cache
 from typing import Any, Final
 
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -22,9 +21,10 @@ from mailproc.config import Settings
 from mailproc.config_transport import OutboxSettings
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import bare_message_id
-from mailproc.outbound.compose import Envelope, HeaderError, compose
-from mailproc.outbound.contexts import TEMPLATES, TemplateContext
-from mailproc.outbound.render import Renderer, RenderError
+from mailproc.outbound.build import ENVELOPE, build, context_adapter, store_built
+from mailproc.outbound.compose import Envelope, HeaderError
+from mailproc.outbound.contexts import TEMPLATES, Audience, TemplateContext
+from mailproc.outbound.render import Renderer
 from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient
 from mailproc.store.staged import (
     StagedRows,
@@ -157,14 +157,29 @@ def queue_deferred(
         message_id=envelope.message_id,
         envelope_from=envelope_from,
         raw=None,
-        context=_adapter(template).dump_python(context, mode="json"),
-        envelope=_ENVELOPE.dump_python(envelope, mode="json"),
+        context=context_adapter(template).dump_python(context, mode="json"),
+        envelope=ENVELOPE.dump_python(envelope, mode="json"),
         auto_submitted=str(envelope.auto_submitted),
         recipients=envelope_to,
         thread=thread,
         now=now,
         deadline=deadline,
     )
+
+
+class Lane(IntEnum):
+    """The delivery lane of a mail: customer-facing mail is claimed before internal mail."""
+
+    CUSTOMER = 0
+    INTERNAL = 1
+
+
+def lane_of(template: str) -> Lane:
+    """A template's lane, from its context's audience; mail built without a context (the
+    scheduled reports) is internal."""
+    context = TEMPLATES.get(template)
+    customer = context is not None and context.audience == Audience.CUSTOMER
+    return Lane.CUSTOMER if customer else Lane.INTERNAL
 
 
 def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
@@ -174,38 +189,11 @@ def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
     """
     if row.raw is not None:
         return
-    if row.context is None or row.envelope is None or row.template not in TEMPLATES:
-        raise RenderError(f"outbox {row.id} has neither bytes nor a template context")
-    try:
-        context = _adapter(row.template).validate_python(row.context)
-        envelope = _ENVELOPE.validate_python(row.envelope)
-    except ValidationError as error:
-        raise RenderError(f"stored context no longer fits {row.template}: {error}") from error
-    mail = renderer.render(context, row.locale)
-    message = compose(mail, envelope)
-    row.raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    thread = session.scalars(
-        select(MessageRecord).where(
-            MessageRecord.message_id == row.message_id, MessageRecord.direction == "out"
-        )
-    ).first()
-    if thread is not None:
-        thread.subject = str(message.get("Subject", ""))
-        thread.body_text = thread.new_text = mail.text
-        thread.body_source = "plain"
+    built = build(row.id, row.template, row.locale, row.context, row.envelope, renderer)
+    row.raw = built.raw
+    store_built(session, {row.message_id: built})
 
 
-def _adapter(template: str) -> TypeAdapter[Any]:
-    """The JSON (de)serializer of a template's context, built on first use."""
-    if template not in _ADAPTERS:
-        _ADAPTERS[template] = TypeAdapter(TEMPLATES[template])
-    return _ADAPTERS[template]
-
-
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
-
-
-_ENVELOPE: Final = TypeAdapter(Envelope)
 _OUTBOX: Final = table_of(Outbox)
 _RECIPIENTS: Final = table_of(OutboxRecipient)
 
@@ -252,6 +240,7 @@ def _insert_row(
         "envelope": envelope,
         "auto_submitted": auto_submitted,
         "status": OutboxStatus.PENDING,
+        "lane": lane_of(template),
         "attempts": 0,
         "next_attempt_at": now,
         "deadline_at": deadline,

@@ -17,7 +17,7 @@ from mailproc.config_transport import OutboxSettings
 from mailproc.core.model import Address
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope as IntakeEnvelope
-from mailproc.outbound.attempts import backoff_delay, claim_next, record_attempt
+from mailproc.outbound.attempts import backoff_delay, claim_due, record_results
 from mailproc.outbound.compose import AutoSubmitted, Envelope, HeaderError, compose, make_message_id
 from mailproc.outbound.outbox import (
     OutboxStatus,
@@ -268,18 +268,20 @@ def test_a_lease_that_ran_out_hands_the_mail_to_the_next_attempt(app: App) -> No
     with transaction(app.sessions) as session:
         queue(session, "ack:1")
     with transaction(app.sessions) as session:
-        first = claim_next(session, T0, lease, Renderer())
-        assert first is not None and first.attempt == 1 and first.recipients == (ANA,)
+        [first] = claim_due(session, T0, lease)
+        assert first.attempt == 1 and first.recipients == (ANA,)
     with transaction(app.sessions) as session:
-        assert claim_next(session, T0 + lease - dt.timedelta(seconds=1), lease, Renderer()) is None
+        assert claim_due(session, T0 + lease - dt.timedelta(seconds=1), lease) == []
     with transaction(app.sessions) as session:
-        second = claim_next(session, T0 + lease, lease, Renderer())
-        assert second is not None and second.attempt == 2
+        [second] = claim_due(session, T0 + lease, lease)
+        assert second.attempt == 2
     later = T0 + lease + dt.timedelta(seconds=5)
     with transaction(app.sessions) as session:
-        assert record_attempt(session, first, {}, later, OutboxSettings()) is None
+        assert record_results(session, [(first, {})], later, OutboxSettings()) == [None]
     with transaction(app.sessions) as session:
-        assert record_attempt(session, second, {}, later, OutboxSettings()) == OutboxStatus.SENT
+        assert record_results(session, [(second, {})], later, OutboxSettings()) == [
+            OutboxStatus.SENT
+        ]
     [row] = rows(app)
     assert (row.status, row.attempts, row.sent_at) == ("sent", 2, later)
     with transaction(app.sessions) as session:

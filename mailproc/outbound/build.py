@@ -1,0 +1,100 @@
+"""Building deferred mail: render and compose a stored template context, keep the bytes.
+
+No network; ``build`` touches no database, ``store_built`` writes in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import bindparam
+from sqlalchemy.orm import Session
+
+from mailproc.outbound.compose import Envelope, compose
+from mailproc.outbound.contexts import TEMPLATES
+from mailproc.outbound.render import Renderer, RenderError
+from mailproc.store.models import MessageRecord, Outbox
+from mailproc.store.staged import table_of
+
+_OUTBOX: Final = table_of(Outbox)
+_MESSAGES: Final = table_of(MessageRecord)
+
+
+def context_adapter(template: str) -> TypeAdapter[Any]:
+    """The JSON (de)serializer of a template's context, built on first use."""
+    if template not in _ADAPTERS:
+        _ADAPTERS[template] = TypeAdapter(TEMPLATES[template])
+    return _ADAPTERS[template]
+
+
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+ENVELOPE: Final = TypeAdapter(Envelope)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltMail:
+    """A deferred mail rendered and composed: its bytes (CRLF) and its thread record's text."""
+
+    raw: bytes
+    subject: str
+    text: str
+
+
+def build(
+    outbox_id: int,
+    template: str,
+    locale: str,
+    context: dict[str, Any] | None,
+    envelope: dict[str, Any] | None,
+    renderer: Renderer,
+) -> BuiltMail:
+    """Render and compose a stored template context; no database.
+
+    The same stored row always gives the same bytes (the Date, the Message-ID and the MIME
+    boundary come from the row). Raises RenderError or HeaderError (permanent) when the mail
+    cannot be built.
+    """
+    if context is None or envelope is None or template not in TEMPLATES:
+        raise RenderError(f"outbox {outbox_id} has neither bytes nor a template context")
+    try:
+        typed = context_adapter(template).validate_python(context)
+        addressed = ENVELOPE.validate_python(envelope)
+    except ValidationError as error:
+        raise RenderError(f"stored context no longer fits {template}: {error}") from error
+    mail = renderer.render(typed, locale)
+    message = compose(mail, addressed)
+    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    return BuiltMail(raw, str(message.get("Subject", "")), mail.text)
+
+
+def store_built(session: Session, built: Mapping[str, BuiltMail]) -> None:
+    """Keep built mail (by Message-ID) on rows not built before, and complete their thread
+    records: one statement each for any number of mails."""
+    if not built:
+        return
+    connection = session.connection()
+    connection.execute(
+        _OUTBOX.update()
+        .where(_OUTBOX.c.message_id == bindparam("mid"), _OUTBOX.c.raw.is_(None))
+        .values(raw=bindparam("built_raw")),
+        [{"mid": mid, "built_raw": mail.raw} for mid, mail in built.items()],
+    )
+    connection.execute(
+        _MESSAGES.update()
+        .where(_MESSAGES.c.message_id == bindparam("mid"), _MESSAGES.c.direction == "out")
+        .values(
+            subject=bindparam("built_subject"),
+            body_text=bindparam("built_text"),
+            new_text=bindparam("built_text"),
+            body_source="plain",
+        ),
+        [
+            {"mid": mid, "built_subject": mail.subject, "built_text": mail.text}
+            for mid, mail in built.items()
+        ],
+    )
