@@ -307,13 +307,22 @@ class App:
             )
         return summary
 
-    def import_customers(self, text: str, *, insert_only: bool = False) -> ImportReport:
-        """Upsert customers from customer_analytics CSV text (``insert_only``: keep existing)."""
+    def import_customers(
+        self,
+        text: str,
+        *,
+        insert_only: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Upsert customers from customer_analytics CSV text (``insert_only``: keep existing;
+        ``progress`` counts the customers handled)."""
         parsed = parse_customers_csv(text)
         now = self.clock.now()
         policy = self.processing_context().sla
         with transaction(self.sessions) as session:
-            result = upsert_customers(session, parsed, now, insert_only=insert_only)
+            result = upsert_customers(
+                session, parsed, now, insert_only=insert_only, progress=progress
+            )
             recomputed = sum(
                 recompute_for_plan_change(session, customer_id, old, new, policy, now)
                 for customer_id, old, new in result.plan_changes

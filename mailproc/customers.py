@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
@@ -27,15 +27,23 @@ class Upserted:
 
 
 def upsert_customers(
-    session: Session, parsed: ParsedCsv, now: dt.datetime, *, insert_only: bool = False
+    session: Session,
+    parsed: ParsedCsv,
+    now: dt.datetime,
+    *,
+    insert_only: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> Upserted:
-    """Insert or update the parsed customers (with ``insert_only``, existing ones are kept).
+    """Insert or update the parsed customers (with ``insert_only``, existing ones are kept);
+    ``progress`` is told of each customer handled.
 
     A row whose address already belongs to another customer in the database is rejected
     (addresses identify senders, so one address has one owner).
     """
     result = Upserted(errors=list(parsed.errors))
     for customer in parsed.customers:
+        if progress is not None:
+            progress(1)
         line = parsed.lines.get(customer.id, 0)
         if insert_only and session.get(Customer, customer.id) is not None:
             result.kept += 1

@@ -385,6 +385,16 @@ def test_progress_only_on_a_terminal_and_one_summary_line(mailproc: Cli) -> None
     assert seen.rstrip().endswith(b"dry run: replayed 1: unchanged 1")
 
 
+def test_customers_import_shows_progress_only_on_a_terminal(mailproc: Cli) -> None:
+    quiet = mailproc("customers", "import", "--sample")
+    assert quiet.exit_code == EX_OK and quiet.stderr == ""
+    assert quiet.stdout == "customers: created 0, updated 50, rejected 0\n"
+    code, seen = on_terminal(["customers", "import", "--sample"], mailproc.env)
+    assert code == EX_OK
+    assert b"importing customers" in seen and b"100%" in seen
+    assert seen.rstrip().endswith(b"customers: created 0, updated 50, rejected 0")
+
+
 def test_sla_check_prints_only_what_this_run_did(mailproc: Cli) -> None:
     at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
     first = json.loads(mailproc("sla", "check", "--now", at, "--json").stdout)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -180,11 +181,24 @@ def test_the_whole_loop_by_mail(app: App, clock: FixedClock) -> None:
     send(app, "dev0@northwind-analytics.example", "Export failing again", RATE_LIMIT)
     clock.advance(dt.timedelta(days=10))
     with transaction(app.sessions, commit=False) as session:
-        report = deflection_report(session, app.settings, clock.now())
+        report = deflection_report(session, app.settings.kb.monthly_target, clock.now())
     [row] = [r for r in report.rows if r.key == "API-4004"]
     assert (row.before, row.after) == (11, 3.0)
     assert row.reduction == pytest.approx(1 - 3 / 11)
     assert report.published[-1] == ("2026-11", 1) and report.target == 10
+    # the quarterly report (§10.2) quotes the same figures
+    from mailproc.reports.mailing import build_page
+    from mailproc.reports.periods import PeriodKind, choose_period
+
+    utc = ZoneInfo("UTC")
+    quarter = choose_period(clock.now(), utc, clock.now().date(), None, PeriodKind.QUARTER)
+    with transaction(app.sessions, commit=False) as session:
+        page = build_page(
+            session, quarter, clock.now(), content_id_domain="test.example", kb_target=10
+        )
+    assert "API-4004, 2026-11-27: 11 tickets per 30 days before, 3.0 after (73% fewer)" in page.text
+    assert "Articles published per month (target 10): 2026-11 1" in page.text
+    assert "<td>API-4004</td><td>2026-11-27</td>" in page.html
 
 
 def test_internal_articles_never_reach_a_customer(app: App, clock: FixedClock) -> None:

@@ -273,6 +273,8 @@ def test_a_realistic_week_gives_the_hand_computed_kpis(app: App) -> None:
         "from": "2026-11-30",
         "to": "2026-12-06",
         "timezone": "UTC",
+        # no article was published by a reviewer in this week's story (tests/test_kb.py has one)
+        "kb_deflection": {"articles": [], "published_per_month": {}, "target_per_month": 10},
         "metrics": {
             "ticket_volume": {"value": 8},  # 10001-10008; the newsletter is bulk
             # deadlines in the week: 10001, 10002, 10003 answered in time; 10005 never, 10006

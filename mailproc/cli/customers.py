@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mailproc.cli.context import current_app, print_import, sample_customers_text
+from mailproc.cli.context import current_app, print_import, progress, sample_customers_text
 from mailproc.cli.errors import EX_DATAERR, CannotCreateError, InputPath
 from mailproc.errors import PermanentError
 
@@ -38,7 +38,8 @@ def customers_import(file: Path | None, sample: bool) -> None:
             raise PermanentError(
                 f"{file} is not a UTF-8 CSV file (byte {error.start} cannot be decoded)"
             ) from None
-    report = current_app().import_customers(text)
+    with progress("importing customers", max(text.count("\n") - 1, 0)) as advance:
+        report = current_app().import_customers(text, progress=advance)
     print_import(report)
     if any(error.rejected for error in report.errors):
         sys.exit(EX_DATAERR)

@@ -100,7 +100,9 @@ def kb_deflection(now_text: str | None, since_text: str | None) -> None:
     app = current_app()
     now = parse_time(now_text) or app.clock.now()
     with transaction(app.sessions, commit=False) as session:
-        report = deflection_report(session, app.settings, now, parse_time(since_text))
+        report = deflection_report(
+            session, app.settings.kb.monthly_target, now, parse_time(since_text)
+        )
     click.echo(f"{'key':<12} {'changed':<20} {'before':>6} {'after':>6} reduction")
     for row in report.rows:
         cut = "-" if row.reduction is None else f"{row.reduction:.0%}"

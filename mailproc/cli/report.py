@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from mailproc.cli.context import current_app, parse_time
+from mailproc.kb.deflection import deflection_json, deflection_report
 from mailproc.reports import metrics
 from mailproc.reports.periods import PeriodKind, choose_period
 from mailproc.store.db import transaction
@@ -67,11 +68,20 @@ def report(
             if html_file is not None:
                 from mailproc.reports.mailing import build_page  # loads matplotlib
 
-                page = build_page(session, chosen, now, content_id_domain=app.message_id_domain())
+                page = build_page(
+                    session,
+                    chosen,
+                    now,
+                    content_id_domain=app.message_id_domain(),
+                    kb_target=app.settings.kb.monthly_target,
+                )
                 html_file.write_text(page.standalone_html(), encoding="utf-8")
                 click.echo(f"wrote {page.subject} to {html_file}")
                 return
             found = metrics.report(session, chosen, now)
+            found["kb_deflection"] = deflection_json(
+                deflection_report(session, app.settings.kb.monthly_target, now)
+            )
         if as_json:
             click.echo(json.dumps(found, indent=2, ensure_ascii=False))
         elif as_csv:

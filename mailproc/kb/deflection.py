@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailproc.config import Settings
 from mailproc.core.kb import SEED_AUTHOR, Deflection, deflection, month_of
 from mailproc.kb.articles import tickets_by_key
 from mailproc.store.models import KbArticle
@@ -30,7 +29,7 @@ class DeflectionReport:
 
 
 def deflection_report(
-    session: Session, settings: Settings, now: dt.datetime, since: dt.datetime | None = None
+    session: Session, target: int, now: dt.datetime, since: dt.datetime | None = None
 ) -> DeflectionReport:
     """Every article published by a reviewer (since ``since``), newest change per key last."""
     query = select(KbArticle.key, KbArticle.published_at).where(
@@ -40,7 +39,7 @@ def deflection_report(
         query = query.where(KbArticle.published_at >= since)
     changes = [(key, at) for key, at in session.execute(query.order_by(KbArticle.published_at))]
     if not changes:
-        return DeflectionReport((), (), settings.kb.monthly_target)
+        return DeflectionReport((), (), target)
     start = min(at for _, at in changes if at is not None) - WINDOW
     received = tickets_by_key(session, start, now, {key for key, _ in changes})
     rows = tuple(
@@ -50,4 +49,22 @@ def deflection_report(
     for _, at in changes:
         if at is not None:
             months[month_of(at)] = months.get(month_of(at), 0) + 1
-    return DeflectionReport(rows, tuple(sorted(months.items())), settings.kb.monthly_target)
+    return DeflectionReport(rows, tuple(sorted(months.items())), target)
+
+
+def deflection_json(report: DeflectionReport) -> dict[str, object]:
+    """The report's ``kb_deflection`` part: per article, tickets per 30 days before and after."""
+    return {
+        "articles": [
+            {
+                "key": row.key,
+                "changed_at": row.changed_at.isoformat(),
+                "tickets_before": row.before,
+                "tickets_after": round(row.after, 1),
+                "reduction_pct": None if row.reduction is None else round(100 * row.reduction, 1),
+            }
+            for row in report.rows
+        ],
+        "published_per_month": dict(report.published),
+        "target_per_month": report.target,
+    }

@@ -36,6 +36,7 @@ from mailproc.config import Settings
 from mailproc.core import keys
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import Address
+from mailproc.kb.deflection import deflection_report
 from mailproc.outbound.compose import AutoSubmitted, Envelope, InlineImage, compose, make_message_id
 from mailproc.outbound.i18n import load_catalog
 from mailproc.outbound.outbox import envelope_sender, queue_mail, retry_deadline
@@ -158,7 +159,13 @@ def send_due_reports(
         lines.append(f"{kind.value} report {period.label()} to {', '.join(a.addr for a in to)}")
         if dry_run:
             continue
-        page = build_page(session, period, now, content_id_domain=message_id_domain)
+        page = build_page(
+            session,
+            period,
+            now,
+            content_id_domain=message_id_domain,
+            kb_target=settings.kb.monthly_target,
+        )
         support = settings.support
         envelope = Envelope(
             sender=Address(support.name, support.addresses[0]),
@@ -186,7 +193,12 @@ def send_due_reports(
 
 
 def build_page(
-    session: Session, period: Period, now: dt.datetime, *, content_id_domain: str
+    session: Session,
+    period: Period,
+    now: dt.datetime,
+    *,
+    content_id_domain: str,
+    kb_target: int,
 ) -> ReportPage:
     """The report of ``period`` as of ``now``: KPIs against targets and the period before,
     the breaches and escalations, charts; a quarter adds the knowledge-base section."""
@@ -216,6 +228,7 @@ def build_page(
     knowledge: dict[str, Any] | None = None
     if period.kind is PeriodKind.QUARTER:
         knowledge = knowledge_base(session, period)
+        knowledge["deflection"] = deflection_report(session, kb_target, now)
         images.append(
             InlineImage(
                 f"codes.{tag}@{content_id_domain}",
