@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailproc.core import model
 from mailproc.core.assess import assess, sla_record
-from mailproc.core.detect import AUTOMATIC_KINDS
+from mailproc.core.detect import AUTOMATIC_KINDS, for_known_sender
 from mailproc.core.events import EventKind
 from mailproc.core.identity import SenderKind, identify_sender
 from mailproc.core.model import InboundStatus, Priority, TicketStatus
@@ -134,6 +134,9 @@ class Batch:
     def _understand(self, inbound: Inbound, prepared: Prepared) -> Understood:
         parsed = prepared.parsed
         sender = identify_sender(parsed, self.context.identity, self.lookup.customer_by_address)
+        detection = prepared.detection
+        if sender.kind is SenderKind.CUSTOMER:
+            detection = for_known_sender(detection)
         thread = decide_thread(
             parsed,
             inbound.envelope_to,
@@ -141,9 +144,9 @@ class Batch:
             self.lookup,
             self.context.threading,
             self.now,
-            prepared.detection.bounce,
+            detection.bounce,
         )
-        return Understood(prepared, sender, thread)
+        return Understood(prepared, sender, thread, detection)
 
     def _duplicate(self, inbound: Inbound, ticket: Ticket | None) -> Outcome:
         reason = "same Message-ID and content as a message already stored: a repeated delivery"
@@ -169,6 +172,15 @@ class Batch:
         inbound.kind = detection.kind.value
         inbound.kind_reason = "; ".join(detection.reasons)[:2000]
         ticket, action, reason = self._route(inbound, understood)
+        if ticket is not None and understood.prepared.reduced:
+            record_event(
+                self.session,
+                self.now,
+                EventKind.MESSAGE_REDUCED,
+                understood.parsed.defects[-1],
+                ticket=ticket,
+                inbound_id=inbound.id,
+            )
         stage_message(self.session, inbound, understood, ticket, self.now)
         message_id = understood.parsed.message_id
         if message_id:
@@ -354,9 +366,15 @@ class Batch:
     ) -> None:
         """Priority, intent and due times at intake (the 15-minute assignment target)."""
         prepared = understood.prepared
+        classifier = self.context.rules.classifier
+        classification = prepared.classification or classifier.classify(
+            prepared.parsed.subject, prepared.new_text
+        )
+        if understood.detection.borderline:  # e.g. out-of-office wording alone: a person reviews
+            reason = "; ".join(understood.detection.reasons)
+            classification = classification.flagged(reason, classifier.triage_within)
         assessment = assess(
-            prepared.classification
-            or self.context.rules.classifier.classify(prepared.parsed.subject, prepared.new_text),
+            classification,
             customer,
             inbound.received_at,
             self.context.sla,

@@ -35,16 +35,12 @@ class Understood:
     prepared: Prepared
     sender: SenderIdentity
     thread: ThreadDecision
+    detection: Detection  # the detector's verdict, revised once the sender is known
 
     @property
     def parsed(self) -> ParsedMessage:
         """The parsed mail."""
         return self.prepared.parsed
-
-    @property
-    def detection(self) -> Detection:
-        """The automatic-mail detector's verdict."""
-        return self.prepared.detection
 
 
 def message_fields(

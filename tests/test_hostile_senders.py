@@ -1,0 +1,94 @@
+"""Issue 20, hostile or unlucky senders: the core verdicts wired into processing and workflows."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from test_workflows import app as app
+from test_workflows import mails, send
+
+from mailproc.app import App
+from mailproc.clock import FixedClock
+from mailproc.store.db import transaction
+from mailproc.store.models import Event, Inbound, Ticket
+
+
+def _ticket(app: App, number: int) -> Ticket:
+    with transaction(app.sessions, commit=False) as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        session.expunge_all()
+        return ticket
+
+
+def _events(app: App, number: int) -> list[Event]:
+    with transaction(app.sessions, commit=False) as session:
+        rows = list(
+            session.scalars(
+                select(Event)
+                .join(Ticket, Ticket.id == Event.ticket_id)
+                .where(Ticket.number == number)
+            )
+        )
+        session.expunge_all()
+        return rows
+
+
+def test_urgent_mail_with_out_of_office_wording_from_a_customer_is_acknowledged(
+    app: App,
+) -> None:
+    send(
+        app,
+        "Priya Raman <priya@harborline.example>",
+        "I am out of the office but urgent: dashboards down",
+        "All dashboards are down for everyone since 14:05, production is stopped.",
+        mid="oof-urgent@harborline.example",
+    )
+    ticket = _ticket(app, 10001)
+    assert ticket.priority in ("P0", "P1")
+    assert len(mails(app, "acknowledgment", 10001)) == 1
+
+
+def test_out_of_office_subject_alone_from_a_customer_is_ticketed_for_review(app: App) -> None:
+    send(
+        app,
+        "Priya Raman <priya@harborline.example>",
+        "Out of Office: back Monday",
+        "Our nightly export failed again, can you look?",
+        mid="oof-subject@harborline.example",
+    )
+    ticket = _ticket(app, 10001)
+    assert ticket.needs_triage
+    assert "subject wording" in (ticket.triage_reason or "")
+    assert mails(app, "acknowledgment", 10001) == []
+    with transaction(app.sessions, commit=False) as session:
+        [inbound] = session.scalars(select(Inbound))
+        assert inbound.kind == "human"
+
+
+def test_mail_over_the_understanding_budget_leaves_an_event_on_its_ticket(
+    app: App, clock: FixedClock
+) -> None:
+    intake = app.settings.intake.model_copy(update={"max_understood_chars": 1024})
+    small = App(app.settings.model_copy(update={"intake": intake}), clock)
+    send(
+        small,
+        "Priya Raman <priya@harborline.example>",
+        "Export log attached inline",
+        "The export fails, here is the log:\n" + "line of log output\n" * 200,
+        mid="reduced@harborline.example",
+    )
+    small.close()
+    [event] = [e for e in _events(app, 10001) if e.kind == "message.reduced"]
+    assert "understanding budget of 1024" in event.reason
+
+
+def test_an_absurd_refund_amount_is_clamped_and_the_clamping_recorded(app: App) -> None:
+    send(
+        app,
+        "Priya Raman <priya@harborline.example>",
+        "Refund request",
+        "Please refund $99999999999999999 for last month, we were charged twice.",
+        mid="clamped@harborline.example",
+    )
+    [event] = [e for e in _events(app, 10001) if e.kind == "refund.amount_clamped"]
+    assert "9999999999.99" in event.reason
+    assert "Finance Director" in event.reason
