@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from sqlalchemy import select
-from test_workflows import app as app
-from test_workflows import mails, send
+from test_workflows import AGENTS, agent_reply, mails, send, to
+from test_workflows import app as app  # the fixture with authenticated agents
 
 from mailproc.app import App
 from mailproc.clock import FixedClock
+from mailproc.config import Settings
+from mailproc.resources import resource_path
 from mailproc.store.db import transaction
-from mailproc.store.models import Event, Inbound, Ticket
+from mailproc.store.models import Event, Inbound, RefundCaseRecord, Ticket
 
 
 def _ticket(app: App, number: int) -> Ticket:
@@ -92,3 +97,66 @@ def test_an_absurd_refund_amount_is_clamped_and_the_clamping_recorded(app: App) 
     [event] = [e for e in _events(app, 10001) if e.kind == "refund.amount_clamped"]
     assert "9999999999.99" in event.reason
     assert "Finance Director" in event.reason
+
+
+def _app_with_identity(db_url: str, clock: FixedClock, identity: dict[str, object]) -> App:
+    settings = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "processing": {"parse_workers": 0},
+            "identity": {"agents": AGENTS, **identity},
+        }
+    )
+    application = App(settings, clock)
+    application.import_customers((resource_path("data") / "customers_sample.csv").read_text())
+    return application
+
+
+def _big_refund_and_a_finance_approval(application: App) -> None:
+    send(
+        application,
+        "Robert <robert.fitzgerald@atlasinsurance.example>",
+        "Cancel and refund",
+        "We want to cancel and get a refund of $4,000.",
+        mid="big@atlasinsurance.example",
+    )
+    agent_reply(
+        application,
+        "Fiona Finance <fiona@dataflow.com>",
+        10001,
+        "#refund approve 4000",
+        authenticated=False,
+        mid="forged-approval@dataflow.com",
+    )
+
+
+def test_by_default_agent_mail_is_refused_until_authentication_is_configured(
+    db_url: str, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        application = _app_with_identity(db_url, clock, {})
+        try:
+            _big_refund_and_a_finance_approval(application)
+            assert mails(application, "refund_confirmation", 10001) == []
+            assert mails(application, "agent_reply", 10001) == []
+            [error] = mails(application, "command_error", 10001)
+            assert to(error) == {"fiona@dataflow.com"}
+            assert b"trusted_authserv_id" in error.raw
+            with transaction(application.sessions, commit=False) as session:
+                case = session.scalars(select(RefundCaseRecord)).one()
+                assert case.status == "requested"
+        finally:
+            application.close()
+    assert any("trusted_authserv_id" in r.getMessage() for r in caplog.records)
+
+
+def test_trust_from_address_is_an_explicit_choice_for_closed_networks(
+    db_url: str, clock: FixedClock
+) -> None:
+    application = _app_with_identity(db_url, clock, {"trust_from_address": True})
+    try:
+        _big_refund_and_a_finance_approval(application)
+        assert len(mails(application, "refund_confirmation", 10001)) == 1
+        assert mails(application, "command_error", 10001) == []
+    finally:
+        application.close()

@@ -28,6 +28,7 @@ from mailproc.processing.followups import (
     EscalateOutages,
     FollowUp,
     RecordSurveyReply,
+    RefuseAgentMail,
     run_followups,
 )
 from mailproc.processing.lookup import BatchLookup
@@ -43,6 +44,7 @@ from mailproc.store import repo
 from mailproc.store.models import Inbound, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import end_waiting
+from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.mail import Thread
 from mailproc.workflows.new_ticket import FirstMail
 
@@ -226,6 +228,12 @@ class Batch:
             if desk is not None:
                 self._followups.append(ApplyAgentMail(desk, target, agent, new_text, inbound.id))
             return target, OutcomeAction.APPENDED, f"{thread.reason}; agent {agent.name}"
+        claimed = sender.unauthenticated_agent
+        if claimed is not None:  # an agent's address, but agents cannot be authenticated yet
+            if desk is not None:
+                mail = AgentMail(inbound.id, new_text)
+                self._followups.append(RefuseAgentMail(desk, target, claimed, mail))
+            return target, OutcomeAction.APPENDED, f"{thread.reason}; {sender.reason}"
         answered = target.survey_sent_at is not None and target.survey_answered_at is None
         if answered and desk is not None and parse_survey_reply(parsed.subject, new_text):
             self._followups.append(RecordSurveyReply(desk, target, parsed.subject, new_text))

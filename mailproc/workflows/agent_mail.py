@@ -23,7 +23,7 @@ from mailproc.core.commands import (
     parse_commands,
 )
 from mailproc.core.events import EventKind
-from mailproc.core.identity import Agent
+from mailproc.core.identity import UNCONFIGURED, Agent
 from mailproc.core.model import Address, TicketStatus
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
@@ -61,18 +61,10 @@ def agent_mail(
     problems = check_commands(parsed, agent, case)
     if problems:
         for index, problem in enumerate(problems):
-            ctx.notifier.queue(
-                session,
-                key=keys.command_error(ticket.number, mail.inbound_id, index),
-                ticket=ticket,
-                locale="en",
-                to=(Address(agent.name, agent.addresses[0]),),
-                automatic=AutoSubmitted.AUTO_REPLIED,
-                now=now,
-                context=CommandErrorContext(
-                    agent.name, problem.source, problem.problem, ticket.number, problem.usage
-                ),
+            context = CommandErrorContext(
+                agent.name, problem.source, problem.problem, ticket.number, problem.usage
             )
+            _error_mail(ctx, session, ticket, agent, mail, index, context, now)
         reasons = "; ".join(f"{p.source}: {p.problem}" for p in problems)
         record_event(
             session,
@@ -91,6 +83,51 @@ def agent_mail(
         if not status_set:
             start_waiting(session, ticket, ctx.sla, now)
     return "applied"
+
+
+def refuse_unauthenticated(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    mail: AgentMail,
+    now: dt.datetime,
+) -> None:
+    """Mail from an agent's address while agent authentication is not configured: nothing
+    applied, nothing relayed; the agent (at the configured address) is told why."""
+    first_line = next((line.strip() for line in mail.new_text.splitlines() if line.strip()), "")
+    context = CommandErrorContext(agent.name, first_line[:200], UNCONFIGURED, ticket.number)
+    _error_mail(ctx, session, ticket, agent, mail, 0, context, now)
+    record_event(
+        session,
+        now,
+        EventKind.AGENT_COMMANDS_REFUSED,
+        f"{agent.name}: nothing applied, nothing relayed ({UNCONFIGURED})",
+        ticket=ticket,
+    )
+
+
+def _error_mail(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    mail: AgentMail,
+    index: int,
+    context: CommandErrorContext,
+    now: dt.datetime,
+) -> None:
+    """Queue one error mail about the agent's mail, to the agent's configured address."""
+    ctx.notifier.queue(
+        session,
+        key=keys.command_error(ticket.number, mail.inbound_id, index),
+        ticket=ticket,
+        locale="en",
+        to=(Address(agent.name, agent.addresses[0]),),
+        automatic=AutoSubmitted.AUTO_REPLIED,
+        now=now,
+        context=context,
+    )
 
 
 def _relay(
