@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import logging
+from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
@@ -160,3 +163,50 @@ def test_trust_from_address_is_an_explicit_choice_for_closed_networks(
         assert mails(application, "command_error", 10001) == []
     finally:
         application.close()
+
+
+def _alert_text(application: App, number: int) -> str:
+    [alert] = mails(application, "new_ticket_alert", number)
+    assert alert.raw is not None
+    message = email.message_from_bytes(alert.raw, policy=email.policy.default)
+    body = message.get_body(("plain",))
+    assert isinstance(body, EmailMessage)
+    return str(body.get_content())
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        # Lotus Notes: no ">" and no "wrote:", a bare address block above the included mail
+        "DataFlow Support <support@dataflow.com>\n27/11/2026 10:05\n\nTo: alex@dataflow.com\n"
+        "Subject: [Ticket #10001] Error 503: Service Unavailable\n",
+        # Outlook without quoting, the header fields without a "From:" the splitter knows
+        "-----\nDataFlow Support wrote on 27 Nov 2026 10:05\nSubject: [Ticket #10001] Error 503\n",
+        "",  # the alert pasted below the answer with nothing between
+    ],
+)
+def test_an_agent_reply_that_includes_the_alert_unquoted_never_relays_it(
+    app: App, header: str
+) -> None:
+    send(
+        app,
+        "Priya Raman <priya@harborline.example>",
+        "Error 503: Service Unavailable",
+        "All dashboards are down since 14:05.",
+        mid="1003@harborline.example",
+    )
+    alert = _alert_text(app, 10001)
+    assert "Priority rules" in alert
+    answer = "Hello Priya,\n\nWe restarted the API cluster; please try again."
+    agent_reply(
+        app,
+        "Alex Agent <alex@dataflow.com>",
+        10001,
+        f"{answer}\n\n{header}\n{alert}",
+        mid="notes-reply@dataflow.com",
+    )
+    [relay] = mails(app, "agent_reply", 10001)
+    assert relay.raw is not None
+    assert b"restarted the API cluster" in relay.raw
+    for internal in (b"Priority rules", b"first response, due by", b"Automatic notification"):
+        assert internal not in relay.raw

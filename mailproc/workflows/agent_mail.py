@@ -5,8 +5,12 @@ customer; an invalid or unauthorized command changes nothing and gets an error m
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 from dataclasses import dataclass
+from email.message import EmailMessage
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailproc.core import keys
@@ -25,14 +29,17 @@ from mailproc.core.commands import (
 from mailproc.core.events import EventKind
 from mailproc.core.identity import UNCONFIGURED, Agent
 from mailproc.core.model import Address, TicketStatus
+from mailproc.core.quotes import cut_at_included
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
-from mailproc.store.models import RefundCaseRecord, Ticket
+from mailproc.store.models import Outbox, RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import change_priority, resolve, start_waiting
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import escalate
 from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
+
+_MAX_OWN_MAILS = 20  # the newest mails of a ticket an agent's reply may include
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +63,7 @@ def agent_mail(
     An invalid or unauthorized command changes nothing and relays nothing: the agent gets
     an error mail listing every problem and sends a corrected reply.
     """
-    parsed = parse_commands(mail.new_text)
+    parsed = parse_commands(cut_at_included(mail.new_text, _our_mail_texts(session, ticket)))
     case_row, case = requested_case(session, ticket)
     problems = check_commands(parsed, agent, case)
     if problems:
@@ -83,6 +90,24 @@ def agent_mail(
         if not status_set:
             start_waiting(session, ticket, ctx.sla, now)
     return "applied"
+
+
+def _our_mail_texts(session: Session, ticket: Ticket) -> list[str]:
+    """The plain text of the mail we sent about ``ticket`` (alerts, notices), newest first:
+    what an agent's client may paste below the reply without quoting it."""
+    raws = session.scalars(
+        select(Outbox.raw)
+        .where(Outbox.ticket_id == ticket.id, Outbox.raw.is_not(None))
+        .order_by(Outbox.id.desc())
+        .limit(_MAX_OWN_MAILS)
+    )
+    texts = []
+    for raw in raws:
+        message = email.message_from_bytes(raw or b"", policy=email.policy.default)
+        body = message.get_body(("plain",)) if isinstance(message, EmailMessage) else None
+        if isinstance(body, EmailMessage):
+            texts.append(str(body.get_content()))
+    return texts
 
 
 def refuse_unauthenticated(
