@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from mailproc.resources import resource_path
+from mailproc.store.db import unavailable_is_transient
 
 
 def alembic_config(url: str, output: io.StringIO | None = None) -> Config:
@@ -23,7 +24,7 @@ def alembic_config(url: str, output: io.StringIO | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema to ``revision``."""
-    with engine.begin() as connection:
+    with unavailable_is_transient(), engine.begin() as connection:
         config = alembic_config(str(engine.url))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -31,7 +32,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Downgrade the schema to ``revision`` (``base`` drops every table)."""
-    with engine.begin() as connection:
+    with unavailable_is_transient(), engine.begin() as connection:
         config = alembic_config(str(engine.url))
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
@@ -39,7 +40,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    with engine.connect() as connection:
+    with unavailable_is_transient(), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
