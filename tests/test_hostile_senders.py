@@ -5,19 +5,22 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import threading
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from test_workflows import AGENTS, agent_reply, mails, send, to
 from test_workflows import app as app  # the fixture with authenticated agents
 
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope
 from mailproc.resources import resource_path
 from mailproc.store.db import transaction
-from mailproc.store.models import Event, Inbound, RefundCaseRecord, Ticket
+from mailproc.store.models import Event, Inbound, Outbox, RefundCaseRecord, Ticket
 
 
 def _ticket(app: App, number: int) -> Ticket:
@@ -210,3 +213,40 @@ def test_an_agent_reply_that_includes_the_alert_unquoted_never_relays_it(
     assert b"restarted the API cluster" in relay.raw
     for internal in (b"Priority rules", b"first response, due by", b"Automatic notification"):
         assert internal not in relay.raw
+
+
+def test_the_auto_reply_budget_holds_across_concurrent_workers(
+    db_url: str, clock: FixedClock
+) -> None:
+    settings = Settings.model_validate(
+        {"database": {"url": db_url}, "processing": {"parse_workers": 0, "batch_size": 3}}
+    )
+    workers = [App(settings, clock) for _ in range(3)]
+    try:
+        for n in range(9):
+            raw = (
+                f"From: Storm <storm@flood.example>\r\nTo: support@dataflow.com\r\n"
+                f"Subject: Question number {n} about exports\r\n"
+                f"Message-ID: <storm-{n}@flood.example>\r\n\r\nHow do I export report {n}?\r\n"
+            ).encode()
+            workers[0].ingest([RawInput(raw, Envelope("smtp"))])
+        together = threading.Barrier(3)
+
+        def work(app: App) -> None:
+            app.process(before_batch=lambda: together.wait(timeout=10))
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        with transaction(workers[0].sessions, commit=False) as session:
+            tickets = session.scalar(select(func.count()).select_from(Ticket))
+            acks = session.scalar(
+                select(func.count()).select_from(Outbox).where(Outbox.template == "acknowledgment")
+            )
+        assert tickets == 9
+        assert acks == 3
+    finally:
+        for worker in workers:
+            worker.close()
