@@ -20,7 +20,7 @@ from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.outbox import OutboxStatus, materialize
 from mailproc.outbound.render import Renderer, RenderError
 from mailproc.store.models import Outbox, OutboxRecipient, UndeliverableAddress
-from mailproc.store.repo import record_event
+from mailproc.store.repo import clear_undeliverable, record_event
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,19 @@ def count_due(session: Session, now: dt.datetime) -> int:
 
 
 def claim_next(
-    session: Session, now: dt.datetime, lease: dt.timedelta, renderer: Renderer
+    session: Session,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    renderer: Renderer,
+    settings: OutboxSettings,
 ) -> Claim | None:
     """Take the next due mail for one attempt: mark it ``sending`` until ``now + lease``.
 
     Rows other deliverers hold are skipped (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite
     serializes writers). A ``sending`` row whose lease ran out is taken again: its previous
-    attempt ended without a recorded result. Recipients whose address bounced permanently are
-    marked failed here; if none is left, the row is finished without an attempt.
+    attempt ended without a recorded result. Recipients whose address bounced permanently
+    within ``settings.undeliverable_days`` are marked failed here; if none is left, the row is
+    finished without an attempt.
     """
     row = session.scalars(
         select(Outbox)
@@ -88,7 +93,7 @@ def claim_next(
             ticket_id=row.ticket_id,
             detail=_attempt_detail(row),
         )
-    _drop_undeliverable(session, row)
+    _drop_undeliverable(session, row, now - dt.timedelta(days=settings.undeliverable_days))
     recipients = tuple(r.address for r in row.recipients if r.status == OutboxStatus.PENDING)
     finished = None
     if recipients:
@@ -136,16 +141,19 @@ def record_attempt(
             "outbox %s: attempt %s was superseded, not recorded", claim.outbox_id, claim.attempt
         )
         return None
+    accepted: list[str] = []
     for recipient in row.recipients:
         if recipient.address not in claim.recipients:
             continue
         failure = refused.get(recipient.address)
         if failure is None:
             recipient.status, recipient.reason = OutboxStatus.SENT, ""
+            accepted.append(recipient.address)
         else:
             recipient.reason = failure.reason
             if failure.permanent:
                 recipient.status = OutboxStatus.FAILED
+    clear_undeliverable(session, accepted)  # delivered since it bounced: no longer marked
     pending = [r for r in row.recipients if r.status == OutboxStatus.PENDING]
     if pending and now < row.deadline_at:
         row.status = OutboxStatus.PENDING
@@ -183,8 +191,8 @@ def _due(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def _drop_undeliverable(session: Session, row: Outbox) -> None:
-    """Fail the pending recipients our mail already bounced from permanently."""
+def _drop_undeliverable(session: Session, row: Outbox, since: dt.datetime) -> None:
+    """Fail the pending recipients our mail bounced from permanently ``since`` then."""
     pending = {r.address: r for r in row.recipients if r.status == OutboxStatus.PENDING}
     if not pending:
         return
@@ -192,6 +200,7 @@ def _drop_undeliverable(session: Session, row: Outbox) -> None:
         select(UndeliverableAddress.address, UndeliverableAddress.reason).where(
             UndeliverableAddress.address.in_(list(pending)),
             UndeliverableAddress.permanent.is_(True),
+            UndeliverableAddress.last_seen >= since,
         )
     ).all()
     for address, reason in bounced:

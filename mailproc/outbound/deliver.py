@@ -118,7 +118,7 @@ def deliver_due(
     try:
         for _ in range(settings.outbox.batch_size):
             with transaction(sessions) as session:
-                claim = claim_next(session, clock.now(), lease, renderer)
+                claim = claim_next(session, clock.now(), lease, renderer, settings.outbox)
             if claim is None:
                 break
             if claim.finished is not None:

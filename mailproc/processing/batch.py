@@ -15,7 +15,7 @@ from mailproc.core import model
 from mailproc.core.assess import assess, sla_record
 from mailproc.core.detect import AUTOMATIC_KINDS, for_known_sender
 from mailproc.core.events import EventKind
-from mailproc.core.identity import SenderKind, identify_sender
+from mailproc.core.identity import SenderIdentity, SenderKind, identify_sender
 from mailproc.core.model import InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
 from mailproc.core.ticket_threading import ThreadAction, decide_thread
@@ -66,6 +66,7 @@ class Batch:
         self._undecided = 0
         self._outages: list[Ticket] = []  # new P0 tickets: escalated at once, together
         self._requesters: list[str] = []  # of the tickets opened: their auto-reply budgets
+        self._writers: set[str] = set()  # senders of a person's mail: not undeliverable (now)
         self._followups: list[FollowUp] = []
 
     # -- running -------------------------------------------------------------------------
@@ -97,6 +98,7 @@ class Batch:
 
     def notify(self) -> None:
         """Run the follow-ups (mail, timers, workflows) once the batch has been flushed."""
+        repo.clear_undeliverable(self.session, self._writers)
         if not self._followups:
             return
         desk = self.context.desk
@@ -187,6 +189,8 @@ class Batch:
         message_id = understood.parsed.message_id
         if message_id:
             self.lookup.add_message(message_id, understood.prepared.fingerprint, ticket)
+        if detection.kind not in AUTOMATIC_KINDS and understood.sender.address:
+            self._writers.add(understood.sender.address)
         if ticket is not None and detection.kind not in AUTOMATIC_KINDS:
             known = self.lookup.participants_of(ticket)
             support = self.context.support_addresses
@@ -236,6 +240,9 @@ class Batch:
             return target, OutcomeAction.APPENDED, f"{thread.reason}; {sender.reason}"
         answered = target.survey_sent_at is not None and target.survey_answered_at is None
         if answered and desk is not None and parse_survey_reply(parsed.subject, new_text):
+            if not _is_requester(sender, target):  # only the ticket's customer rates it
+                reason = f"{thread.reason}; a survey answer not from the ticket's customer: ignored"
+                return target, OutcomeAction.APPENDED, reason
             self._followups.append(RecordSurveyReply(desk, target, parsed.subject, new_text))
             reason = f"{thread.reason}; survey answer (ticket stays resolved)"
             return target, OutcomeAction.APPENDED, reason
@@ -275,6 +282,9 @@ class Batch:
             reason = (
                 f"{kind.value} ({evidence}); {understood.thread.reason}; ticket state unchanged"
             )
+            if understood.detection.bounce is not None:
+                ignored = mark_undeliverable(self.session, target, inbound, understood, self.now)
+                reason = f"{reason}; {ignored}" if ignored else reason
             record_event(
                 self.session,
                 self.now,
@@ -284,8 +294,6 @@ class Batch:
                 inbound_id=inbound.id,
                 detail=detail,
             )
-            if understood.detection.bounce is not None:
-                mark_undeliverable(self.session, target, inbound, understood, self.now)
             return target, OutcomeAction.NOTED, reason
         reason = f"{kind.value} ({evidence}) that matches no ticket: no ticket opened"
         record_event(
@@ -449,3 +457,10 @@ class Batch:
             self._last_number = repo.next_ticket_number(self.session) - 1
         self._last_number += 1
         return None, self._last_number
+
+
+def _is_requester(sender: SenderIdentity, ticket: Ticket) -> bool:
+    """Whether the sender is the ticket's customer: its requester or the customer's address."""
+    if sender.address is not None and sender.address == ticket.requester:
+        return True
+    return sender.customer is not None and sender.customer.id == ticket.customer_id

@@ -268,12 +268,21 @@ def test_a_lease_that_ran_out_hands_the_mail_to_the_next_attempt(app: App) -> No
     with transaction(app.sessions) as session:
         queue(session, "ack:1")
     with transaction(app.sessions) as session:
-        first = claim_next(session, T0, lease, Renderer())
+        first = claim_next(session, T0, lease, Renderer(), app.settings.outbox)
         assert first is not None and first.attempt == 1 and first.recipients == (ANA,)
     with transaction(app.sessions) as session:
-        assert claim_next(session, T0 + lease - dt.timedelta(seconds=1), lease, Renderer()) is None
+        assert (
+            claim_next(
+                session,
+                T0 + lease - dt.timedelta(seconds=1),
+                lease,
+                Renderer(),
+                app.settings.outbox,
+            )
+            is None
+        )
     with transaction(app.sessions) as session:
-        second = claim_next(session, T0 + lease, lease, Renderer())
+        second = claim_next(session, T0 + lease, lease, Renderer(), app.settings.outbox)
         assert second is not None and second.attempt == 2
     later = T0 + lease + dt.timedelta(seconds=5)
     with transaction(app.sessions) as session:
