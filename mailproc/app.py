@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from mailproc.core.catalog import load_default_catalog
 from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.customers_csv import RowError, parse_customers_csv
 from mailproc.core.detect import DetectPolicy
-from mailproc.core.identity import Agent, AgentRole, IdentityPolicy
+from mailproc.core.identity import UNCONFIGURED, Agent, AgentRole, IdentityPolicy
 from mailproc.core.model import Customer
 from mailproc.core.rawmail import not_mail_reason
 from mailproc.core.sla import sla_policy_from_config
@@ -43,6 +44,8 @@ from mailproc.tickets.ops import recompute_for_plan_change
 from mailproc.workflows.context import CheckSummary
 from mailproc.workflows.desk import Desk
 from mailproc.workflows.mail import Notifier, locale_policy_from
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -111,6 +114,7 @@ class App:
                 identity=IdentityPolicy(
                     agents=self._agents(),
                     trusted_authserv_id=settings.identity.trusted_authserv_id or None,
+                    trust_from_address=settings.identity.trust_from_address,
                     own_addresses=settings.support.addresses,
                 ),
                 threading=ThreadPolicy(
@@ -144,6 +148,9 @@ class App:
         )
 
     def _agents(self) -> tuple[Agent, ...]:
+        identity = self.settings.identity
+        if identity.agents and not (identity.trusted_authserv_id or identity.trust_from_address):
+            log.warning("agents' mail is refused: %s", UNCONFIGURED)
         return tuple(
             Agent(a.name, frozenset(AgentRole(r) for r in a.roles), a.addresses)
             for a in self.settings.identity.agents

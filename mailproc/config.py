@@ -179,7 +179,9 @@ class AgentSettings(_Section):
 class IdentitySettings(_Section):
     """Agents and the Authentication-Results we trust to prove their mail is theirs."""
 
-    trusted_authserv_id: str = ""  # empty: an agent is recognised by address alone
+    # Empty: agents' mail is refused (an error mail to the agent) unless trust_from_address.
+    trusted_authserv_id: str = ""
+    trust_from_address: bool = False  # a closed network only: an agent recognised by From alone
     agents: tuple[AgentSettings, ...] = ()
 
 

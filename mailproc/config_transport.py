@@ -39,6 +39,8 @@ class OutboxSettings(_Section):
     backoff_initial_s: float = Field(30, gt=0)
     backoff_max_s: float = Field(3600, gt=0)
     retry_deadline_hours: float = Field(48, gt=0)
+    # A bounce stops mail to an address for this long (mail from it, or a delivery, ends it).
+    undeliverable_days: float = Field(30, gt=0, le=3650)
 
 
 # --- serve: listener, IMAP poller, supervisor (issue 6) ---------------------------------------

@@ -33,6 +33,7 @@ from mailproc.errors import StartupError, TransientError
 from mailproc.outbound.deliver import deliver_all_due
 from mailproc.processing.context import OutcomeAction
 from mailproc.store import migrate
+from mailproc.store.db import first_line
 
 if TYPE_CHECKING:
     from mailproc.dashboard.server import DashboardServer
@@ -60,10 +61,10 @@ def check_database(app: App) -> None:
     """Fail fast, with one line, when the database is unreachable or its schema is old."""
     try:
         current = migrate.current_revision(app.engine)
-    except exc.SQLAlchemyError as error:
-        first = str(getattr(error, "orig", None) or error).strip().splitlines()
+    except (exc.SQLAlchemyError, TransientError) as error:
+        cause = error.__cause__ if isinstance(error, TransientError) else error
         raise StartupError(
-            f"database unreachable: {first[0] if first else type(error).__name__}", os.EX_TEMPFAIL
+            f"database unreachable: {first_line(cause or error)}", os.EX_TEMPFAIL
         ) from error
     head = migrate.head_revision()
     if current != head:

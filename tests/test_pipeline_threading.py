@@ -264,6 +264,7 @@ def test_bounce_of_our_acknowledgment_is_attached_and_marks_the_address(
                 ticket_id=ticket_row.id,
                 direction="out",
                 message_id="ack-10001.abc@mailproc.dataflow.com",
+                to=[["", "gone@northwind-analytics.example"]],
                 created_at=clock.now(),
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import unicodedata
@@ -157,6 +158,16 @@ class Classification:
     needs_triage: bool
     triage_reason: str | None
     triage_within: dt.timedelta | None  # Support Manager escalation due this long after receipt
+
+    def flagged(self, reason: str, within: dt.timedelta) -> Classification:
+        """The same outcome, also flagged for triage for ``reason``."""
+        reasons = "; ".join(r for r in (self.triage_reason, reason) if r)
+        return dataclasses.replace(
+            self,
+            needs_triage=True,
+            triage_reason=reasons,
+            triage_within=self.triage_within or within,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,11 +94,17 @@ class Detection:
 
 def for_known_sender(detection: Detection) -> Detection:
     """The verdict once the sender is known to be a customer: an auto-reply on subject wording
-    alone becomes a person's mail, to be ticketed and flagged for review."""
-    if not detection.borderline or detection.kind is not MailKind.AUTO_REPLY:
+    alone becomes a person's mail, to be ticketed and flagged for review; out-of-office wording
+    inside a person's subject ("I am out of the office but urgent: ...") is a person's mail."""
+    if not detection.borderline:
         return detection
-    note = "sender is a known customer: subject wording alone is not automatic mail; review"
-    return Detection(MailKind.HUMAN, (*detection.reasons, note), borderline=True)
+    if detection.kind is MailKind.AUTO_REPLY:
+        note = "sender is a known customer: subject wording alone is not automatic mail; review"
+        return Detection(MailKind.HUMAN, (*detection.reasons, note), borderline=True)
+    if detection.kind is MailKind.HUMAN:
+        note = "sender is a known customer: out-of-office wording inside a person's subject"
+        return Detection(MailKind.HUMAN, (*detection.reasons, note))
+    return detection
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     INBOUND_RELEASED = "inbound.released"
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_REPLAYED = "message.replayed"
+    MESSAGE_REDUCED = "message.reduced"
     MESSAGE_AUTO_REPLY = "message.auto_reply"
     MESSAGE_BULK = "message.bulk"
     MESSAGE_BOUNCE = "message.bounce"
@@ -60,6 +61,7 @@ class EventKind(StrEnum):
     # money, surveys, incidents
     REFUND_REQUESTED = "refund.requested"
     REFUND_APPROVED = "refund.approved"
+    REFUND_AMOUNT_CLAMPED = "refund.amount_clamped"
     CREDIT_RECORDED = "credit.recorded"
     SURVEY_ANSWERED = "survey.answered"
     INCIDENT_LINKED = "incident.linked"

@@ -43,6 +43,12 @@ class Agent:
         object.__setattr__(self, "addresses", tuple(a for a in normalized if a))
 
 
+UNCONFIGURED = (
+    "agent authentication is not configured: an administrator sets [identity]"
+    " trusted_authserv_id (or trust_from_address = true on a closed network)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityPolicy:
     """Who the agents are, which Authentication-Results to trust, and our own addresses."""
@@ -50,6 +56,7 @@ class IdentityPolicy:
     agents: tuple[Agent, ...] = ()
     trusted_authserv_id: str | None = None
     own_addresses: tuple[str, ...] = ()
+    trust_from_address: bool = False  # without an authserv-id: trust From alone (closed networks)
     _by_address: dict[str, Agent] = field(init=False, repr=False, compare=False)
     _by_skeleton: dict[str, str] = field(init=False, repr=False, compare=False)
 
@@ -95,6 +102,8 @@ class SenderIdentity:
     agent: Agent | None = None
     customer: Customer | None = None
     lookalike_of: str | None = None  # an agent or own address this sender imitates
+    # An agent's address, refused only because agent authentication is not configured.
+    unauthenticated_agent: Agent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +270,7 @@ def identify_sender(
         return SenderIdentity(SenderKind.UNKNOWN, None, "From address is not a valid mailbox")
     agent = policy.agent_for(address)
     notes: list[str] = []
+    unauthenticated = None
     if agent is not None:
         verified, verdict = _agent_verdict(message, policy, address)
         if verified:
@@ -268,15 +278,21 @@ def identify_sender(
                 SenderKind.AGENT, address, f"agent {agent.name}: {verdict}", agent
             )
         notes.append(f"From is agent {agent.name}'s address but {verdict}; handled as non-agent")
+        if verdict == UNCONFIGURED:
+            unauthenticated = agent
     imitated = policy.lookalike_of(address)
     if imitated is not None:
         notes.append(f"From {address} is confusable with {imitated}")
     customer = customer_by_address(address)
     if customer is not None:
         reason = "; ".join([f"customer {customer.id} by address", *notes])
-        return SenderIdentity(SenderKind.CUSTOMER, address, reason, None, customer, imitated)
+        return SenderIdentity(
+            SenderKind.CUSTOMER, address, reason, None, customer, imitated, unauthenticated
+        )
     reason = "; ".join(["address not known", *notes])
-    return SenderIdentity(SenderKind.UNKNOWN, address, reason, None, None, imitated)
+    return SenderIdentity(
+        SenderKind.UNKNOWN, address, reason, None, None, imitated, unauthenticated
+    )
 
 
 def _agent_verdict(
@@ -287,7 +303,9 @@ def _agent_verdict(
     if ambiguity is not None:
         return False, ambiguity
     if policy.trusted_authserv_id is None:
-        return True, "trusted by address (no authserv-id configured)"
+        if policy.trust_from_address:
+            return True, "trusted by address (trust_from_address, no authserv-id configured)"
+        return False, UNCONFIGURED
     stamped = stamped_by(message.headers, policy.trusted_authserv_id)
     if not stamped:
         return False, f"no Authentication-Results from {policy.trusted_authserv_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # "On <date>, <name> wrote:" and its translations; the header may wrap over up to three lines.
@@ -63,6 +64,14 @@ _VALEDICTION = re.compile(
     r"|mit freundlichen grüßen|viele grüße|beste grüße|liebe grüße)\s*[,.!]*\s*$",
     re.IGNORECASE,
 )
+# A line above included mail that reads as its header: an address, a date, a ticket tag.
+_INCLUDED_HEADER = re.compile(
+    r"^[^.!?]{0,80}<?[\w.+'-]+@[\w-]+(?:\.[\w-]+)+>?\s*$|^[\d\s/.:,-]*(?:[ap]\.?m\.?)?\s*$"
+    r"|\[ticket\s*#\d+\]|\b(?:wrote|escribi[óo]|a\s+[ée]crit|schrieb)\b",
+    re.IGNORECASE,
+)
+_MIN_INCLUDED_CHARS = 12  # shorter lines ("Thanks,") are too common to prove an inclusion
+_MAX_INCLUDED_HEADER = 8
 _MAX_HEADER_LINES = 3
 _TAIL_LINES = 6  # a sign-off or the sender's name starts a signature only this near the end
 _RULE_TAIL_LINES = 16  # the same for a rule line (----) above a longer signature block
@@ -91,6 +100,45 @@ def split_reply(text: str, sender_name: str | None = None) -> ReplyParts:
     history = [line for line, is_quoted in zip(lines, quoted, strict=True) if is_quoted]
     cut = _signature_start(own, sender_name)
     return ReplyParts(_join(own[:cut]), _join(own[cut:]), _join(history))
+
+
+def cut_at_included(text: str, included: Iterable[str]) -> str:
+    """``text`` up to where one of the ``included`` mails (our own, pasted without ">" as Lotus
+    Notes and some Outlook set-ups do) begins: two lines in a row copied from them, together
+    with the header block right above (From/Sent/Subject fields, an address, a date)."""
+    known = {
+        " ".join(line.split())
+        for mail in included
+        for line in mail.splitlines()
+        if len(line.strip()) >= _MIN_INCLUDED_CHARS
+    }
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    content = [i for i, line in enumerate(lines) if line.strip()]
+    for position, index in enumerate(content):
+        following = content[position + 1 : position + 2]
+        if " ".join(lines[index].split()) in known and all(
+            " ".join(lines[i].split()) in known for i in following
+        ):
+            return _join(lines[: _included_header_start(lines, index)])
+    return text
+
+
+def _included_header_start(lines: list[str], index: int) -> int:
+    """Where the header block above included mail at ``index`` starts (blank lines too)."""
+    start = index
+    for above in range(index - 1, max(-1, index - 1 - _MAX_INCLUDED_HEADER), -1):
+        line = lines[above].strip()
+        if line and not (
+            _INCLUDED_HEADER.search(line)
+            or _OUTLOOK_FROM.match(line)
+            or _OUTLOOK_FIELD.match(line)
+            or _RULE.match(line)
+            or _SEPARATOR_PHRASE.match(line)
+            or _WROTE.match(line)
+        ):
+            break
+        start = above
+    return start
 
 
 def _join(lines: list[str]) -> str:

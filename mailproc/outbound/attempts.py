@@ -19,7 +19,7 @@ from mailproc.config_transport import OutboxSettings
 from mailproc.core.events import EventKind
 from mailproc.outbound.outbox import OutboxStatus
 from mailproc.store.models import Outbox, OutboxRecipient, Ticket, UndeliverableAddress
-from mailproc.store.repo import record_event
+from mailproc.store.repo import clear_undeliverable, record_event
 from mailproc.store.staged import staging
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,12 @@ def due_mails(session: Session, now: dt.datetime) -> list[str]:
 
 
 def claim_due(
-    session: Session, now: dt.datetime, lease: dt.timedelta, limit: int = 1
+    session: Session,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    limit: int = 1,
+    *,
+    undeliverable_for: dt.timedelta = dt.timedelta(days=30),
 ) -> list[Claim]:
     """Take up to ``limit`` due mails for one attempt each: ``sending`` until ``now + lease``.
 
@@ -92,8 +97,9 @@ def claim_due(
     query reads the partial index ``ix_outbox_due``. Rows other deliverers hold are skipped
     (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite serializes writers). A ``sending`` row whose
     lease ran out is taken again: its previous attempt ended without a recorded result.
-    Recipients whose address bounced permanently are marked failed here; a row with none left
-    is finished without an attempt. Four queries and one write per statement for the batch.
+    Recipients whose address bounced permanently within ``undeliverable_for`` are marked failed
+    here; a row with none left is finished without an attempt. Four queries and one write per
+    statement for the batch.
     """
     rows = session.scalars(
         select(Outbox)
@@ -111,7 +117,7 @@ def claim_due(
             select(Ticket.id, Ticket.number).where(Ticket.id.in_(tickets))
         )
     }
-    bounced = _bounced(session, rows)
+    bounced = _bounced(session, rows, now - undeliverable_for)
     claims = []
     with staging(session):
         for row in rows:
@@ -170,8 +176,9 @@ def _claim(
     )
 
 
-def _bounced(session: Session, rows: Iterable[Outbox]) -> dict[str, str]:
-    """The pending recipients of these rows our mail already bounced from permanently."""
+def _bounced(session: Session, rows: Iterable[Outbox], since: dt.datetime) -> dict[str, str]:
+    """The pending recipients of these rows our mail bounced from permanently ``since`` then
+    (an older mark has expired: the address is tried again)."""
     pending = {
         r.address for row in rows for r in row.recipients if r.status == OutboxStatus.PENDING
     }
@@ -181,6 +188,7 @@ def _bounced(session: Session, rows: Iterable[Outbox]) -> dict[str, str]:
         select(UndeliverableAddress.address, UndeliverableAddress.reason).where(
             UndeliverableAddress.address.in_(pending),
             UndeliverableAddress.permanent.is_(True),
+            UndeliverableAddress.last_seen >= since,
         )
     )
     return {address: reason for address, reason in found}
@@ -252,16 +260,19 @@ def _record(
     now: dt.datetime,
     settings: OutboxSettings,
 ) -> OutboxStatus:
+    accepted = []
     for recipient in row.recipients:
         if recipient.address not in claim.recipients:
             continue
         failure = refused.get(recipient.address)
         if failure is None:
             recipient.status, recipient.reason = OutboxStatus.SENT, ""
+            accepted.append(recipient.address)
         else:
             recipient.reason = failure.reason
             if failure.permanent:
                 recipient.status = OutboxStatus.FAILED
+    clear_undeliverable(session, accepted)  # delivered since it bounced: no longer marked
     pending = [r for r in row.recipients if r.status == OutboxStatus.PENDING]
     if pending and now < row.deadline_at:
         row.status = OutboxStatus.PENDING

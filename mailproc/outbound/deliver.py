@@ -150,7 +150,13 @@ def _deliver_batch(
     """Claim, build, send and record one batch; the summary and the number of rows claimed."""
     lease = dt.timedelta(seconds=LEASE_TIMEOUTS * settings.relay.timeout_s)
     with transaction(sessions) as session:
-        claims = claim_due(session, clock.now(), lease, settings.outbox.batch_size)
+        claims = claim_due(
+            session,
+            clock.now(),
+            lease,
+            settings.outbox.batch_size,
+            undeliverable_for=dt.timedelta(days=settings.outbox.undeliverable_days),
+        )
     counts = dict.fromkeys(("sent", "retried", "failed", "skipped"), 0)
     for claim in claims:
         if claim.finished is not None:

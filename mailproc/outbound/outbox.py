@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any, Final
 
 from sqlalchemy import Insert, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -374,15 +375,29 @@ def load_recent_auto_replies(
     staged.stored_since = since
 
 
+# Transaction-scoped advisory locks, taken in one order (of the keys) so workers never deadlock.
+_LOCK_ADDRESSES = sql_text(
+    "SELECT pg_advisory_xact_lock(key) FROM"
+    " (SELECT DISTINCT hashtext(address) AS key FROM unnest(CAST(:addresses AS text[])) AS address"
+    " ORDER BY key) AS keys"
+)
+
+
 def _stored_auto_replies(
     session: Session, addresses: Iterable[str], since: dt.datetime
 ) -> dict[str, list[dt.datetime]]:
     found: dict[str, list[dt.datetime]] = {}
-    rows = session.connection().execute(
+    wanted = sorted(addresses)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One counter at a time per address, until this transaction ends: a concurrent
+        # worker counts only after this one's automatic mail is committed (or rolled back).
+        connection.execute(_LOCK_ADDRESSES, {"addresses": wanted})
+    rows = connection.execute(
         select(_RECIPIENTS.c.address, _OUTBOX.c.created_at)
         .join(_RECIPIENTS, _RECIPIENTS.c.outbox_id == _OUTBOX.c.id)
         .where(
-            _RECIPIENTS.c.address.in_(list(addresses)),
+            _RECIPIENTS.c.address.in_(wanted),
             _OUTBOX.c.auto_submitted != NOT_AUTOMATIC,
             _OUTBOX.c.created_at >= since,
         )

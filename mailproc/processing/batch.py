@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from mailproc.core import model
 from mailproc.core.assess import assess, sla_record
-from mailproc.core.detect import AUTOMATIC_KINDS
+from mailproc.core.detect import AUTOMATIC_KINDS, for_known_sender
 from mailproc.core.events import EventKind
-from mailproc.core.identity import SenderKind, identify_sender
+from mailproc.core.identity import SenderIdentity, SenderKind, identify_sender
 from mailproc.core.model import InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
 from mailproc.core.ticket_threading import ThreadAction, decide_thread
@@ -29,6 +29,7 @@ from mailproc.processing.followups import (
     EscalateOutages,
     FollowUp,
     RecordSurveyReply,
+    RefuseAgentMail,
     run_followups,
 )
 from mailproc.processing.lookup import BatchLookup
@@ -44,6 +45,7 @@ from mailproc.store import repo
 from mailproc.store.models import Inbound, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import end_waiting
+from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.mail import Thread
 from mailproc.workflows.new_ticket import FirstMail
 
@@ -65,6 +67,7 @@ class Batch:
         self._undecided = 0
         self._outages: list[Ticket] = []  # new P0 tickets: escalated at once, together
         self._requesters: list[str] = []  # of the tickets opened: their auto-reply budgets
+        self._writers: set[str] = set()  # senders of a person's mail: not undeliverable (now)
         self._followups: list[FollowUp] = []
 
     # -- running -------------------------------------------------------------------------
@@ -96,6 +99,7 @@ class Batch:
 
     def notify(self) -> None:
         """Run the follow-ups (mail, timers, workflows) once the batch has been flushed."""
+        repo.clear_undeliverable(self.session, self._writers)
         if not self._followups:
             return
         desk = self.context.desk
@@ -135,6 +139,9 @@ class Batch:
     def _understand(self, inbound: Inbound, prepared: Prepared) -> Understood:
         parsed = prepared.parsed
         sender = identify_sender(parsed, self.context.identity, self.lookup.customer_by_address)
+        detection = prepared.detection
+        if sender.kind is SenderKind.CUSTOMER:
+            detection = for_known_sender(detection)
         thread = decide_thread(
             parsed,
             inbound.envelope_to,
@@ -142,9 +149,9 @@ class Batch:
             self.lookup,
             self.context.threading,
             self.now,
-            prepared.detection.bounce,
+            detection.bounce,
         )
-        return Understood(prepared, sender, thread)
+        return Understood(prepared, sender, thread, detection)
 
     def _duplicate(self, inbound: Inbound, ticket: Ticket | None) -> Outcome:
         reason = "same Message-ID and content as a message already stored: a repeated delivery"
@@ -170,10 +177,21 @@ class Batch:
         inbound.kind = detection.kind.value
         inbound.kind_reason = "; ".join(detection.reasons)[:2000]
         ticket, action, reason = self._route(inbound, understood)
+        if ticket is not None and understood.prepared.reduced:
+            record_event(
+                self.session,
+                self.now,
+                EventKind.MESSAGE_REDUCED,
+                understood.parsed.defects[-1],
+                ticket=ticket,
+                inbound_id=inbound.id,
+            )
         stage_message(self.session, inbound, understood, ticket, self.now)
         message_id = understood.parsed.message_id
         if message_id:
             self.lookup.add_message(message_id, understood.prepared.fingerprint, ticket)
+        if detection.kind not in AUTOMATIC_KINDS and understood.sender.address:
+            self._writers.add(understood.sender.address)
         if ticket is not None and detection.kind not in AUTOMATIC_KINDS:
             known = self.lookup.participants_of(ticket)
             support = self.context.support_addresses
@@ -240,8 +258,17 @@ class Batch:
             if desk is not None:
                 self._followups.append(ApplyAgentMail(desk, target, agent, new_text, inbound.id))
             return target, OutcomeAction.APPENDED, f"{thread.reason}; agent {agent.name}"
+        claimed = sender.unauthenticated_agent
+        if claimed is not None:  # an agent's address, but agents cannot be authenticated yet
+            if desk is not None:
+                mail = AgentMail(inbound.id, new_text)
+                self._followups.append(RefuseAgentMail(desk, target, claimed, mail))
+            return target, OutcomeAction.APPENDED, f"{thread.reason}; {sender.reason}"
         answered = target.survey_sent_at is not None and target.survey_answered_at is None
         if answered and desk is not None and parse_survey_reply(parsed.subject, new_text):
+            if not _is_requester(sender, target):  # only the ticket's customer rates it
+                reason = f"{thread.reason}; a survey answer not from the ticket's customer: ignored"
+                return target, OutcomeAction.APPENDED, reason
             self._followups.append(RecordSurveyReply(desk, target, parsed.subject, new_text))
             reason = f"{thread.reason}; survey answer (ticket stays resolved)"
             return target, OutcomeAction.APPENDED, reason
@@ -281,6 +308,9 @@ class Batch:
             reason = (
                 f"{kind.value} ({evidence}); {understood.thread.reason}; ticket state unchanged"
             )
+            if understood.detection.bounce is not None:
+                ignored = mark_undeliverable(self.session, target, inbound, understood, self.now)
+                reason = f"{reason}; {ignored}" if ignored else reason
             record_event(
                 self.session,
                 self.now,
@@ -290,8 +320,6 @@ class Batch:
                 inbound_id=inbound.id,
                 detail=detail,
             )
-            if understood.detection.bounce is not None:
-                mark_undeliverable(self.session, target, inbound, understood, self.now)
             return target, OutcomeAction.NOTED, reason
         reason = f"{kind.value} ({evidence}) that matches no ticket: no ticket opened"
         record_event(
@@ -381,9 +409,15 @@ class Batch:
     ) -> None:
         """Priority, intent and due times at intake (the 15-minute assignment target)."""
         prepared = understood.prepared
+        classifier = self.context.rules.classifier
+        classification = prepared.classification or classifier.classify(
+            prepared.parsed.subject, prepared.new_text
+        )
+        if understood.detection.borderline:  # e.g. out-of-office wording alone: a person reviews
+            reason = "; ".join(understood.detection.reasons)
+            classification = classification.flagged(reason, classifier.triage_within)
         assessment = assess(
-            prepared.classification
-            or self.context.rules.classifier.classify(prepared.parsed.subject, prepared.new_text),
+            classification,
             customer,
             inbound.received_at,
             self.context.sla,
@@ -450,3 +484,10 @@ class Batch:
             self._last_number = repo.next_ticket_number(self.session) - 1
         self._last_number += 1
         return None, self._last_number
+
+
+def _is_requester(sender: SenderIdentity, ticket: Ticket) -> bool:
+    """Whether the sender is the ticket's customer: its requester or the customer's address."""
+    if sender.address is not None and sender.address == ticket.requester:
+        return True
+    return sender.customer is not None and sender.customer.id == ticket.customer_id

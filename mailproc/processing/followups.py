@@ -21,6 +21,7 @@ from mailproc.errors import PermanentError
 from mailproc.store import repo
 from mailproc.store.models import Ticket
 from mailproc.store.staged import staging
+from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.desk import Desk
 from mailproc.workflows.mail import Notifier
 from mailproc.workflows.new_ticket import FirstMail, notify_new_ticket
@@ -87,6 +88,20 @@ class ApplyKbMail:
     def run(self, session: Session, now: dt.datetime) -> None:
         """Check and apply the #kb commands, or send the error mail."""
         self.desk.kb_mail(session, self.agent, self.subject, self.new_text, now)
+
+
+@dataclass(frozen=True)
+class RefuseAgentMail:
+    """Mail from an agent's address while agent authentication is not configured."""
+
+    desk: Desk
+    ticket: Ticket
+    agent: Agent
+    mail: AgentMail
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Tell the agent why nothing was done."""
+        self.desk.unauthenticated_agent_mail(session, self.ticket, self.agent, self.mail, now)
 
 
 @dataclass(frozen=True)

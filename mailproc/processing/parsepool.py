@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from mailproc.core.understand import Prepared, PrepareRules, prepare
-from mailproc.runtime import tune_gc
+from mailproc.runtime import exit_with, tune_gc
 
 PrepareResult = Prepared | Exception
 Job = tuple[bytes, str | None]  # raw bytes, envelope sender
@@ -107,7 +108,7 @@ class ParsePool:
                     self.workers,
                     mp_context=context,
                     initializer=_start_worker,
-                    initargs=(self.rules,),
+                    initargs=(self.rules, os.getpid()),
                 )
             return self._executor
 
@@ -124,10 +125,11 @@ class ParsePool:
 _worker_rules: PrepareRules | None = None  # set once in each worker process
 
 
-def _start_worker(rules: PrepareRules) -> None:
-    """Keep the rules for every task of this worker; quiet flufl.bounce, whose detectors log a
-    traceback for each odd mail (we catch those)."""
+def _start_worker(rules: PrepareRules, served: int) -> None:
+    """Keep the rules for every task of this worker and end with the ``served`` process;
+    quiet flufl.bounce, whose detectors log a traceback for each odd mail (we catch those)."""
     global _worker_rules
+    exit_with(served)
     _worker_rules = rules
     logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
     tune_gc()

@@ -35,16 +35,12 @@ class Understood:
     prepared: Prepared
     sender: SenderIdentity
     thread: ThreadDecision
+    detection: Detection  # the detector's verdict, revised once the sender is known
 
     @property
     def parsed(self) -> ParsedMessage:
         """The parsed mail."""
         return self.prepared.parsed
-
-    @property
-    def detection(self) -> Detection:
-        """The automatic-mail detector's verdict."""
-        return self.prepared.detection
 
 
 def message_fields(
@@ -161,13 +157,23 @@ def stage_participants(
 
 def mark_undeliverable(
     session: Session, ticket: Ticket, inbound: Inbound, understood: Understood, now: dt.datetime
-) -> None:
-    """Record the addresses a bounce reports as failed."""
+) -> str:
+    """Record the addresses a bounce reports as failed, when they were recipients of the mail
+    of ours it returns (by its Message-ID); return what was not counted, and why."""
     bounce = understood.detection.bounce
     assert bounce is not None
+    parsed = understood.parsed
+    returned = {*parsed.in_reply_to, *parsed.references}
+    if bounce.original_message_id:
+        returned.add(bounce.original_message_id)
+    sent_to = _recipients_of(session, ticket, returned)
+    ignored = []
     for failed in bounce.failed:
         address = normalize_address(failed.address)
         if address is None:
+            continue
+        if address not in sent_to:
+            ignored.append(address)
             continue
         row = session.get(UndeliverableAddress, address)
         if row is None:
@@ -181,6 +187,31 @@ def mark_undeliverable(
         row.ticket_id = ticket.id
         row.inbound_id = inbound.id
         row.reason = "permanent failure" if failed.permanent else "temporary failure"
+    if not ignored:
+        return ""
+    return (
+        f"not marked undeliverable: {', '.join(ignored)} (not a recipient of a mail of ours"
+        " this bounce names by Message-ID)"
+    )
+
+
+def _recipients_of(session: Session, ticket: Ticket, message_ids: set[str]) -> set[str]:
+    """The To and Cc addresses of the ticket's outbound mail with these Message-IDs."""
+    if not message_ids:
+        return set()
+    rows = session.execute(
+        select(MessageRecord.to, MessageRecord.cc).where(
+            MessageRecord.ticket_id == ticket.id,
+            MessageRecord.direction == "out",
+            MessageRecord.message_id.in_(sorted(message_ids)),
+        )
+    )
+    return {
+        address
+        for to, cc in rows
+        for _, written in (*(to or ()), *(cc or ()))
+        if (address := normalize_address(written))
+    }
 
 
 def message_detail(understood: Understood) -> dict[str, object]:

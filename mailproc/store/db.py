@@ -90,22 +90,29 @@ def transaction(factory: sessionmaker[Session], *, commit: bool = True) -> Itera
     """
     session = factory()
     try:
-        session.begin()
-        yield session
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    except exc.SQLAlchemyError as error:
-        session.rollback()
-        if is_transient(error):
-            raise TransientError(f"database unavailable: {first_line(error)}") from error
-        raise
+        with unavailable_is_transient():
+            session.begin()
+            yield session
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+@contextlib.contextmanager
+def unavailable_is_transient() -> Iterator[None]:
+    """Turn a transient database failure (down, locked) into TransientError with one line."""
+    try:
+        yield
+    except exc.SQLAlchemyError as error:
+        if is_transient(error):
+            raise TransientError(f"database unavailable: {first_line(error)}") from error
+        raise
 
 
 def first_line(error: BaseException) -> str:

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, func, inspect, select, table
 
 from mailproc.resources import resource_path
+from mailproc.store.db import unavailable_is_transient
 
 
 def alembic_config(url: str, output: io.StringIO | None = None) -> Config:
@@ -23,7 +24,7 @@ def alembic_config(url: str, output: io.StringIO | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema to ``revision``."""
-    with engine.begin() as connection:
+    with unavailable_is_transient(), engine.begin() as connection:
         config = alembic_config(str(engine.url))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -35,7 +36,7 @@ def downgrade(engine: Engine, revision: str) -> None:
     SQLite checks foreign keys row by row while it drops a table that still has rows, so
     they are off for the downgrade (PRAGMA foreign_keys only acts outside a transaction).
     """
-    with engine.connect() as connection:
+    with unavailable_is_transient(), engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             _foreign_keys(connection, "OFF")
@@ -58,7 +59,7 @@ def _foreign_keys(connection: Connection, state: str) -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    with engine.connect() as connection:
+    with unavailable_is_transient(), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from mailproc.core import model
@@ -21,6 +21,7 @@ from mailproc.store.models import (
     Event,
     Inbound,
     Ticket,
+    UndeliverableAddress,
 )
 from mailproc.store.staged import insert_new_only, stage
 
@@ -174,3 +175,12 @@ def shared_secret(session: Session, name: str, now: dt.datetime) -> str:
         )
     )
     return session.scalars(select(AppSecret.value).where(AppSecret.name == name)).one()
+
+
+def clear_undeliverable(session: Session, addresses: Collection[str]) -> None:
+    """Forget that our mail bounced from these addresses (mail from them, or to them, got
+    through since)."""
+    if addresses:
+        session.execute(
+            delete(UndeliverableAddress).where(UndeliverableAddress.address.in_(sorted(addresses)))
+        )

@@ -5,8 +5,12 @@ customer; an invalid or unauthorized command changes nothing and gets an error m
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 from dataclasses import dataclass
+from email.message import EmailMessage
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailproc.core import keys
@@ -23,18 +27,21 @@ from mailproc.core.commands import (
     parse_commands,
 )
 from mailproc.core.events import EventKind
-from mailproc.core.identity import Agent
+from mailproc.core.identity import UNCONFIGURED, Agent
 from mailproc.core.kb import KbCommand
 from mailproc.core.model import Address, TicketStatus
+from mailproc.core.quotes import cut_at_included
 from mailproc.outbound.compose import AutoSubmitted
 from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
-from mailproc.store.models import RefundCaseRecord, Ticket
+from mailproc.store.models import Outbox, RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import resolve, start_waiting
 from mailproc.workflows import kb
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import escalate, set_priority
 from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
+
+_MAX_OWN_MAILS = 20  # the newest mails of a ticket an agent's reply may include
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,25 +65,17 @@ def agent_mail(
     An invalid or unauthorized command changes nothing and relays nothing: the agent gets
     an error mail listing every problem and sends a corrected reply.
     """
-    parsed = parse_commands(mail.new_text)
+    parsed = parse_commands(cut_at_included(mail.new_text, _our_mail_texts(session, ticket)))
     case_row, case = requested_case(session, ticket)
     kb_commands = [c for c in parsed.commands if isinstance(c, KbCommand)]
     planned, kb_problems = kb.check(ctx, session, kb_commands, parsed.remaining_text, ticket=ticket)
     problems = (*check_commands(parsed, agent, case), *kb_problems)
     if problems:
         for index, problem in enumerate(problems):
-            ctx.notifier.queue(
-                session,
-                key=keys.command_error(ticket.number, mail.inbound_id, index),
-                ticket=ticket,
-                locale="en",
-                to=(Address(agent.name, agent.addresses[0]),),
-                automatic=AutoSubmitted.AUTO_REPLIED,
-                now=now,
-                context=CommandErrorContext(
-                    agent.name, problem.source, problem.problem, ticket.number, problem.usage
-                ),
+            context = CommandErrorContext(
+                agent.name, problem.source, problem.problem, ticket.number, problem.usage
             )
+            _error_mail(ctx, session, ticket, agent, mail, index, context, now)
         reasons = "; ".join(f"{p.source}: {p.problem}" for p in problems)
         record_event(
             session,
@@ -97,6 +96,69 @@ def agent_mail(
         if not status_set:
             start_waiting(session, ticket, ctx.sla, now)
     return "applied"
+
+
+def _our_mail_texts(session: Session, ticket: Ticket) -> list[str]:
+    """The plain text of the mail we sent about ``ticket`` (alerts, notices), newest first:
+    what an agent's client may paste below the reply without quoting it."""
+    raws = session.scalars(
+        select(Outbox.raw)
+        .where(Outbox.ticket_id == ticket.id, Outbox.raw.is_not(None))
+        .order_by(Outbox.id.desc())
+        .limit(_MAX_OWN_MAILS)
+    )
+    texts = []
+    for raw in raws:
+        message = email.message_from_bytes(raw or b"", policy=email.policy.default)
+        body = message.get_body(("plain",)) if isinstance(message, EmailMessage) else None
+        if isinstance(body, EmailMessage):
+            texts.append(str(body.get_content()))
+    return texts
+
+
+def refuse_unauthenticated(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    mail: AgentMail,
+    now: dt.datetime,
+) -> None:
+    """Mail from an agent's address while agent authentication is not configured: nothing
+    applied, nothing relayed; the agent (at the configured address) is told why."""
+    first_line = next((line.strip() for line in mail.new_text.splitlines() if line.strip()), "")
+    context = CommandErrorContext(agent.name, first_line[:200], UNCONFIGURED, ticket.number)
+    _error_mail(ctx, session, ticket, agent, mail, 0, context, now)
+    record_event(
+        session,
+        now,
+        EventKind.AGENT_COMMANDS_REFUSED,
+        f"{agent.name}: nothing applied, nothing relayed ({UNCONFIGURED})",
+        ticket=ticket,
+    )
+
+
+def _error_mail(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    mail: AgentMail,
+    index: int,
+    context: CommandErrorContext,
+    now: dt.datetime,
+) -> None:
+    """Queue one error mail about the agent's mail, to the agent's configured address."""
+    ctx.notifier.queue(
+        session,
+        key=keys.command_error(ticket.number, mail.inbound_id, index),
+        ticket=ticket,
+        locale="en",
+        to=(Address(agent.name, agent.addresses[0]),),
+        automatic=AutoSubmitted.AUTO_REPLIED,
+        now=now,
+        context=context,
+    )
 
 
 def _relay(

@@ -43,6 +43,12 @@ class Desk:
         """A new ticket: its escalation timers and, if asked for, a refund case."""
         new_ticket.ticket_opened(self.context, session, ticket, first_text, now)
 
+    def unauthenticated_agent_mail(
+        self, session: Session, ticket: Ticket, agent: Agent, mail: AgentMail, now: dt.datetime
+    ) -> None:
+        """Mail from an agent's address without agent authentication configured: refused."""
+        agent_mail.refuse_unauthenticated(self.context, session, ticket, agent, mail, now)
+
     def agent_mail(
         self,
         session: Session,

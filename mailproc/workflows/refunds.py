@@ -82,6 +82,15 @@ def open_refund_case(
         ticket=ticket,
         detail={"level": needed.level.value},
     )
+    if request.amount is not None and request.amount.clamped:
+        record_event(
+            session,
+            now,
+            EventKind.REFUND_AMOUNT_CLAMPED,
+            f"the amount written is over the largest a case holds: recorded as {amount} "
+            f"{currency}; {needed.level.label} must confirm the real amount",
+            ticket=ticket,
+        )
     if needed.level is AuthorizationLevel.AGENT:
         return
     approver = Approver(needed.level.value)

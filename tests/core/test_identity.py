@@ -143,10 +143,24 @@ def test_skeleton_folds_common_confusables() -> None:
 
 def test_case_and_idna_are_normalized_before_matching() -> None:
     agent = Agent("Zoë", frozenset({AgentRole.AGENT}), ("zoe@bücher.example",))
-    policy = IdentityPolicy(agents=(agent,))
+    policy = IdentityPolicy(agents=(agent,), trust_from_address=True)
     identity = identify_sender(mail("ZOE@xn--bcher-kva.example"), policy, customers)
     assert identity.kind is SenderKind.AGENT
     assert "no authserv-id configured" in identity.reason
+
+
+def test_without_agent_authentication_an_agent_address_is_refused_by_default() -> None:
+    agent = Agent("Zoë", frozenset({AgentRole.AGENT}), ("zoe@bücher.example",))
+    identity = identify_sender(
+        mail("zoe@bücher.example"), IdentityPolicy(agents=(agent,)), customers
+    )
+    assert identity.kind is SenderKind.UNKNOWN and identity.agent is None
+    assert identity.unauthenticated_agent is agent
+    assert "trusted_authserv_id" in identity.reason
+    checked = IdentityPolicy(agents=(agent,), trusted_authserv_id="mx.acme.example")
+    configured = identify_sender(mail("zoe@bücher.example"), checked, customers)
+    assert configured.kind is SenderKind.UNKNOWN
+    assert configured.unauthenticated_agent is None  # a failed check is no configuration gap
 
 
 def test_customer_and_unknown_senders() -> None:

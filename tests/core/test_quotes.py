@@ -10,7 +10,7 @@ import pytest
 
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.parse import parse_message
-from mailproc.core.quotes import split_reply
+from mailproc.core.quotes import cut_at_included, split_reply
 
 
 def test_english_on_wrote_with_quote_marks() -> None:
@@ -190,3 +190,24 @@ def test_quote_split_is_linear_in_the_number_of_lines(unit: str) -> None:
     started = time.perf_counter()
     split_reply(unit * 100_000)  # quadratic: about 10-40 s; linear: well under a second
     assert time.perf_counter() - started < 5
+
+
+ALERT = (
+    "A new ticket is waiting for a first response, due by 27 Nov 2026 10:15.\n\n"
+    "Ticket: #10001 – Error 503\nPriority rules: outage words, error 503\n"
+    "--\nAutomatic notification from DataFlow Support."
+)
+
+
+def test_our_own_mail_pasted_without_quotes_is_cut_with_its_header_block() -> None:
+    reply = (
+        "Hello Priya,\n\nWe restarted the cluster.\n\nDataFlow Support <support@dataflow.com>\n"
+        f"11/27/2026 10:05 AM\nSubject: [Ticket #10001] Error 503\n\n{ALERT}"
+    )
+    assert cut_at_included(reply, [ALERT]) == "Hello Priya,\n\nWe restarted the cluster."
+
+
+def test_one_line_of_our_mail_in_a_reply_is_the_agents_own_text() -> None:
+    reply = "The alert said:\nPriority rules: outage words, error 503\nThat rule is wrong."
+    assert cut_at_included(reply, [ALERT]) == reply
+    assert cut_at_included(reply, []) == reply

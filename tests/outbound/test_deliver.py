@@ -318,6 +318,30 @@ def test_undeliverable_recipients_are_not_sent_to(deliverer: App, relay: Relay) 
     assert second.last_error == first.last_error
 
 
+def test_undeliverable_marks_expire_and_a_delivery_clears_them(
+    deliverer: App, relay: Relay
+) -> None:
+    days = deliverer.settings.outbox.undeliverable_days
+    assert days == 30
+    with transaction(deliverer.sessions) as session:
+        for address, seen in ((BOB, T0 - dt.timedelta(days=days + 1)), (CAROL, T0)):
+            session.add(
+                UndeliverableAddress(
+                    address=address,
+                    permanent=True,
+                    reason="permanent failure",
+                    first_seen=seen,
+                    last_seen=seen,
+                )
+            )
+        queue(session, "ack:1", (ANA, BOB, CAROL))
+    assert run(deliverer) == DeliverySummary(sent=1)
+    assert [m.rcpt_tos for m in relay.received] == [[ANA, BOB]]  # Bob's mark has expired
+    with transaction(deliverer.sessions, commit=False) as session:
+        marked = session.scalars(select(UndeliverableAddress.address)).all()
+    assert marked == [CAROL]  # Bob got mail since: no longer marked
+
+
 def test_a_mail_left_sending_by_a_crash_is_resent_after_its_lease(
     deliverer: App, relay: Relay, clock: FixedClock
 ) -> None:
