@@ -74,6 +74,8 @@ class SupportSettings(_Section):
     addresses: tuple[str, ...] = ("support@dataflow.com",)
     domain: str = "dataflow.com"
     phone: str = "+1-800-555-1234"
+    # The From name of an agent's reply to a customer; {agent} and {support} are filled in.
+    agent_from: str = Field("{agent} via {support}", min_length=1, max_length=200)
 
     @field_validator("addresses")
     @classmethod

@@ -35,9 +35,10 @@ def tickets_list(status: str | None, as_json: bool) -> None:
             if row["customer_id"]
             else (f"unknown {row['requester']}")
         )
+        assignee = f"  @{row['assignee']}" if row["assignee"] else ""
         click.echo(
             f"#{row['number']}  {row['status']:<8} {row['priority'] or '--'}  "
-            f"{who}  {row['subject'][:60]}"
+            f"{who}{assignee}  {row['subject'][:60]}"
         )
     click.echo(f"{len(rows)} ticket(s)")
 
@@ -60,6 +61,7 @@ def tickets_show(number: int, as_json: bool) -> None:
         click.echo(f"Customer: {detail['customer_id']} {detail['company']} ({detail['plan']})")
     else:
         click.echo(f"Customer: unknown ({detail['requester']})")
+    click.echo(f"Assigned to: {detail['assignee'] or '-'}")
     local = detail["local_times"]
     click.echo(
         f"Received: {detail['received_at']} (local {local['received_at']}, {detail['timezone']})"

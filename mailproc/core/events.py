@@ -42,12 +42,14 @@ class EventKind(StrEnum):
     AGENT_COMMAND = "agent.command"
     AGENT_COMMANDS_REFUSED = "agent.commands_refused"
     AGENT_REPLY_RELAYED = "agent.reply_relayed"
+    COMMANDS_NOT_FROM_AGENT = "agent.commands_not_from_agent"
     # notifications decided
     NOTIFY_ACK_QUEUED = "notify.ack_queued"
     NOTIFY_ACK_SKIPPED = "notify.ack_skipped"
     NOTIFY_ACK_SUPPRESSED = "notify.ack_suppressed"
     NOTIFY_TRIAGE_REQUEST = "notify.triage_request"
     NOTIFY_P0_ALERT = "notify.p0_alert"
+    NOTIFY_REPLY_ALERT = "notify.reply_alert"
     NOTIFY_FAILED = "notify.failed"
     # timers, SLA and breaches
     TIMER_SCHEDULED = "timer.scheduled"

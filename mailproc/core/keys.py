@@ -43,9 +43,14 @@ def resolved_notice(ticket: int, inbound: int) -> str:
     return f"resolved:{ticket}:{inbound}"
 
 
-def command_error(ticket: int, inbound: int, problem: int) -> str:
-    """The error mail answering one refused command of an agent's inbound mail."""
-    return f"cmd-error:{ticket}:{inbound}:{problem}"
+def command_error(ticket: int, inbound: int) -> str:
+    """The one error mail answering the refused commands of an inbound mail."""
+    return f"cmd-error:{ticket}:{inbound}"
+
+
+def customer_reply_alert(ticket: int, inbound: int) -> str:
+    """The assignee's (or the agents') alert that the customer wrote again on a ticket."""
+    return f"reply-alert:{ticket}:{inbound}"
 
 
 def refund_approval_request(ticket: int) -> str:

@@ -38,6 +38,7 @@ class AutoSubmitted(StrEnum):
 
     AUTO_REPLIED = "auto-replied"  # an answer to a mail someone sent
     AUTO_GENERATED = "auto-generated"  # scheduled or triggered by a timer
+    NO = "no"  # a person wrote it (an agent's reply): no Auto-Submitted header
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +125,9 @@ def compose(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
         message["In-Reply-To"] = in_reply_to
     if references:
         message["References"] = references
-    message["Auto-Submitted"] = str(envelope.auto_submitted)
-    message["X-Auto-Response-Suppress"] = "All"
+    if envelope.auto_submitted is not AutoSubmitted.NO:
+        message["Auto-Submitted"] = str(envelope.auto_submitted)
+        message["X-Auto-Response-Suppress"] = "All"
     message["MIME-Version"] = "1.0"
     # "=_" never occurs in quoted-printable text; hashing the id keeps output reproducible.
     digest = hashlib.sha256(envelope.message_id.encode()).hexdigest()[:32]

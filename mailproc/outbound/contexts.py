@@ -196,8 +196,31 @@ class IncidentResolvedContext:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationNote:
+    """An escalation told inside an agent's reply (what Template 2 says)."""
+
+    team: EscalationTeam
+    update_within: dt.timedelta
+    update_due: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefundNote:
+    """A processed refund told inside an agent's reply (what Template 4 says)."""
+
+    amount: Money
+    settlement_days_min: int = 5
+    settlement_days_max: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class AgentReplyContext:
-    """An agent's answer relayed to the customer; ``body`` is the agent's text."""
+    """An agent's answer relayed to the customer; ``body`` is the agent's text.
+
+    ``sign_off`` is the agent's own closing line (none: the usual one is added); the notices
+    the agent's commands caused come in the same mail: ``resolved_within`` (the reopen
+    window of a resolved ticket), ``escalation`` and ``refund``.
+    """
 
     template: ClassVar[str] = "agent_reply"
 
@@ -205,6 +228,31 @@ class AgentReplyContext:
     ticket: TicketInfo
     agent_name: str
     body: str
+    sign_off: str | None = None
+    resolved_within: dt.timedelta | None = None
+    escalation: EscalationNote | None = None
+    refund: RefundNote | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerReplyAlertContext:
+    """To the assignee (or the agents): the customer wrote again on a ticket.
+
+    ``due`` is the SLA deadline that runs now (first response, else resolution), None when
+    none does; ``reopened`` when the mail reopened a resolved ticket.
+    """
+
+    template: ClassVar[str] = "customer_reply_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    status: str
+    text: str
+    now: dt.datetime
+    due: dt.datetime | None = None
+    reopened: bool = False
+    assignee: str | None = None
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,16 +423,27 @@ class IncidentAlertContext:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandProblem:
+    """One problem of an email's commands: the line as written, what is wrong, the usage."""
+
+    command: str
+    problem: str
+    usage: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CommandErrorContext:
-    """To an agent whose email command was invalid; ``command`` is the agent's line."""
+    """To the sender of email commands that were not carried out: every problem, in one mail.
+
+    ``from_agent`` False: the sender is not a configured agent (their mail was not added).
+    """
 
     template: ClassVar[str] = "command_error"
 
     agent_name: str
-    command: str
-    problem: str
+    problems: tuple[CommandProblem, ...]
     ticket_number: int | None = None
-    usage: str | None = None
+    from_agent: bool = True
 
 
 TemplateContext = (
@@ -396,6 +455,7 @@ TemplateContext = (
     | SurveyRequestContext
     | ResolvedNoticeContext
     | AgentReplyContext
+    | CustomerReplyAlertContext
     | NewTicketAlertContext
     | EscalationAlertContext
     | P0AlertContext

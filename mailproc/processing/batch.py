@@ -13,21 +13,24 @@ from sqlalchemy.orm import Session
 
 from mailproc.core import model
 from mailproc.core.assess import assess, sla_record
+from mailproc.core.commands import known_command_lines
 from mailproc.core.detect import AUTOMATIC_KINDS
 from mailproc.core.events import EventKind
-from mailproc.core.identity import SenderKind, identify_sender
-from mailproc.core.model import InboundStatus, Priority, TicketStatus
+from mailproc.core.identity import SenderIdentity, SenderKind, identify_sender
+from mailproc.core.model import Address, InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
 from mailproc.core.ticket_threading import ThreadAction, decide_thread
 from mailproc.core.understand import Prepared
 from mailproc.processing.context import Outcome, OutcomeAction, ProcessingContext, quarantine
 from mailproc.processing.followups import (
+    AlertReply,
     AnnounceTicket,
     ApplyAgentMail,
     DetectIncidents,
     EscalateOutages,
     FollowUp,
     RecordSurveyReply,
+    RefuseCommands,
     run_followups,
 )
 from mailproc.processing.lookup import BatchLookup
@@ -43,8 +46,10 @@ from mailproc.store import repo
 from mailproc.store.models import Inbound, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import end_waiting
+from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.mail import Thread
 from mailproc.workflows.new_ticket import FirstMail
+from mailproc.workflows.replies import CustomerReply
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +203,19 @@ class Batch:
         """A person's mail on an existing ticket: an agent's, a survey answer, or a reply."""
         thread, sender, parsed = understood.thread, understood.sender, understood.parsed
         new_text = understood.prepared.new_text
+        desk = self.context.desk
+        if sender.kind is not SenderKind.AGENT and not _is_customer_of(target, sender):
+            lines = known_command_lines(new_text)
+            if lines:  # a customer's "#..." lines are plain text; anyone else's are refused
+                if desk is not None and sender.address:
+                    name = parsed.from_[0].name if parsed.from_ else ""
+                    self._followups.append(
+                        RefuseCommands(
+                            desk, target, Address(name, sender.address), lines, inbound.id
+                        )
+                    )
+                reason = f"{thread.reason}; command lines from a non-agent: refused, not added"
+                return target, OutcomeAction.NOTED, reason
         target.updated_at = self.now
         record_event(
             self.session,
@@ -208,18 +226,22 @@ class Batch:
             inbound_id=inbound.id,
             detail=message_detail(understood),
         )
-        desk = self.context.desk
         if sender.kind is SenderKind.AGENT and sender.agent is not None:
             agent = sender.agent
             if desk is not None:
-                self._followups.append(ApplyAgentMail(desk, target, agent, new_text, inbound.id))
+                mail = AgentMail(inbound.id, new_text, understood.prepared.quoted_text)
+                self._followups.append(ApplyAgentMail(desk, target, agent, mail))
             return target, OutcomeAction.APPENDED, f"{thread.reason}; agent {agent.name}"
         answered = target.survey_sent_at is not None and target.survey_answered_at is None
         if answered and desk is not None and parse_survey_reply(parsed.subject, new_text):
             self._followups.append(RecordSurveyReply(desk, target, parsed.subject, new_text))
             reason = f"{thread.reason}; survey answer (ticket stays resolved)"
             return target, OutcomeAction.APPENDED, reason
-        if thread.action is ThreadAction.REOPEN:
+        reopened = thread.action is ThreadAction.REOPEN
+        if desk is not None:
+            reply = CustomerReply(inbound.id, new_text, reopened)
+            self._followups.append(AlertReply(desk, target, reply))
+        if reopened:
             target.status = TicketStatus.OPEN
             record_event(
                 self.session,
@@ -423,3 +445,10 @@ class Batch:
             self._last_number = repo.next_ticket_number(self.session) - 1
         self._last_number += 1
         return None, self._last_number
+
+
+def _is_customer_of(ticket: Ticket, sender: SenderIdentity) -> bool:
+    """Whether the sender is the ticket's requester or its customer."""
+    if sender.address is not None and sender.address == ticket.requester:
+        return True
+    return sender.customer is not None and sender.customer.id == ticket.customer_id

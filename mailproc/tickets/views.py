@@ -32,6 +32,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "id": ticket.id,
         "number": ticket.number,
         "status": ticket.status,
+        "assignee": ticket.assignee,
         "subject": ticket.subject,
         "customer_id": customer.id if customer else None,
         "company": customer.company if customer else None,

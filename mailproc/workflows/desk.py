@@ -14,12 +14,22 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from mailproc.core.identity import Agent
+from mailproc.core.model import Address
 from mailproc.core.sla import SlaPolicy
 from mailproc.store.models import Incident, Ticket
-from mailproc.workflows import agent_mail, breaches, escalation, incidents, new_ticket, surveys
+from mailproc.workflows import (
+    agent_mail,
+    breaches,
+    escalation,
+    incidents,
+    new_ticket,
+    replies,
+    surveys,
+)
 from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import Notifier
+from mailproc.workflows.replies import CustomerReply
 
 
 class Desk:
@@ -39,14 +49,31 @@ class Desk:
         session: Session,
         ticket: Ticket,
         agent: Agent,
-        new_text: str,
-        inbound_id: int,
+        mail: AgentMail,
         now: dt.datetime,
     ) -> str:
-        """An agent's mail (inbound ``inbound_id``): commands applied, the rest relayed."""
-        return agent_mail.agent_mail(
-            self.context, session, ticket, agent, AgentMail(inbound_id, new_text), now
+        """An agent's mail: commands applied, the rest relayed."""
+        return agent_mail.agent_mail(self.context, session, ticket, agent, mail, now)
+
+    def commands_not_from_agent(
+        self,
+        session: Session,
+        ticket: Ticket,
+        sender: Address,
+        lines: Sequence[str],
+        inbound_id: int,
+        now: dt.datetime,
+    ) -> None:
+        """Command lines from someone who is not an agent: one reply saying so."""
+        agent_mail.commands_not_from_agent(
+            self.context, session, ticket, sender, lines, inbound_id, now
         )
+
+    def customer_replied(
+        self, session: Session, ticket: Ticket, reply: CustomerReply, now: dt.datetime
+    ) -> None:
+        """The customer wrote again: the assignee (or the agents) are told."""
+        replies.customer_replied(self.context, session, ticket, reply, now)
 
     def survey_reply(
         self, session: Session, ticket: Ticket, subject: str, new_text: str, now: dt.datetime

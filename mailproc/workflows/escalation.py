@@ -19,6 +19,7 @@ from mailproc.core.identity import AgentRole
 from mailproc.core.model import Priority, TicketStatus
 from mailproc.outbound.contexts import (
     EscalationAlertContext,
+    EscalationNote,
     EscalationNoticeContext,
     EscalationTeam,
     TriageRequestContext,
@@ -26,7 +27,7 @@ from mailproc.outbound.contexts import (
 from mailproc.store.models import MessageRecord, Ticket, Timer
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only, stage_statement, write_staged
-from mailproc.workflows.context import CheckSummary, WorkflowContext
+from mailproc.workflows.context import CheckSummary, Notices, WorkflowContext
 from mailproc.workflows.mail import EXCERPT_CHARS
 
 ESCALATION_UPDATE_WITHIN = dt.timedelta(hours=24)
@@ -88,8 +89,10 @@ def escalate(
     now: dt.datetime,
     by: str | None = None,
     notify_roles: Sequence[AgentRole] = (),
+    notices: Notices | None = None,
 ) -> None:
-    """Escalate to a team now: alert it (and the roles to notify), tell the customer."""
+    """Escalate to a team now: alert it (and the roles to notify), tell the customer
+    (in ``notices`` when given: an agent's reply carries it)."""
     if role.value in ticket.escalated_to:
         return
     ticket.escalated_to = [*ticket.escalated_to, role.value]
@@ -122,15 +125,20 @@ def escalate(
                 c, t, team, reason, now + dt.timedelta(hours=1), text, by, c.timezone
             ),
         )
-        ctx.notifier.customer_mail(
-            session,
-            ticket,
-            key=keys.escalation_notice(ticket.number, role),
-            now=now,
-            context_for=lambda c, t: EscalationNoticeContext(
-                c, t, team, ESCALATION_UPDATE_WITHIN, now + ESCALATION_UPDATE_WITHIN, by
-            ),
-        )
+        if notices is not None:
+            notices.escalation = EscalationNote(
+                team, ESCALATION_UPDATE_WITHIN, now + ESCALATION_UPDATE_WITHIN
+            )
+        else:
+            ctx.notifier.customer_mail(
+                session,
+                ticket,
+                key=keys.escalation_notice(ticket.number, role),
+                now=now,
+                context_for=lambda c, t: EscalationNoticeContext(
+                    c, t, team, ESCALATION_UPDATE_WITHIN, now + ESCALATION_UPDATE_WITHIN, by
+                ),
+            )
     record_event(
         session,
         now,

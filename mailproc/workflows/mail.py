@@ -96,6 +96,25 @@ class Notifier:
             found.append(Address(role.replace("_", " ").title(), address))
         return tuple(found)
 
+    def agent_sender(self, agent: Agent) -> Address:
+        """The From of an agent's reply: the agent's name via the team, our address."""
+        support = self.settings.support
+        name = support.agent_from.replace("{agent}", agent.name)
+        name = name.replace("{support}", support.name)
+        return Address(name, support.addresses[0])
+
+    def agent_named(self, name: str) -> Agent | None:
+        """The configured agent of this name or address (case-insensitive), if any."""
+        wanted = name.strip().casefold()
+        return next(
+            (
+                a
+                for a in self.agents
+                if a.name.casefold() == wanted or wanted in (x.casefold() for x in a.addresses)
+            ),
+            None,
+        )
+
     def locale(
         self,
         customer: Customer | None,
@@ -153,11 +172,15 @@ class Notifier:
         automatic: AutoSubmitted,
         now: dt.datetime,
         thread: Thread | None = None,
+        sender: Address | None = None,
     ) -> bool:
-        """Queue one mail (rendered at delivery); False when ``key`` was queued before."""
+        """Queue one mail (rendered at delivery); False when ``key`` was queued before.
+
+        ``sender``: the From (default: the support team's name and address).
+        """
         support = self.settings.support
         envelope = Envelope(
-            sender=Address(support.name, support.addresses[0]),
+            sender=sender or Address(support.name, support.addresses[0]),
             to=tuple(to),
             reply_to=Address(support.name, reply_address(self.scheme, ticket.number)),
             message_id=make_message_id(key, secrets.token_hex(8), self.message_id_domain),
@@ -188,6 +211,7 @@ class Notifier:
         context_for: ContextFor,
         now: dt.datetime,
         automatic: AutoSubmitted = AutoSubmitted.AUTO_GENERATED,
+        sender: Address | None = None,
     ) -> bool:
         """Queue a mail to the ticket's customer in their language."""
         to = _to_customer(ticket)
@@ -208,6 +232,7 @@ class Notifier:
             automatic=automatic,
             now=now,
             thread=_customer_thread(session, ticket),
+            sender=sender,
         )
 
     def internal_mail(

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from mailproc.cli.templates import templates
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan
-from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext, Company
+from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext, CommandProblem, Company
 from mailproc.outbound.i18n import catalog_path, compatible
 from mailproc.outbound.render import Renderer, RenderError, mailto
 from mailproc.outbound.samples import SAMPLES, check_templates, ticket_number_of
@@ -232,9 +232,12 @@ def test_compatible_demands_the_same_placeholders_and_a_clean_format() -> None:
 
 
 def test_command_error_without_a_ticket_renders_without_a_number(renderer: Renderer) -> None:
-    context = CommandErrorContext(agent_name="Eve", command="#close", problem="no ticket")
+    context = CommandErrorContext(
+        agent_name="Eve", problems=(CommandProblem("#close", "no ticket"),)
+    )
     mail = renderer.render(context, "en")
-    assert "We could not carry out the command in your email:" in mail.text
+    assert "Your email could not be carried out:" in mail.text
+    assert "> #close" in mail.text and "Problem: no ticket" in mail.text
     assert ticket_number_of(context) is None
 
 
@@ -258,6 +261,6 @@ def test_cli_renders_a_sample_and_checks_everything() -> None:
     assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>")
     checked = runner.invoke(templates, ["check"])
     assert checked.exit_code == 0
-    assert "19 templates x 3 locales: no problems" in checked.output
+    assert "20 templates x 3 locales: no problems" in checked.output
     unknown = runner.invoke(templates, ["render", "nope"])
     assert unknown.exit_code == 2

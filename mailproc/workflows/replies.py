@@ -1,0 +1,86 @@
+"""A customer's reply on a ticket (§7): the assignee, or the agents, are told at once, with
+the new text, the ticket's state and the time left on its SLA, threaded on the ticket."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailproc.core import keys
+from mailproc.core.events import EventKind
+from mailproc.core.model import Address
+from mailproc.outbound.compose import AutoSubmitted
+from mailproc.outbound.contexts import CustomerReplyAlertContext
+from mailproc.store.models import Outbox, Ticket
+from mailproc.store.repo import record_event
+from mailproc.workflows.context import WorkflowContext
+from mailproc.workflows.mail import Thread, core_customer
+
+REPLY_TEXT_CHARS = 8000  # of the customer's new text in the alert
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerReply:
+    """The customer's mail on a ticket: its inbound id, its new text, whether it reopened."""
+
+    inbound_id: int
+    new_text: str
+    reopened: bool = False
+
+
+def customer_replied(
+    ctx: WorkflowContext, session: Session, ticket: Ticket, reply: CustomerReply, now: dt.datetime
+) -> None:
+    """Alert the ticket's assignee (else ``[notify] agents_address``) of the customer's reply."""
+    notifier = ctx.notifier
+    assignee = notifier.agent_named(ticket.assignee) if ticket.assignee else None
+    to = (
+        Address(assignee.name, assignee.addresses[0])
+        if assignee is not None
+        else Address("Support agents", notifier.settings.notify.agents_address)
+    )
+    customer = core_customer(ticket)
+    info = notifier.customer_info(ticket, customer)
+    due = ticket.first_response_due if ticket.first_responded_at is None else ticket.resolution_due
+    queued = notifier.queue(
+        session,
+        key=keys.customer_reply_alert(ticket.number, reply.inbound_id),
+        ticket=ticket,
+        locale="en",
+        to=(to,),
+        automatic=AutoSubmitted.AUTO_GENERATED,
+        now=now,
+        thread=_alert_thread(session, ticket),
+        context=CustomerReplyAlertContext(
+            customer=info,
+            ticket=notifier.ticket_info(ticket, customer, "en"),
+            status=ticket.status,
+            text=reply.new_text[:REPLY_TEXT_CHARS],
+            now=now,
+            due=due,
+            reopened=reply.reopened,
+            assignee=ticket.assignee,
+            timezone=info.timezone,
+        ),
+    )
+    if queued:
+        record_event(
+            session,
+            now,
+            EventKind.NOTIFY_REPLY_ALERT,
+            f"the customer's reply is sent to {to.addr}"
+            + (" (the assignee)" if assignee is not None else " (no assignee)"),
+            ticket=ticket,
+            inbound_id=reply.inbound_id,
+        )
+
+
+def _alert_thread(session: Session, ticket: Ticket) -> Thread:
+    """The ticket's new-ticket alert, so the agents' mail client keeps the ticket together."""
+    message_id = session.scalar(
+        select(Outbox.message_id).where(Outbox.key == keys.new_ticket_alert(ticket.number))
+    )
+    return Thread(message_id)

@@ -1,0 +1,296 @@
+"""Issue 15: agents run their day by email. Mail in, the composed mail out (en, es, fr)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from click.testing import CliRunner
+from test_workflows import AGENTS, agent_reply, detail, mails, send, to
+
+from mailproc.app import App
+from mailproc.cli.root import cli
+from mailproc.clock import FixedClock
+from mailproc.config import Settings
+from mailproc.resources import resource_path
+from mailproc.store.models import Outbox
+
+CUSTOMERS = {  # (From, the language their mail goes out in)
+    "en": "Laura Chen <laura@northwind-analytics.example>",
+    "es": "María Fernanda López <maria@gruposierra.example>",
+    "fr": "Antoine Moreau <antoine@banqueriviere.example>",
+}
+ALEX = "Alex Agent <alex@dataflow.com>"
+
+
+@pytest.fixture
+def app(db_url: str, clock: FixedClock) -> Iterator[App]:
+    settings = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "processing": {"parse_workers": 0},
+            "identity": {"trusted_authserv_id": "mx.dataflow.com", "agents": AGENTS},
+        }
+    )
+    application = App(settings, clock)
+    application.import_customers((resource_path("data") / "customers_sample.csv").read_text())
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+def composed(row: Outbox) -> EmailMessage:
+    assert row.raw is not None
+    message = email.message_from_bytes(row.raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def text_of(row: Outbox) -> str:
+    part = composed(row).get_body(("plain",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def run_cli(app: App, *args: str) -> str:
+    env = {"MAILPROC_DATABASE_URL": app.settings.database.url}
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def open_ticket(app: App, sender: str, mid: str, body: str = "Invalid credentials.") -> None:
+    send(app, sender, "DS-1001 on our warehouse", body, mid=mid)
+
+
+def customer_reply(app: App, sender: str, number: int, body: str, *, mid: str) -> None:
+    """The customer answers our acknowledgment (threads by In-Reply-To)."""
+    [ack] = mails(app, "acknowledgment", number)
+    send(app, sender, f"Re: [Ticket #{number}]", body, f"In-Reply-To: <{ack.message_id}>", mid=mid)
+
+
+# -- 1. agents hear about everything that needs them ---------------------------------------------
+
+
+def test_a_customer_reply_goes_to_the_agents_then_to_the_assignee(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    customer_reply(
+        app,
+        CUSTOMERS["en"],
+        10001,
+        "It still fails with DS-1001.\n\nOn Monday, support wrote:\n> Your ticket was received",
+        mid="second@northwind.example",
+    )
+    [alert] = mails(app, "customer_reply_alert", 10001)
+    assert to(alert) == {"agents@dataflow.com"}
+    [new_alert] = mails(app, "new_ticket_alert", 10001)
+    message = composed(alert)
+    assert message["In-Reply-To"] == f"<{new_alert.message_id}>"  # threaded on the ticket
+    assert message["Subject"] == "[Ticket #10001] Customer replied: DS-1001 on our warehouse"
+    text = text_of(alert)
+    assert "> It still fails with DS-1001." in text
+    assert "Your ticket was received" not in text  # quotes stripped
+    assert "Status: new" in text
+    # Professional P1: 4 business hours, from Friday evening: Monday 13:00 in New York
+    assert "SLA: 3 days left, due by Monday, November 30, 2026, 1:00\u202fPM" in text
+
+    agent_reply(app, ALEX, 10001, "#assign Marta Manager", mid="assign@dataflow.com")
+    assert detail(app, 10001)["assignee"] == "Marta Manager"
+    customer_reply(app, CUSTOMERS["en"], 10001, "Any news?", mid="third@northwind.example")
+    alerts = mails(app, "customer_reply_alert", 10001)
+    assert len(alerts) == 2 and to(alerts[1]) == {"marta@dataflow.com"}
+    assert "Assigned to: Marta Manager" in text_of(alerts[1])
+
+
+def test_a_reply_that_reopens_a_resolved_ticket_tells_the_agents(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    agent_reply(app, ALEX, 10001, "#status resolved", mid="resolve@dataflow.com")
+    customer_reply(app, CUSTOMERS["en"], 10001, "It is back again.", mid="back@northwind.example")
+    assert detail(app, 10001)["status"] == "open"
+    [alert] = mails(app, "customer_reply_alert", 10001)
+    assert composed(alert)["Subject"].endswith("Reopened by the customer: DS-1001 on our warehouse")
+    assert "The customer replied to resolved ticket #10001 and it is open again." in text_of(alert)
+
+
+# -- 2. commands: clear answers, one mail -------------------------------------------------------
+
+
+def test_several_invalid_commands_get_one_error_mail_listing_every_problem(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    agent_reply(
+        app,
+        ALEX,
+        10001,
+        "#priority P7\n#stauts resolved\n#assign Nobody Known\n\nHello Laura, fixed.",
+        mid="bad@dataflow.com",
+    )
+    [error] = mails(app, "command_error", 10001)
+    assert to(error) == {"alex@dataflow.com"}
+    text = text_of(error)
+    for line in ("> #priority P7", "> #stauts resolved", "> #assign Nobody Known"):
+        assert line in text
+    assert "Problem: unknown priority 'P7'" in text
+    assert "Problem: no configured agent is named 'Nobody Known'" in text
+    assert "nothing was sent to the customer" in text
+    assert error.key == "cmd-error:10001:" + error.key.rsplit(":", 1)[1]  # one per inbound mail
+    assert mails(app, "agent_reply", 10001) == []
+    ticket = detail(app, 10001)
+    assert ticket["priority"] == "P1" and ticket["assignee"] is None
+
+
+def test_a_command_for_a_closed_ticket_is_refused_and_changes_nothing(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    agent_reply(app, ALEX, 10001, "#status closed", mid="close@dataflow.com")
+    agent_reply(app, ALEX, 10001, "#priority P0", mid="late@dataflow.com")
+    [error] = mails(app, "command_error", 10001)
+    assert "ticket #10001 is closed: nothing can be changed" in text_of(error)
+    assert detail(app, 10001)["priority"] == "P1"
+
+
+def test_commands_from_a_mailbox_that_is_not_an_agent_get_one_reply(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    agent_reply(  # Marta's address, but the mail did not pass authentication
+        app,
+        "Marta Manager <marta@dataflow.com>",
+        10001,
+        "#status resolved\n#priority P3\n\nDone, closing.",
+        authenticated=False,
+        mid="forged@evil.example",
+    )
+    [refusal] = mails(app, "command_error", 10001)
+    assert to(refusal) == {"marta@dataflow.com"}
+    text = text_of(refusal)
+    assert "> #status resolved" in text and "> #priority P3" in text
+    assert "Commands are taken only from the agents' configured addresses." in text
+    ticket = detail(app, 10001)
+    assert ticket["status"] == "new" and ticket["priority"] == "P1"
+    assert mails(app, "customer_reply_alert", 10001) == []  # not appended as customer text
+    assert mails(app, "agent_reply", 10001) == []
+    kinds = [e["kind"] for e in ticket["events"]]
+    assert "agent.commands_not_from_agent" in kinds and "message.received" not in kinds[3:]
+
+
+def test_the_customers_own_hash_lines_are_plain_text(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    customer_reply(
+        app, CUSTOMERS["en"], 10001, "#status resolved\nplease, it works", mid="c@northwind.example"
+    )
+    assert mails(app, "command_error", 10001) == []
+    assert detail(app, 10001)["status"] == "new"
+    [alert] = mails(app, "customer_reply_alert", 10001)
+    assert "> #status resolved" in text_of(alert)
+
+
+def test_assign_shows_in_tickets_list_and_show(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    agent_reply(app, ALEX, 10001, "#assign marta@dataflow.com", mid="assign@dataflow.com")
+    listed = run_cli(app, "tickets", "list")
+    assert "@Marta Manager" in listed
+    assert "Assigned to: Marta Manager" in run_cli(app, "tickets", "show", "10001")
+    [row] = json.loads(run_cli(app, "tickets", "list", "--json"))
+    assert row["assignee"] == "Marta Manager"
+    assert json.loads(run_cli(app, "tickets", "show", "10001", "--json"))["assignee"] == (
+        "Marta Manager"
+    )
+
+
+# -- 3. what the customer receives from an agent ------------------------------------------------
+
+RESOLVED = {
+    "en": "Good news: your ticket #10001 about DS-1001 (Invalid credentials) has been resolved.",
+    "es": "Buenas noticias: su ticket #10001 sobre DS-1001",
+    "fr": "Bonne nouvelle : votre ticket #10001 concernant DS-1001",
+}
+SIGN_OFF = {"en": "Best regards,", "es": "Saludos cordiales,", "fr": "Cordialement,"}
+
+
+@pytest.mark.parametrize("locale", ["en", "es", "fr"])
+def test_an_agent_reply_comes_from_the_agent_and_carries_the_notice_in_one_mail(
+    app: App, locale: str
+) -> None:
+    open_ticket(app, CUSTOMERS[locale], f"first-{locale}@customer.example")
+    agent_reply(
+        app,
+        ALEX,
+        10001,
+        f"#status resolved\n\nWe reset the credentials.\n\n{SIGN_OFF[locale]}\nAlex",
+        mid=f"fixed-{locale}@dataflow.com",
+    )
+    assert mails(app, "resolved_notice", 10001) == []  # one mail, not two
+    [reply] = mails(app, "agent_reply", 10001)
+    assert reply.locale == locale
+    message = composed(reply)
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "Alex Agent via DataFlow Support",
+        "support@dataflow.com",
+    )
+    assert message["Auto-Submitted"] is None and message["X-Auto-Response-Suppress"] is None
+    assert reply.auto_submitted == "no"
+    text = text_of(reply)
+    assert "We reset the credentials." in text
+    assert RESOLVED[locale].replace(" :", "\u00a0:") in text
+    assert text.count(SIGN_OFF[locale]) == 1  # kept, never doubled
+    assert text.count("Alex Agent") == 1 and "\nAlex\n" not in text
+    assert detail(app, 10001)["status"] == "resolved"
+
+
+@pytest.mark.parametrize("locale", ["en", "es", "fr"])
+def test_without_a_sign_off_the_usual_closing_is_added_once(app: App, locale: str) -> None:
+    open_ticket(app, CUSTOMERS[locale], f"first-{locale}@customer.example")
+    agent_reply(app, ALEX, 10001, "Could you send the log?", mid=f"ask-{locale}@dataflow.com")
+    text = text_of(mails(app, "agent_reply", 10001)[0])
+    closing = {"en": "Best regards,", "es": "Saludos cordiales,", "fr": "Cordialement,"}[locale]
+    assert text.count(closing) == 1
+    assert text.index("Could you send the log?") < text.index(closing) < text.index("Alex Agent")
+
+
+def test_a_command_without_text_still_sends_its_own_notice(app: App) -> None:
+    open_ticket(app, CUSTOMERS["es"], "first@gruposierra.example")
+    agent_reply(app, ALEX, 10001, "#status resolved", mid="resolve@dataflow.com")
+    [notice] = mails(app, "resolved_notice", 10001)
+    assert notice.locale == "es" and mails(app, "agent_reply", 10001) == []
+    assert "Buenas noticias" in text_of(notice)
+    assert composed(notice)["Auto-Submitted"] == "auto-generated"
+
+
+def test_an_escalation_with_text_is_one_mail_to_the_customer(app: App) -> None:
+    open_ticket(app, CUSTOMERS["fr"], "first@banqueriviere.example")
+    agent_reply(
+        app,
+        ALEX,
+        10001,
+        "#escalate engineering certificate issue\n\nNous regardons cela de près.",
+        mid="escalate@dataflow.com",
+    )
+    assert mails(app, "escalation_notice", 10001) == []
+    [reply] = mails(app, "agent_reply", 10001)
+    text = text_of(reply)
+    assert "Nous regardons cela de près." in text
+    assert "à notre équipe d'ingénierie" in text
+    assert len(mails(app, "escalation_alert", 10001)) == 1  # the team is still alerted
+
+
+def test_agent_from_name_is_configurable(db_url: str, clock: FixedClock) -> None:
+    settings = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "processing": {"parse_workers": 0},
+            "support": {"agent_from": "{agent} ({support})"},
+            "identity": {"trusted_authserv_id": "mx.dataflow.com", "agents": AGENTS},
+        }
+    )
+    application = App(settings, clock)
+    try:
+        open_ticket(application, "Someone <someone@example.org>", "x@example.org")
+        agent_reply(application, ALEX, 10001, "Hello.", mid="hello@dataflow.com")
+        [reply] = mails(application, "agent_reply", 10001)
+        [sender] = composed(reply)["From"].addresses
+        assert sender.display_name == "Alex Agent (DataFlow Support)"
+    finally:
+        application.close()
