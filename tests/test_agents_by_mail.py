@@ -16,7 +16,11 @@ from mailproc.app import App
 from mailproc.cli.root import cli
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
+from mailproc.intake.sources import RawInput
+from mailproc.intake.store import Envelope
+from mailproc.processing.worker import release
 from mailproc.resources import resource_path
+from mailproc.store.db import transaction
 from mailproc.store.models import Outbox
 
 CUSTOMERS = {  # (From, the language their mail goes out in)
@@ -294,3 +298,69 @@ def test_agent_from_name_is_configurable(db_url: str, clock: FixedClock) -> None
         assert sender.display_name == "Alex Agent (DataFlow Support)"
     finally:
         application.close()
+
+
+def _many_attachments(sender: str, count: int, mid: str) -> bytes:
+    parts = "".join(
+        f"--b\r\nContent-Type: text/plain; name=log{n}.txt\r\n"
+        f"Content-Disposition: attachment; filename=log{n}.txt\r\n\r\nline {n}\r\n"
+        for n in range(count)
+    )
+    return (
+        f"From: {sender}\r\nTo: support@dataflow.com\r\nSubject: Logs of the failures\r\n"
+        f"Message-ID: <{mid}>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        f"--b\r\nContent-Type: text/plain\r\n\r\nHere are the logs.\r\n{parts}--b--\r\n"
+    ).encode()
+
+
+UNREADABLE = {
+    "en": "It has more attachments or parts than we can accept.",
+    "es": "Contiene más archivos adjuntos o partes de las que podemos aceptar.",
+    "fr": "Il contient plus de pièces jointes ou de parties que nous ne pouvons en accepter.",
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "es", "fr"])
+def test_a_known_customers_quarantined_mail_alerts_the_agents_and_tells_the_customer_once(
+    app: App, locale: str
+) -> None:
+    raw = _many_attachments(CUSTOMERS[locale], 300, f"logs-{locale}@customer.example")
+    app.ingest([RawInput(raw, Envelope("smtp", mail_from="someone@customer.example"))])
+    [outcome] = app.process().outcomes
+    assert outcome.action == "quarantined"
+    [alert] = mails(app, "quarantine_alert")
+    assert to(alert) == {"agents@dataflow.com"}
+    alert_text = text_of(alert)
+    assert "MIME parts; the limit is 250" in alert_text
+    assert f"mailproc quarantine release {outcome.inbound_id}" in alert_text
+    assert "The customer was told" in alert_text
+    [notice] = mails(app, "mail_unreadable")
+    assert notice.locale == locale and to(notice) == {CUSTOMERS[locale].split("<")[1][:-1]}
+    message = composed(notice)
+    assert message["In-Reply-To"] == f"<logs-{locale}@customer.example>"
+    assert "Logs of the failures" in message["Subject"]
+    assert UNREADABLE[locale] in text_of(notice)
+    with transaction(app.sessions) as session:  # released without a fix: quarantined again
+        release(session, [outcome.inbound_id], app.clock.now())
+    app.process()
+    assert len(mails(app, "mail_unreadable")) == 1 and len(mails(app, "quarantine_alert")) == 1
+
+
+def test_an_unknown_senders_quarantined_mail_gets_no_answer(app: App) -> None:
+    raw = _many_attachments("Stranger <who@nowhere.example>", 300, "x@nowhere.example")
+    app.ingest([RawInput(raw, Envelope("smtp", mail_from="who@nowhere.example"))])
+    [outcome] = app.process().outcomes
+    assert outcome.action == "quarantined"
+    assert mails(app, "mail_unreadable") == [] and mails(app, "quarantine_alert") == []
+
+
+def test_a_quarantined_auto_reply_alerts_the_agents_but_is_not_answered(app: App) -> None:
+    raw = _many_attachments(CUSTOMERS["en"], 300, "auto@northwind.example").replace(
+        b"MIME-Version", b"Auto-Submitted: auto-replied\r\nMIME-Version", 1
+    )
+    app.ingest([RawInput(raw, Envelope("smtp", mail_from="laura@northwind-analytics.example"))])
+    app.process()
+    assert mails(app, "mail_unreadable") == []
+    [alert] = mails(app, "quarantine_alert")
+    assert "The customer was told" not in text_of(alert)

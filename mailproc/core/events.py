@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     NOTIFY_TRIAGE_REQUEST = "notify.triage_request"
     NOTIFY_P0_ALERT = "notify.p0_alert"
     NOTIFY_REPLY_ALERT = "notify.reply_alert"
+    NOTIFY_QUARANTINE_ALERT = "notify.quarantine_alert"
     NOTIFY_FAILED = "notify.failed"
     # timers, SLA and breaches
     TIMER_SCHEDULED = "timer.scheduled"

@@ -53,6 +53,16 @@ def customer_reply_alert(ticket: int, inbound: int) -> str:
     return f"reply-alert:{ticket}:{inbound}"
 
 
+def quarantine_alert(inbound: int) -> str:
+    """The agents' alert that a known customer's mail was quarantined."""
+    return f"quarantine-alert:{inbound}"
+
+
+def mail_unreadable(inbound: int) -> str:
+    """The customer's notice that their quarantined mail could not be read (once per mail)."""
+    return f"unreadable:{inbound}"
+
+
 def refund_approval_request(ticket: int) -> str:
     """The approver's request to decide a refund case."""
     return f"refund-approval:{ticket}"

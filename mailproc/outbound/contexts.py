@@ -446,6 +446,43 @@ class CommandErrorContext:
     from_agent: bool = True
 
 
+class UnreadableProblem(StrEnum):
+    """Why a customer's mail could not be read, and so what they should do about it."""
+
+    TOO_LARGE = "too_large"  # send it again with smaller attachments, or links
+    TOO_MANY_PARTS = "too_many_parts"  # send it again with fewer attachments
+    UNREADABLE = "unreadable"  # send it again as a plain message
+
+
+@dataclass(frozen=True, slots=True)
+class MailUnreadableContext:
+    """To a known customer whose mail was quarantined: it arrived, could not be read, and
+    what to do; ``subject`` is their text."""
+
+    template: ClassVar[str] = "mail_unreadable"
+
+    customer: CustomerInfo
+    subject: str
+    received_at: dt.datetime
+    problem: UnreadableProblem
+    agent_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineAlertContext:
+    """To the agents: a known customer's mail was quarantined; why, and how to release it."""
+
+    template: ClassVar[str] = "quarantine_alert"
+
+    customer: CustomerInfo
+    inbound_id: int
+    subject: str
+    received_at: dt.datetime
+    reason: str
+    customer_told: bool
+    timezone: str = "UTC"
+
+
 TemplateContext = (
     AcknowledgmentContext
     | EscalationNoticeContext
@@ -467,6 +504,8 @@ TemplateContext = (
     | BreachAlertContext
     | ResolutionAlertContext
     | IncidentAlertContext
+    | MailUnreadableContext
+    | QuarantineAlertContext
 )
 
 TEMPLATES: Final[dict[str, type[TemplateContext]]] = {

@@ -28,9 +28,11 @@ from mailproc.outbound.contexts import (
     IncidentTicket,
     LowSatisfactionFollowUpContext,
     LowScoreAlertContext,
+    MailUnreadableContext,
     Money,
     NewTicketAlertContext,
     P0AlertContext,
+    QuarantineAlertContext,
     RefundApprovalRequestContext,
     RefundConfirmationContext,
     RefundNote,
@@ -41,6 +43,7 @@ from mailproc.outbound.contexts import (
     TemplateContext,
     TicketInfo,
     TriageRequestContext,
+    UnreadableProblem,
 )
 from mailproc.outbound.i18n import catalog_path
 from mailproc.outbound.render import LAYOUTS_FOLDER, PARTS, Renderer, RenderError
@@ -244,6 +247,21 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         customer_count=3,
         devops_due=_SAMPLE_TIME + dt.timedelta(minutes=30),
     ),
+    MailUnreadableContext(
+        customer=_SAMPLE_CUSTOMER,
+        subject="Logs of last night's failures",
+        received_at=_SAMPLE_TIME,
+        problem=UnreadableProblem.TOO_MANY_PARTS,
+    ),
+    QuarantineAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        inbound_id=4711,
+        subject="Logs of last night's failures",
+        received_at=_SAMPLE_TIME,
+        reason="LimitExceeded: message has 301 MIME parts; the limit is 250",
+        customer_told=True,
+        timezone="Europe/Madrid",
+    ),
 )
 
 # one sample per template, by template name
@@ -256,6 +274,8 @@ def ticket_number_of(context: TemplateContext) -> int | None:
     """The ticket a context is about, if any."""
     if isinstance(context, CommandErrorContext):
         return context.ticket_number
+    if isinstance(context, MailUnreadableContext | QuarantineAlertContext):
+        return None  # a quarantined mail belongs to no ticket yet
     return context.ticket.number
 
 

@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from mailproc.core.identity import Agent
 from mailproc.core.model import Address
 from mailproc.core.sla import SlaPolicy
-from mailproc.store.models import Incident, Ticket
+from mailproc.store.models import Inbound, Incident, Ticket
 from mailproc.workflows import (
     agent_mail,
     breaches,
     escalation,
     incidents,
     new_ticket,
+    quarantined,
     replies,
     surveys,
 )
@@ -74,6 +75,12 @@ class Desk:
     ) -> None:
         """The customer wrote again: the assignee (or the agents) are told."""
         replies.customer_replied(self.context, session, ticket, reply, now)
+
+    def mail_quarantined(
+        self, session: Session, inbound: Inbound, raw: bytes, now: dt.datetime
+    ) -> None:
+        """A quarantined mail: a known customer's alerts the agents and is answered once."""
+        quarantined.mail_quarantined(self.context, session, inbound, raw, now)
 
     def survey_reply(
         self, session: Session, ticket: Ticket, subject: str, new_text: str, now: dt.datetime

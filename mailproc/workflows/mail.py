@@ -165,7 +165,7 @@ class Notifier:
         session: Session,
         *,
         key: str,
-        ticket: Ticket,
+        ticket: Ticket | None,
         locale: str,
         context: TemplateContext,
         to: Sequence[Address],
@@ -176,24 +176,29 @@ class Notifier:
     ) -> bool:
         """Queue one mail (rendered at delivery); False when ``key`` was queued before.
 
-        ``sender``: the From (default: the support team's name and address).
+        ``sender``: the From (default: the support team's name and address); ``ticket`` None
+        for mail about no ticket (its replies go to the support address).
         """
         support = self.settings.support
+        number = ticket.number if ticket is not None else None
         envelope = Envelope(
             sender=sender or Address(support.name, support.addresses[0]),
             to=tuple(to),
-            reply_to=Address(support.name, reply_address(self.scheme, ticket.number)),
+            reply_to=Address(
+                support.name,
+                reply_address(self.scheme, number) if number else support.addresses[0],
+            ),
             message_id=make_message_id(key, secrets.token_hex(8), self.message_id_domain),
             date=now,
             auto_submitted=automatic,
-            ticket_number=ticket.number,
+            ticket_number=number,
             in_reply_to=thread.message_id if thread else None,
             references=thread.chain() if thread else (),
         )
         return queue_deferred(
             session,
             key=key,
-            ticket_id=ticket.id,
+            ticket_id=ticket.id if ticket is not None else None,
             locale=locale,
             context=context,
             envelope=envelope,
