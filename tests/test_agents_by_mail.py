@@ -364,3 +364,59 @@ def test_a_quarantined_auto_reply_alerts_the_agents_but_is_not_answered(app: App
     assert mails(app, "mail_unreadable") == []
     [alert] = mails(app, "quarantine_alert")
     assert "The customer was told" not in text_of(alert)
+
+
+def test_a_reply_token_from_a_stranger_is_held_and_the_assignee_told(app: App) -> None:
+    open_ticket(app, CUSTOMERS["en"], "first@northwind.example")
+    agent_reply(app, ALEX, 10001, "#assign Marta Manager", mid="assign@dataflow.com")
+    [ack] = mails(app, "acknowledgment", 10001)
+    token_address = composed(ack)["Reply-To"].addresses[0].addr_spec
+    raw = (
+        "From: Mallory <mallory@elsewhere.example>\r\n"
+        f"To: {token_address}\r\nSubject: Re: [Ticket #10001] DS-1001\r\n"
+        "Message-ID: <stranger@elsewhere.example>\r\n\r\n"
+        "#status resolved\r\nPlease close it and send me the invoices.\r\n"
+    ).encode()
+    app.ingest([RawInput(raw, Envelope("smtp", rcpt_to=(token_address,)))])
+    [outcome] = app.process().outcomes
+    assert outcome.action == "held" and outcome.ticket_number == 10001
+    ticket = detail(app, 10001)
+    inbound = [m for m in ticket["messages"] if m["direction"] == "in"]
+    assert ticket["status"] == "new" and len(inbound) == 2  # not appended (and Alex's)
+    assert "inbound.held" in [e["kind"] for e in ticket["events"]]
+    [alert] = mails(app, "held_mail_alert", 10001)
+    assert to(alert) == {"marta@dataflow.com"}
+    text = text_of(alert)
+    assert "came from mallory@elsewhere.example" in text
+    assert f"mailproc quarantine release {outcome.inbound_id}" in text
+    assert "> Please close it and send me the invoices." in text
+    assert mails(app, "customer_reply_alert", 10001) == []
+    assert mails(app, "command_error", 10001) == []
+    # an admin who finds it belongs releases it: then it is added as usual, as a reply
+    released = run_cli(app, "quarantine", "release", str(outcome.inbound_id))
+    assert "held 0" in released
+    ticket = detail(app, 10001)
+    inbound = [m for m in ticket["messages"] if m["direction"] == "in"]
+    assert len(inbound) == 3 and ticket["status"] == "new"
+    assert len(mails(app, "command_error", 10001)) == 1  # its command lines are refused
+
+
+def test_a_participant_replying_by_token_is_not_held(app: App) -> None:
+    send(
+        app,
+        CUSTOMERS["en"],
+        "DS-1001 on our warehouse",
+        "Invalid credentials.",
+        "Cc: Sam <sam@partner.example>",
+        mid="first@northwind.example",
+    )
+    [ack] = mails(app, "acknowledgment", 10001)
+    token_address = composed(ack)["Reply-To"].addresses[0].addr_spec
+    raw = (
+        f"From: Sam <sam@partner.example>\r\nTo: {token_address}\r\n"
+        "Subject: Re: [Ticket #10001]\r\nMessage-ID: <sam@partner.example>\r\n\r\nSame here.\r\n"
+    ).encode()
+    app.ingest([RawInput(raw, Envelope("smtp", rcpt_to=(token_address,)))])
+    [outcome] = app.process().outcomes
+    assert outcome.action == "appended"
+    assert len(mails(app, "customer_reply_alert", 10001)) == 1

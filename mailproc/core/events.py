@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     INBOUND_NOT_TICKETED = "inbound.not_ticketed"
     INBOUND_QUARANTINED = "inbound.quarantined"
     INBOUND_RELEASED = "inbound.released"
+    INBOUND_HELD = "inbound.held"
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_REPLAYED = "message.replayed"
     MESSAGE_AUTO_REPLY = "message.auto_reply"
@@ -51,6 +52,7 @@ class EventKind(StrEnum):
     NOTIFY_P0_ALERT = "notify.p0_alert"
     NOTIFY_REPLY_ALERT = "notify.reply_alert"
     NOTIFY_QUARANTINE_ALERT = "notify.quarantine_alert"
+    NOTIFY_HELD_ALERT = "notify.held_alert"
     NOTIFY_FAILED = "notify.failed"
     # timers, SLA and breaches
     TIMER_SCHEDULED = "timer.scheduled"

@@ -53,6 +53,11 @@ def customer_reply_alert(ticket: int, inbound: int) -> str:
     return f"reply-alert:{ticket}:{inbound}"
 
 
+def held_mail_alert(ticket: int, inbound: int) -> str:
+    """The assignee's (or the agents') alert that a mail on the ticket was held for review."""
+    return f"held-alert:{ticket}:{inbound}"
+
+
 def quarantine_alert(inbound: int) -> str:
     """The agents' alert that a known customer's mail was quarantined."""
     return f"quarantine-alert:{inbound}"

@@ -446,6 +446,20 @@ class CommandErrorContext:
     from_agent: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class HeldMailAlertContext:
+    """To the assignee (or the agents): a mail with the ticket's reply address came from a
+    stranger to the ticket and was held for review; ``sender`` and ``text`` are theirs."""
+
+    template: ClassVar[str] = "held_mail_alert"
+
+    customer: CustomerInfo
+    ticket: TicketInfo
+    sender: str
+    text: str
+    inbound_id: int
+
+
 class UnreadableProblem(StrEnum):
     """Why a customer's mail could not be read, and so what they should do about it."""
 
@@ -505,6 +519,7 @@ TemplateContext = (
     | ResolutionAlertContext
     | IncidentAlertContext
     | MailUnreadableContext
+    | HeldMailAlertContext
     | QuarantineAlertContext
 )
 

@@ -23,6 +23,7 @@ from mailproc.outbound.contexts import (
     EscalationNote,
     EscalationNoticeContext,
     EscalationTeam,
+    HeldMailAlertContext,
     IncidentAlertContext,
     IncidentResolvedContext,
     IncidentTicket,
@@ -246,6 +247,13 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         ),
         customer_count=3,
         devops_due=_SAMPLE_TIME + dt.timedelta(minutes=30),
+    ),
+    HeldMailAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=_SAMPLE_TICKET,
+        sender="someone@elsewhere.example",
+        text="Please also send me the invoice of last month.",
+        inbound_id=4712,
     ),
     MailUnreadableContext(
         customer=_SAMPLE_CUSTOMER,

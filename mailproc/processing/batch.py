@@ -16,7 +16,7 @@ from mailproc.core.assess import assess, sla_record
 from mailproc.core.commands import known_command_lines
 from mailproc.core.detect import AUTOMATIC_KINDS
 from mailproc.core.events import EventKind
-from mailproc.core.identity import SenderIdentity, SenderKind, identify_sender
+from mailproc.core.identity import SenderKind, identify_sender
 from mailproc.core.model import Address, InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
 from mailproc.core.ticket_threading import ThreadAction, decide_thread
@@ -29,12 +29,14 @@ from mailproc.processing.followups import (
     DetectIncidents,
     EscalateOutages,
     FollowUp,
+    HeldForReview,
     RecordSurveyReply,
     RefuseCommands,
     run_followups,
 )
 from mailproc.processing.lookup import BatchLookup
 from mailproc.processing.parsepool import PrepareResult
+from mailproc.processing.review import hold, is_customer_of, review_reason
 from mailproc.processing.rows import (
     Understood,
     mark_undeliverable,
@@ -173,12 +175,19 @@ class Batch:
         detection = understood.detection
         inbound.kind = detection.kind.value
         inbound.kind_reason = "; ".join(detection.reasons)[:2000]
+        held = self._hold(inbound, understood)
+        if held is not None:
+            return held
         ticket, action, reason = self._route(inbound, understood)
         stage_message(self.session, inbound, understood, ticket, self.now)
         message_id = understood.parsed.message_id
         if message_id:
             self.lookup.add_message(message_id, understood.prepared.fingerprint, ticket)
-        if ticket is not None and detection.kind not in AUTOMATIC_KINDS:
+        if (
+            ticket is not None
+            and detection.kind not in AUTOMATIC_KINDS
+            and action is not OutcomeAction.NOTED
+        ):
             known = self.lookup.participants_of(ticket)
             support = self.context.support_addresses
             stage_participants(self.session, ticket, understood, known, support)
@@ -186,6 +195,25 @@ class Batch:
         inbound.processed_at = self.now
         inbound.last_error = None
         return Outcome(inbound.id, action, ticket.number if ticket else None, reason)
+
+    def _hold(self, inbound: Inbound, understood: Understood) -> Outcome | None:
+        """A person's mail by reply token from a stranger to the ticket: held for review."""
+        number = understood.thread.ticket
+        target = self.lookup.ticket(number) if number is not None else None
+        if target is None or understood.detection.kind in AUTOMATIC_KINDS:
+            return None
+        participants = self.lookup.participants_of(target)
+        reason = review_reason(self.session, inbound, understood, target, participants)
+        if reason is None:
+            return None
+        hold(self.session, inbound, target, reason, self.now)
+        if self.context.desk is not None:
+            sender = understood.sender.address
+            step = HeldForReview(
+                self.context.desk, target, sender, understood.prepared.new_text, inbound.id
+            )
+            self._followups.append(step)
+        return Outcome(inbound.id, OutcomeAction.HELD, target.number, reason)
 
     def _route(self, inbound: Inbound, understood: Understood) -> Routed:
         thread = understood.thread
@@ -204,7 +232,7 @@ class Batch:
         thread, sender, parsed = understood.thread, understood.sender, understood.parsed
         new_text = understood.prepared.new_text
         desk = self.context.desk
-        if sender.kind is not SenderKind.AGENT and not _is_customer_of(target, sender):
+        if sender.kind is not SenderKind.AGENT and not is_customer_of(target, sender):
             lines = known_command_lines(new_text)
             if lines:  # a customer's "#..." lines are plain text; anyone else's are refused
                 if desk is not None and sender.address:
@@ -445,10 +473,3 @@ class Batch:
             self._last_number = repo.next_ticket_number(self.session) - 1
         self._last_number += 1
         return None, self._last_number
-
-
-def _is_customer_of(ticket: Ticket, sender: SenderIdentity) -> bool:
-    """Whether the sender is the ticket's requester or its customer."""
-    if sender.address is not None and sender.address == ticket.requester:
-        return True
-    return sender.customer is not None and sender.customer.id == ticket.customer_id

@@ -26,7 +26,7 @@ from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.desk import Desk
 from mailproc.workflows.mail import Notifier
 from mailproc.workflows.new_ticket import FirstMail, notify_new_ticket
-from mailproc.workflows.replies import CustomerReply
+from mailproc.workflows.replies import CustomerReply, HeldMail
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,22 @@ class RefuseCommands:
         self.desk.commands_not_from_agent(
             session, self.ticket, self.sender, self.lines, self.inbound_id, now
         )
+
+
+@dataclass(frozen=True)
+class HeldForReview:
+    """A mail held for review: the assignee (or the agents) are told."""
+
+    desk: Desk
+    ticket: Ticket
+    sender: str | None
+    new_text: str
+    inbound_id: int
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Queue the alert."""
+        held = HeldMail(self.inbound_id, self.new_text, self.sender)
+        self.desk.mail_held(session, self.ticket, held, now)
 
 
 @dataclass(frozen=True)

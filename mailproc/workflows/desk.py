@@ -30,7 +30,7 @@ from mailproc.workflows import (
 from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import Notifier
-from mailproc.workflows.replies import CustomerReply
+from mailproc.workflows.replies import CustomerReply, HeldMail
 
 
 class Desk:
@@ -75,6 +75,10 @@ class Desk:
     ) -> None:
         """The customer wrote again: the assignee (or the agents) are told."""
         replies.customer_replied(self.context, session, ticket, reply, now)
+
+    def mail_held(self, session: Session, ticket: Ticket, held: HeldMail, now: dt.datetime) -> None:
+        """A mail held for review: the assignee (or the agents) are told."""
+        replies.mail_held(self.context, session, ticket, held, now)
 
     def mail_quarantined(
         self, session: Session, inbound: Inbound, raw: bytes, now: dt.datetime

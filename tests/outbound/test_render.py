@@ -263,6 +263,6 @@ def test_cli_renders_a_sample_and_checks_everything() -> None:
     assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>")
     checked = runner.invoke(templates, ["check"])
     assert checked.exit_code == 0
-    assert "22 templates x 3 locales: no problems" in checked.output
+    assert "23 templates x 3 locales: no problems" in checked.output
     unknown = runner.invoke(templates, ["render", "nope"])
     assert unknown.exit_code == 2
