@@ -134,6 +134,7 @@ class ThreadingSettings(_Section):
     message_id_domain: str = ""  # empty: mailproc.<support domain>
     reply_token_secrets: tuple[str, ...] = Field(default=(), repr=False)
     reopen_window_days: float = Field(14, ge=0, le=3650)
+    copy_cc: bool = True  # the customer's Cc addresses get the acknowledgment and agent replies
 
     @field_validator("reply_token_secrets")
     @classmethod

@@ -420,3 +420,56 @@ def test_a_participant_replying_by_token_is_not_held(app: App) -> None:
     [outcome] = app.process().outcomes
     assert outcome.action == "appended"
     assert len(mails(app, "customer_reply_alert", 10001)) == 1
+
+
+def test_the_customers_cc_is_copied_on_the_acknowledgment_and_agent_replies(app: App) -> None:
+    send(
+        app,
+        CUSTOMERS["es"],
+        "DS-1001 en el almacén",
+        "Credenciales no válidas.",
+        "Cc: Pedro <pedro@gruposierra.example>, support@dataflow.com",
+        mid="first@gruposierra.example",
+    )
+    [ack] = mails(app, "acknowledgment", 10001)
+    assert to(ack) == {"maria@gruposierra.example", "pedro@gruposierra.example"}
+    assert [a.addr_spec for a in composed(ack)["Cc"].addresses] == ["pedro@gruposierra.example"]
+    agent_reply(app, ALEX, 10001, "Lo revisamos.", mid="answer@dataflow.com")
+    [reply] = mails(app, "agent_reply", 10001)
+    assert to(reply) == {"maria@gruposierra.example", "pedro@gruposierra.example"}
+    assert composed(reply)["Cc"].addresses[0].addr_spec == "pedro@gruposierra.example"
+    assert mails(app, "resolved_notice", 10001) == []
+    # Pedro's reply threads on the ticket (he is a participant) and reaches the agents
+    send(
+        app,
+        "Pedro <pedro@gruposierra.example>",
+        "Re: [Ticket #10001] DS-1001 en el almacén",
+        "Sigue fallando.",
+        f"In-Reply-To: <{reply.message_id}>",
+        mid="pedro@gruposierra.example",
+    )
+    assert len(mails(app, "customer_reply_alert", 10001)) == 1
+
+
+def test_copy_cc_can_be_turned_off(db_url: str, clock: FixedClock) -> None:
+    settings = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "processing": {"parse_workers": 0},
+            "threading": {"copy_cc": False},
+        }
+    )
+    application = App(settings, clock)
+    try:
+        send(
+            application,
+            "Someone <someone@example.org>",
+            "Help",
+            "Please.",
+            "Cc: other@example.org",
+            mid="x@example.org",
+        )
+        [ack] = mails(application, "acknowledgment", 10001)
+        assert to(ack) == {"someone@example.org"} and composed(ack)["Cc"] is None
+    finally:
+        application.close()

@@ -39,6 +39,7 @@ from mailproc.processing.parsepool import PrepareResult
 from mailproc.processing.review import hold, is_customer_of, review_reason
 from mailproc.processing.rows import (
     Understood,
+    cc_addresses,
     mark_undeliverable,
     message_detail,
     stage_message,
@@ -389,6 +390,7 @@ class Batch:
             language=understood.prepared.language,
             may_auto_reply=understood.detection.may_auto_reply,
             from_agent=sender.kind is SenderKind.AGENT,
+            cc=cc_addresses(parsed.cc, self.context.support_addresses),
         )
         context = self.context
         announce = AnnounceTicket(ticket, sender.customer, first, context.notifier, context.desk)

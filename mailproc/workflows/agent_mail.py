@@ -189,6 +189,7 @@ def _relay(
         now=now,
         automatic=AutoSubmitted.NO,
         sender=ctx.notifier.agent_sender(agent),
+        cc=ctx.notifier.cc_of(session, ticket),
         context_for=lambda c, t: AgentReplyContext(
             c,
             t,

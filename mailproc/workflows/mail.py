@@ -43,7 +43,7 @@ from mailproc.outbound.outbox import (
 )
 from mailproc.outbound.render import Renderer
 from mailproc.store import repo
-from mailproc.store.models import MessageRecord, Ticket
+from mailproc.store.models import MessageRecord, Ticket, TicketParticipant
 
 EXCERPT_CHARS = 600
 ContextFor = Callable[[CustomerInfo, TicketInfo], TemplateContext]
@@ -173,6 +173,7 @@ class Notifier:
         now: dt.datetime,
         thread: Thread | None = None,
         sender: Address | None = None,
+        cc: Sequence[Address] = (),
     ) -> bool:
         """Queue one mail (rendered at delivery); False when ``key`` was queued before.
 
@@ -194,6 +195,7 @@ class Notifier:
             ticket_number=number,
             in_reply_to=thread.message_id if thread else None,
             references=thread.chain() if thread else (),
+            cc=tuple(cc),
         )
         return queue_deferred(
             session,
@@ -217,8 +219,9 @@ class Notifier:
         now: dt.datetime,
         automatic: AutoSubmitted = AutoSubmitted.AUTO_GENERATED,
         sender: Address | None = None,
+        cc: Sequence[Address] = (),
     ) -> bool:
-        """Queue a mail to the ticket's customer in their language."""
+        """Queue a mail to the ticket's customer in their language (``cc`` copied)."""
         to = _to_customer(ticket)
         if not to:
             return False
@@ -238,6 +241,7 @@ class Notifier:
             now=now,
             thread=_customer_thread(session, ticket),
             sender=sender,
+            cc=cc,
         )
 
     def internal_mail(
@@ -267,6 +271,18 @@ class Notifier:
             automatic=AutoSubmitted.AUTO_GENERATED,
             now=now,
         )
+
+    def cc_of(self, session: Session, ticket: Ticket) -> tuple[Address, ...]:
+        """The ticket's Cc participants, copied on the customer's acknowledgment and agent
+        replies when ``[threading] copy_cc`` (none otherwise)."""
+        if not self.settings.threading.copy_cc:
+            return ()
+        rows = session.scalars(
+            select(TicketParticipant.address)
+            .where(TicketParticipant.ticket_id == ticket.id, TicketParticipant.role == "cc")
+            .order_by(TicketParticipant.address)
+        )
+        return tuple(Address("", address) for address in rows)
 
     def auto_reply_allowed(
         self, session: Session, address: str, now: dt.datetime

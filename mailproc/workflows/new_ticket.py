@@ -40,6 +40,7 @@ class FirstMail:
     language: LanguageGuess | None  # the detector's guess for new_text
     may_auto_reply: bool  # a person wrote it (no auto-reply, bounce, list or own mail)
     from_agent: bool
+    cc: tuple[str, ...] = ()  # its Cc participants: copied on the acknowledgment
 
 
 def notify_new_ticket(
@@ -185,6 +186,9 @@ def _acknowledge(
         automatic=AutoSubmitted.AUTO_REPLIED,
         now=now,
         thread=first.thread,
+        cc=tuple(Address("", a) for a in first.cc if a != requester)
+        if notifier.settings.threading.copy_cc
+        else (),
         context=AcknowledgmentContext(
             customer=info,
             ticket=notifier.ticket_info(ticket, customer, choice.locale),
