@@ -234,6 +234,7 @@ class NotifySettings(_Section):
     """
 
     agents_address: str = "agents@dataflow.com"
+    max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=0)  # the customer's, per alert
     role_addresses: dict[str, str] = Field(
         default_factory=lambda: {
             "support_manager": "support-manager@dataflow.com",

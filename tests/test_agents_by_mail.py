@@ -7,10 +7,11 @@ import email.policy
 import json
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_workflows import AGENTS, agent_reply, detail, mails, send, to
+from test_workflows import AGENTS, AUTH, agent_reply, detail, mails, send, to
 
 from mailproc.app import App
 from mailproc.cli.root import cli
@@ -473,3 +474,116 @@ def test_copy_cc_can_be_turned_off(db_url: str, clock: FixedClock) -> None:
         assert to(ack) == {"someone@example.org"} and composed(ack)["Cc"] is None
     finally:
         application.close()
+
+
+def _with_files(
+    sender: str, subject: str, text: str, files: dict[str, bytes], *headers: str, mid: str
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "support@dataflow.com"
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{mid}>"
+    for header in headers:
+        name, _, value = header.partition(": ")
+        message[name] = value
+    message.set_content(text)
+    for filename, data in files.items():
+        message.add_attachment(data, "application", "octet-stream", filename=filename)
+    return message.as_bytes()
+
+
+def _files_of(row: Outbox) -> dict[str, bytes]:
+    return {
+        part.get_filename(): part.get_content()
+        for part in composed(row).iter_attachments()
+        if part.get_filename()
+    }
+
+
+def _app_with(db_url: str, clock: FixedClock, **sections: dict) -> App:
+    settings = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "processing": {"parse_workers": 0},
+            "identity": {"trusted_authserv_id": "mx.dataflow.com", "agents": AGENTS},
+            **sections,
+        }
+    )
+    application = App(settings, clock)
+    application.import_customers((resource_path("data") / "customers_sample.csv").read_text())
+    return application
+
+
+def test_attachments_reach_the_agents_within_the_limit_and_the_customer_from_the_agent(
+    db_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    app = _app_with(db_url, clock, notify={"max_attachment_bytes": 1000})
+    try:
+        raw = _with_files(
+            CUSTOMERS["fr"],
+            "DS-1001 sur notre entrepôt",
+            "Les journaux sont joints.",
+            {"small.log": b"a" * 600, "big.log": b"b" * 600, "tiny.txt": b"c" * 300},
+            mid="logs@banqueriviere.example",
+        )
+        app.ingest([RawInput(raw, Envelope("smtp"))])
+        app.process()
+        [alert] = mails(app, "new_ticket_alert", 10001)
+        assert _files_of(alert) == {"small.log": b"a" * 600, "tiny.txt": b"c" * 300}
+        text = text_of(alert)
+        assert "Not attached, over the size limit: big.log." in text
+        assert "mailproc attachments get 10001 --out DIR" in text
+
+        [ack] = mails(app, "acknowledgment", 10001)  # the customer answers with one more file
+        raw = _with_files(
+            CUSTOMERS["fr"],
+            "Re: [Ticket #10001]",
+            "Et la capture.",
+            {"screen.png": b"\x89PNG" + b"x" * 100},
+            f"In-Reply-To: <{ack.message_id}>",
+            mid="more@banqueriviere.example",
+        )
+        app.ingest([RawInput(raw, Envelope("smtp"))])
+        app.process()
+        [reply_alert] = mails(app, "customer_reply_alert", 10001)
+        assert _files_of(reply_alert) == {"screen.png": b"\x89PNG" + b"x" * 100}
+
+        raw = _with_files(
+            ALEX,
+            "Re: [Ticket #10001]",
+            "Voici le correctif.",
+            {"fix.sql": b"UPDATE x SET y = 1;"},
+            f"In-Reply-To: <{alert.message_id}>",
+            AUTH,
+            mid="fix@dataflow.com",
+        )
+        app.ingest([RawInput(raw, Envelope("smtp"))])
+        app.process()
+        [relayed] = mails(app, "agent_reply", 10001)
+        assert relayed.locale == "fr"
+        assert _files_of(relayed) == {"fix.sql": b"UPDATE x SET y = 1;"}
+        assert "Voici le correctif." in text_of(relayed)
+
+        out = tmp_path / "out"
+        env = {"MAILPROC_DATABASE_URL": db_url}
+        got = CliRunner().invoke(cli, ["attachments", "get", "10001", "--out", str(out)], env=env)
+        assert got.exit_code == 0, got.output
+        assert sorted(p.name for p in out.iterdir()) == [
+            "big.log",
+            "fix.sql",
+            "screen.png",
+            "small.log",
+            "tiny.txt",
+        ]
+        assert (out / "big.log").read_bytes() == b"b" * 600
+        again = CliRunner().invoke(
+            cli, ["attachments", "get", "10001", "big.log", "--out", str(out)], env=env
+        )
+        assert again.exit_code == 0 and (out / "big-1.log").read_bytes() == b"b" * 600
+        missing = CliRunner().invoke(cli, ["attachments", "get", "10001", "nope.txt"], env=env)
+        assert missing.exit_code == 65 and "stored: small.log, big.log" in missing.output
+        unknown = CliRunner().invoke(cli, ["attachments", "get", "99999"], env=env)
+        assert unknown.exit_code == 65
+    finally:
+        app.close()

@@ -7,6 +7,7 @@ import logging
 import click
 
 from mailproc import __version__
+from mailproc.cli.attachments import attachments
 from mailproc.cli.classify import classify_command
 from mailproc.cli.context import Context
 from mailproc.cli.customers import customers
@@ -49,6 +50,7 @@ def cli(ctx: click.Context, config: str | None, verbose: int) -> None:
 
 for command in (
     init,
+    attachments,
     db,
     ingest,
     process,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -42,6 +43,16 @@ class AutoSubmitted(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    """A stored attachment sent with a mail: its bytes are the blob of ``sha256``."""
+
+    sha256: str
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """Everything about one outbound mail except its content; message ids are bare (no <>)."""
 
@@ -55,6 +66,7 @@ class Envelope:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     cc: tuple[Address, ...] = ()
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 def make_message_id(outbound_key: str, random_part: str, domain: str) -> str:
@@ -89,12 +101,21 @@ def tag_subject(subject: str, ticket_number: int | None) -> str:
     return f"{ticket_tag(ticket_number)} {cleaned}".rstrip()
 
 
-def compose(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
-    """Build the multipart/alternative message; every header value is checked first.
+def compose(
+    mail: RenderedMail, envelope: Envelope, files: Mapping[str, bytes] | None = None
+) -> EmailMessage:
+    """Build the multipart/alternative message (inside multipart/mixed with the envelope's
+    attachments, their bytes from ``files`` by hash); every header value is checked first.
 
     Raises HeaderError, before anything is built, when a header value holds CR, LF or NUL,
-    an address or message id is malformed, or the date is naive.
+    an address or message id is malformed, the date is naive, or an attachment's bytes are
+    missing.
     """
+    for attachment in envelope.attachments:
+        _check_text("attachment filename", attachment.filename)
+        _check_text("attachment type", attachment.content_type)
+        if files is None or attachment.sha256 not in files:
+            raise HeaderError(f"attachment {attachment.filename!r}: its bytes are not stored")
     _check_text("Subject", mail.subject)
     subject = tag_subject(mail.subject, envelope.ticket_number)
     _check_text("Content-Language", mail.locale)
@@ -138,7 +159,28 @@ def compose(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
         part.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
         del part["MIME-Version"]  # set_content adds it; only the top level carries it
         message.attach(part)
+    if envelope.attachments and files is not None:
+        message.make_mixed(boundary=f"=_mailproc_mixed_{digest}")
+        for attachment in envelope.attachments:
+            message.attach(_attachment_part(attachment, files[attachment.sha256]))
     return message
+
+
+def _attachment_part(attachment: AttachmentRef, data: bytes) -> EmailMessage:
+    """One attachment, sent as bytes of its declared type (base64)."""
+    maintype, _, subtype = attachment.content_type.partition("/")
+    if not (maintype and subtype) or maintype == "multipart":
+        maintype, subtype = "application", "octet-stream"
+    part = EmailMessage(policy=MEMOIZING_POLICY)
+    part.set_content(
+        data,
+        maintype=maintype,
+        subtype=subtype,
+        disposition="attachment",
+        filename=attachment.filename or "attachment",
+    )
+    del part["MIME-Version"]
+    return part
 
 
 def _check_text(field: str, value: str) -> None:

@@ -1,4 +1,5 @@
-"""Template contexts: the typed data of each outbound mail, and the template each one names.
+"""Template contexts: the typed data of each outbound mail, and the template each one names
+(the values they share are in ``values.py``).
 
 Adding a template: one context class here (naming its template folder), the folder's three
 parts under ``templates/``, and one sample in ``samples.py``.
@@ -8,76 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar, Final, get_args
 
 from mailproc.config import Settings
-from mailproc.core.model import Plan, Priority
-
-# --- values shared by the contexts -----------------------------------------------------------
-
-
-class EscalationTeam(StrEnum):
-    """Who an escalated ticket goes to (procedures §4.1)."""
-
-    DEVOPS = "devops"
-    ENGINEERING = "engineering"
-    PRODUCT = "product"
-
-
-class Approver(StrEnum):
-    """Who approves a refund above an agent's authority (procedures §6.1)."""
-
-    SUPPORT_MANAGER = "support_manager"
-    FINANCE_DIRECTOR = "finance_director"
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount in an ISO 4217 currency, formatted for the locale by Babel."""
-
-    amount: Decimal
-    currency: str = "USD"
-
-
-@dataclass(frozen=True, slots=True)
-class Company:
-    """Who signs the mail; from the [company] settings."""
-
-    brand: str = "DataFlow"
-    legal_name: str = "DataFlow Solutions"
-    support_email: str = "support@dataflow.com"
-    billing_email: str = "billing@dataflow.com"
-    phone: str = "+1-800-555-1234"
-    phone_plans: frozenset[Plan] = frozenset({Plan.PROFESSIONAL, Plan.ENTERPRISE})
-    postal_address: str = ""
-    incident_channel: str = "Slack #incident-channel"
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerInfo:
-    """The customer as mail shows them; ``name``, ``email`` and ``company`` are their data."""
-
-    name: str
-    email: str
-    timezone: str = "UTC"
-    company: str | None = None
-    customer_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TicketInfo:
-    """The ticket facts every template may show; ``subject`` is the customer's text."""
-
-    number: int
-    subject: str
-    priority: Priority
-    plan: Plan
-    error_code: str | None = None
-    error_title: str | None = None
-    troubleshooting_steps: tuple[str, ...] = ()
-
+from mailproc.core.model import Plan
+from mailproc.outbound.values import Approver as Approver
+from mailproc.outbound.values import Company as Company
+from mailproc.outbound.values import CustomerInfo as CustomerInfo
+from mailproc.outbound.values import EscalationTeam as EscalationTeam
+from mailproc.outbound.values import Money as Money
+from mailproc.outbound.values import TicketInfo as TicketInfo
 
 # --- one context per template ----------------------------------------------------------------
 
@@ -253,6 +195,7 @@ class CustomerReplyAlertContext:
     reopened: bool = False
     assignee: str | None = None
     timezone: str = "UTC"
+    attachments_left_out: tuple[str, ...] = ()  # over [notify] max_attachment_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +214,7 @@ class NewTicketAlertContext:
     translation_requested: bool = False
     timezone: str = "UTC"
     recent_tickets: tuple[str, ...] = ()  # "#10012 resolved: subject", newest first
+    attachments_left_out: tuple[str, ...] = ()  # over [notify] max_attachment_bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from mailproc.core.rawmail import bare_message_id
 from mailproc.outbound.compose import Envelope, HeaderError, compose
 from mailproc.outbound.contexts import TEMPLATES, TemplateContext
 from mailproc.outbound.render import Renderer, RenderError
-from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient
+from mailproc.store.models import Blob, MessageRecord, Outbox, OutboxRecipient
 from mailproc.store.staged import (
     StagedRows,
     current_scope,
@@ -181,7 +181,13 @@ def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
     except ValidationError as error:
         raise RenderError(f"stored context no longer fits {row.template}: {error}") from error
     mail = renderer.render(context, row.locale)
-    message = compose(mail, envelope)
+    hashes = [attachment.sha256 for attachment in envelope.attachments]
+    files = (
+        dict(session.execute(select(Blob.sha256, Blob.data).where(Blob.sha256.in_(hashes))).all())
+        if hashes
+        else {}
+    )
+    message = compose(mail, envelope, files)
     row.raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
     thread = session.scalars(
         select(MessageRecord).where(

@@ -143,6 +143,7 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         reopened=True,
         assignee="Marco Rossi",
         timezone="Europe/Madrid",
+        attachments_left_out=("sync-dump.tar.gz",),
     ),
     NewTicketAlertContext(
         customer=_SAMPLE_CUSTOMER,

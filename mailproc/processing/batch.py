@@ -39,6 +39,7 @@ from mailproc.processing.parsepool import PrepareResult
 from mailproc.processing.review import hold, is_customer_of, review_reason
 from mailproc.processing.rows import (
     Understood,
+    attachment_refs,
     cc_addresses,
     mark_undeliverable,
     message_detail,
@@ -258,7 +259,9 @@ class Batch:
         if sender.kind is SenderKind.AGENT and sender.agent is not None:
             agent = sender.agent
             if desk is not None:
-                mail = AgentMail(inbound.id, new_text, understood.prepared.quoted_text)
+                mail = AgentMail(
+                    inbound.id, new_text, understood.prepared.quoted_text, attachment_refs(parsed)
+                )
                 self._followups.append(ApplyAgentMail(desk, target, agent, mail))
             return target, OutcomeAction.APPENDED, f"{thread.reason}; agent {agent.name}"
         answered = target.survey_sent_at is not None and target.survey_answered_at is None
@@ -268,7 +271,7 @@ class Batch:
             return target, OutcomeAction.APPENDED, reason
         reopened = thread.action is ThreadAction.REOPEN
         if desk is not None:
-            reply = CustomerReply(inbound.id, new_text, reopened)
+            reply = CustomerReply(inbound.id, new_text, reopened, attachment_refs(parsed))
             self._followups.append(AlertReply(desk, target, reply))
         if reopened:
             target.status = TicketStatus.OPEN
@@ -391,6 +394,7 @@ class Batch:
             may_auto_reply=understood.detection.may_auto_reply,
             from_agent=sender.kind is SenderKind.AGENT,
             cc=cc_addresses(parsed.cc, self.context.support_addresses),
+            attachments=attachment_refs(parsed),
         )
         context = self.context
         announce = AnnounceTicket(ticket, sender.customer, first, context.notifier, context.desk)

@@ -17,6 +17,7 @@ from mailproc.core.identity import SenderIdentity, SenderKind
 from mailproc.core.model import Address, ParsedMessage
 from mailproc.core.ticket_threading import ThreadDecision
 from mailproc.core.understand import Prepared
+from mailproc.outbound.compose import AttachmentRef
 from mailproc.store.models import (
     AttachmentRecord,
     Blob,
@@ -126,6 +127,13 @@ def stage_message(
                 "sha256": attachment.sha256,
             },
         )
+
+
+def attachment_refs(parsed: ParsedMessage) -> tuple[AttachmentRef, ...]:
+    """The mail's attachments as stored (by hash), to send on with our mail."""
+    return tuple(
+        AttachmentRef(a.sha256, a.filename, a.content_type, a.size) for a in parsed.attachments
+    )
 
 
 def cc_addresses(cc: Sequence[Address], support_addresses: frozenset[str]) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from mailproc.core.events import EventKind
 from mailproc.core.identity import Agent
 from mailproc.core.model import Address, TicketStatus
 from mailproc.core.quotes import split_sign_off
-from mailproc.outbound.compose import AutoSubmitted
+from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
 from mailproc.outbound.contexts import (
     AgentReplyContext,
     CommandErrorContext,
@@ -51,6 +51,7 @@ class AgentMail:
     inbound_id: int
     new_text: str
     rest: str = ""
+    attachments: tuple[AttachmentRef, ...] = ()  # relayed to the customer
 
 
 def agent_mail(
@@ -190,6 +191,7 @@ def _relay(
         automatic=AutoSubmitted.NO,
         sender=ctx.notifier.agent_sender(agent),
         cc=ctx.notifier.cc_of(session, ticket),
+        attachments=mail.attachments,
         context_for=lambda c, t: AgentReplyContext(
             c,
             t,

@@ -32,7 +32,7 @@ from mailproc.core.locale_policy import (
 )
 from mailproc.core.model import Address, Customer, Plan, Priority
 from mailproc.core.tokens import ReplyAddressScheme, reply_address
-from mailproc.outbound.compose import AutoSubmitted, Envelope, make_message_id
+from mailproc.outbound.compose import AttachmentRef, AutoSubmitted, Envelope, make_message_id
 from mailproc.outbound.contexts import CustomerInfo, Money, TemplateContext, TicketInfo
 from mailproc.outbound.outbox import (
     envelope_sender,
@@ -174,6 +174,7 @@ class Notifier:
         thread: Thread | None = None,
         sender: Address | None = None,
         cc: Sequence[Address] = (),
+        attachments: Sequence[AttachmentRef] = (),
     ) -> bool:
         """Queue one mail (rendered at delivery); False when ``key`` was queued before.
 
@@ -196,6 +197,7 @@ class Notifier:
             in_reply_to=thread.message_id if thread else None,
             references=thread.chain() if thread else (),
             cc=tuple(cc),
+            attachments=tuple(attachments),
         )
         return queue_deferred(
             session,
@@ -220,6 +222,7 @@ class Notifier:
         automatic: AutoSubmitted = AutoSubmitted.AUTO_GENERATED,
         sender: Address | None = None,
         cc: Sequence[Address] = (),
+        attachments: Sequence[AttachmentRef] = (),
     ) -> bool:
         """Queue a mail to the ticket's customer in their language (``cc`` copied)."""
         to = _to_customer(ticket)
@@ -242,6 +245,7 @@ class Notifier:
             thread=_customer_thread(session, ticket),
             sender=sender,
             cc=cc,
+            attachments=attachments,
         )
 
     def internal_mail(
@@ -295,6 +299,22 @@ class Notifier:
     def load_budgets(self, session: Session, addresses: Sequence[str], now: dt.datetime) -> None:
         """Load the auto-reply budgets of many addresses at once (a batch's requesters)."""
         load_recent_auto_replies(session, addresses, now - self.budget.period)
+
+
+def within_limit(
+    attachments: Sequence[AttachmentRef], limit: int
+) -> tuple[tuple[AttachmentRef, ...], tuple[str, ...]]:
+    """The attachments that fit ``limit`` bytes together, in order, and the names left out."""
+    kept: list[AttachmentRef] = []
+    left_out: list[str] = []
+    total = 0
+    for attachment in attachments:
+        if total + attachment.size <= limit:
+            kept.append(attachment)
+            total += attachment.size
+        else:
+            left_out.append(attachment.filename)
+    return tuple(kept), tuple(left_out)
 
 
 def locale_policy_from(settings: Settings) -> LocalePolicy:

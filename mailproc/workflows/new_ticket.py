@@ -14,7 +14,7 @@ from mailproc.core.events import EventKind
 from mailproc.core.identity import AgentRole
 from mailproc.core.locale_policy import LanguageGuess, LocaleChoice
 from mailproc.core.model import Address, Customer, Priority
-from mailproc.outbound.compose import AutoSubmitted
+from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
 from mailproc.outbound.contexts import (
     AcknowledgmentContext,
     CustomerInfo,
@@ -26,7 +26,7 @@ from mailproc.store.models import Ticket
 from mailproc.store.repo import record_event
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import schedule_timers
-from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread
+from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread, within_limit
 from mailproc.workflows.refunds import open_refund_case
 
 
@@ -41,6 +41,7 @@ class FirstMail:
     may_auto_reply: bool  # a person wrote it (no auto-reply, bounce, list or own mail)
     from_agent: bool
     cc: tuple[str, ...] = ()  # its Cc participants: copied on the acknowledgment
+    attachments: tuple[AttachmentRef, ...] = ()  # the customer's, sent on to the agents
 
 
 def notify_new_ticket(
@@ -60,6 +61,7 @@ def notify_new_ticket(
     internal = notifier.ticket_info(ticket, customer, "en")
     due = ticket.first_response_due or now
     agents = (Address("Support agents", notifier.settings.notify.agents_address),)
+    files, left_out = within_limit(first.attachments, notifier.settings.notify.max_attachment_bytes)
     notifier.queue(
         session,
         key=keys.new_ticket_alert(ticket.number),
@@ -68,6 +70,7 @@ def notify_new_ticket(
         to=agents,
         automatic=AutoSubmitted.AUTO_GENERATED,
         now=now,
+        attachments=files,
         context=NewTicketAlertContext(
             customer=info,
             ticket=internal,
@@ -79,6 +82,7 @@ def notify_new_ticket(
             translation_requested=choice.translation_requested,
             timezone=info.timezone,
             recent_tickets=_recent_tickets(session, ticket),
+            attachments_left_out=left_out,
         ),
     )
     if ticket.priority == Priority.P0:

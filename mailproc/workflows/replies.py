@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from mailproc.core import keys
 from mailproc.core.events import EventKind
 from mailproc.core.model import Address
-from mailproc.outbound.compose import AutoSubmitted
+from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
 from mailproc.outbound.contexts import CustomerReplyAlertContext, HeldMailAlertContext
 from mailproc.store.models import Outbox, Ticket
 from mailproc.store.repo import record_event
 from mailproc.workflows.context import WorkflowContext
-from mailproc.workflows.mail import Thread, core_customer
+from mailproc.workflows.mail import Thread, core_customer, within_limit
 
 REPLY_TEXT_CHARS = 8000  # of the customer's new text in the alert
 
@@ -30,6 +30,7 @@ class CustomerReply:
     inbound_id: int
     new_text: str
     reopened: bool = False
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ def customer_replied(
     customer = core_customer(ticket)
     info = notifier.customer_info(ticket, customer)
     due = ticket.first_response_due if ticket.first_responded_at is None else ticket.resolution_due
+    files, left_out = within_limit(reply.attachments, notifier.settings.notify.max_attachment_bytes)
     queued = notifier.queue(
         session,
         key=keys.customer_reply_alert(ticket.number, reply.inbound_id),
@@ -59,6 +61,7 @@ def customer_replied(
         automatic=AutoSubmitted.AUTO_GENERATED,
         now=now,
         thread=_alert_thread(session, ticket),
+        attachments=files,
         context=CustomerReplyAlertContext(
             customer=info,
             ticket=notifier.ticket_info(ticket, customer, "en"),
@@ -69,6 +72,7 @@ def customer_replied(
             reopened=reply.reopened,
             assignee=ticket.assignee,
             timezone=info.timezone,
+            attachments_left_out=left_out,
         ),
     )
     if queued:

@@ -1,0 +1,70 @@
+"""The values template contexts share: who signs the mail, the customer, the ticket, money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from mailproc.core.model import Plan, Priority
+
+
+class EscalationTeam(StrEnum):
+    """Who an escalated ticket goes to (procedures §4.1)."""
+
+    DEVOPS = "devops"
+    ENGINEERING = "engineering"
+    PRODUCT = "product"
+
+
+class Approver(StrEnum):
+    """Who approves a refund above an agent's authority (procedures §6.1)."""
+
+    SUPPORT_MANAGER = "support_manager"
+    FINANCE_DIRECTOR = "finance_director"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in an ISO 4217 currency, formatted for the locale by Babel."""
+
+    amount: Decimal
+    currency: str = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    """Who signs the mail; from the [company] settings."""
+
+    brand: str = "DataFlow"
+    legal_name: str = "DataFlow Solutions"
+    support_email: str = "support@dataflow.com"
+    billing_email: str = "billing@dataflow.com"
+    phone: str = "+1-800-555-1234"
+    phone_plans: frozenset[Plan] = frozenset({Plan.PROFESSIONAL, Plan.ENTERPRISE})
+    postal_address: str = ""
+    incident_channel: str = "Slack #incident-channel"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInfo:
+    """The customer as mail shows them; ``name``, ``email`` and ``company`` are their data."""
+
+    name: str
+    email: str
+    timezone: str = "UTC"
+    company: str | None = None
+    customer_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketInfo:
+    """The ticket facts every template may show; ``subject`` is the customer's text."""
+
+    number: int
+    subject: str
+    priority: Priority
+    plan: Plan
+    error_code: str | None = None
+    error_title: str | None = None
+    troubleshooting_steps: tuple[str, ...] = ()
