@@ -202,6 +202,9 @@ def test_assign_shows_in_tickets_list_and_show(app: App) -> None:
     assert json.loads(run_cli(app, "tickets", "show", "10001", "--json"))["assignee"] == (
         "Marta Manager"
     )
+    agent_reply(app, ALEX, 10001, "#escalate engineering", mid="escalate@dataflow.com")
+    [escalation] = mails(app, "escalation_alert", 10001)  # and in every alert of the ticket
+    assert "Assigned to: Marta Manager" in text_of(escalation)
 
 
 # -- 3. what the customer receives from an agent ------------------------------------------------

@@ -193,7 +193,6 @@ class CustomerReplyAlertContext:
     now: dt.datetime
     due: dt.datetime | None = None
     reopened: bool = False
-    assignee: str | None = None
     timezone: str = "UTC"
     attachments_left_out: tuple[str, ...] = ()  # over [notify] max_attachment_bytes
 

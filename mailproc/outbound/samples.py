@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
@@ -135,13 +136,12 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
     ),
     CustomerReplyAlertContext(
         customer=_SAMPLE_CUSTOMER,
-        ticket=_SAMPLE_TICKET,
+        ticket=dataclasses.replace(_SAMPLE_TICKET, assignee="Marco Rossi"),
         status="open",
         text="It fails again since this morning.",
         now=_SAMPLE_TIME,
         due=_SAMPLE_TIME + dt.timedelta(hours=3),
         reopened=True,
-        assignee="Marco Rossi",
         timezone="Europe/Madrid",
         attachments_left_out=("sync-dump.tar.gz",),
     ),

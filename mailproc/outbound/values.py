@@ -68,3 +68,4 @@ class TicketInfo:
     error_code: str | None = None
     error_title: str | None = None
     troubleshooting_steps: tuple[str, ...] = ()
+    assignee: str | None = None  # the agent it is assigned to (#assign); staff mail shows it

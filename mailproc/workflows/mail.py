@@ -154,6 +154,7 @@ class Notifier:
             error_code=entry.code if entry else None,
             error_title=entry.title(locale) if entry else None,
             troubleshooting_steps=tuple(entry.troubleshooting(locale)) if entry else (),
+            assignee=ticket.assignee,
         )
 
     def money(self, amount: float | Decimal) -> Money:

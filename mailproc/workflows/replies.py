@@ -70,7 +70,6 @@ def customer_replied(
             now=now,
             due=due,
             reopened=reply.reopened,
-            assignee=ticket.assignee,
             timezone=info.timezone,
             attachments_left_out=left_out,
         ),
