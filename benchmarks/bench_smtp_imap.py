@@ -39,7 +39,8 @@ from scratch import database  # noqa: E402
 from mailproc.adapters.imap import MailboxPoller  # noqa: E402
 from mailproc.adapters.smtp import ListenerSMTP  # noqa: E402
 from mailproc.app import App  # noqa: E402
-from mailproc.config import ImapMailboxSettings, ImapSettings, Settings  # noqa: E402
+from mailproc.config import Settings  # noqa: E402
+from mailproc.config_transport import ImapMailboxSettings, ImapSettings  # noqa: E402
 
 MAILPROC = str(Path(sys.executable).with_name("mailproc"))
 SUPPORT = "support@dataflow.com"

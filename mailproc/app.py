@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.clock import Clock, SystemClock
-from mailproc.config import Settings
+from mailproc.config import ConfigError, Settings
 from mailproc.core.addresses import normalize_address
 from mailproc.core.assess import Assessment, assess
 from mailproc.core.catalog import load_default_catalog
@@ -19,14 +19,16 @@ from mailproc.core.customers_csv import RowError, parse_customers_csv
 from mailproc.core.detect import DetectPolicy
 from mailproc.core.identity import Agent, AgentRole, IdentityPolicy
 from mailproc.core.model import Customer
+from mailproc.core.rawmail import not_mail_reason
 from mailproc.core.sla import sla_policy_from_config
 from mailproc.core.ticket_threading import ThreadPolicy
 from mailproc.core.tokens import ReplyAddressScheme
 from mailproc.core.understand import Prepared, PrepareRules, prepare
 from mailproc.customers import export_customers_csv, upsert_customers
-from mailproc.errors import PermanentError
+from mailproc.errors import NotFoundError, NotMailError
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import store_batch
+from mailproc.kb.articles import seed_catalog
 from mailproc.outbound.contexts import company_from
 from mailproc.outbound.render import Renderer
 from mailproc.processing.context import ProcessingContext, ProcessSummary
@@ -60,6 +62,7 @@ class ImportReport:
     updated: int
     errors: tuple[RowError, ...]
     tickets_recomputed: int = 0
+    kept: int = 0
 
 
 class App:
@@ -79,8 +82,11 @@ class App:
         self.engine.dispose()
 
     def upgrade_database(self) -> None:
-        """Create or upgrade the schema to the newest revision."""
+        """Create or upgrade the schema to the newest revision; seed the knowledge base."""
         migrate.upgrade(self.engine)
+        catalog = load_default_catalog().with_overrides(self.settings.catalog)
+        with transaction(self.sessions) as session:
+            seed_catalog(session, catalog, self.clock.now())
 
     def processing_context(self) -> ProcessingContext:
         """The worker's view of the settings (built once per App)."""
@@ -247,6 +253,9 @@ class App:
         self, raw: bytes, customer_id: int | None, received_at: dt.datetime
     ) -> tuple[Prepared, Customer | None, Assessment]:
         """Classify a raw message and compute its due times without storing anything."""
+        reason = not_mail_reason(raw)
+        if reason is not None:
+            raise NotMailError(f"not mail: {reason}")
         context = self.processing_context()
         prepared = prepare(raw, context.rules, None)
         sender = prepared.parsed.sender
@@ -254,7 +263,7 @@ class App:
             if customer_id is not None:
                 row = session.get(CustomerRow, customer_id)
                 if row is None:
-                    raise PermanentError(f"no customer {customer_id}")
+                    raise NotFoundError(f"no customer {customer_id}")
             else:
                 row = repo.customer_by_address(
                     session, normalize_address(sender.addr) if sender else None
@@ -269,7 +278,11 @@ class App:
     def workflows(self) -> Desk:
         """The procedures' workflows, sharing the worker's notifier and SLA policy."""
         context = self.processing_context()
-        assert context.notifier is not None, "followups are off: [processing] followups = false"
+        if context.notifier is None:
+            raise ConfigError(
+                "follow-ups are off ([processing] followups = false): "
+                "there are no SLA notices, escalations, surveys or incidents to handle"
+            )
         return Desk(context.notifier, context.sla)
 
     def check(self, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
@@ -282,19 +295,23 @@ class App:
         with transaction(self.sessions, commit=not dry_run) as session:
             return desk.check(session, now, dry_run=dry_run)
 
-    def import_customers(self, text: str) -> ImportReport:
-        """Upsert customers from customer_analytics CSV text."""
+    def import_customers(self, text: str, *, insert_only: bool = False) -> ImportReport:
+        """Upsert customers from customer_analytics CSV text (``insert_only``: keep existing)."""
         parsed = parse_customers_csv(text)
         now = self.clock.now()
         policy = self.processing_context().sla
         with transaction(self.sessions) as session:
-            created, updated, errors, plan_changes = upsert_customers(session, parsed, now)
+            result = upsert_customers(session, parsed, now, insert_only=insert_only)
             recomputed = sum(
                 recompute_for_plan_change(session, customer_id, old, new, policy, now)
-                for customer_id, old, new in plan_changes
+                for customer_id, old, new in result.plan_changes
             )
         return ImportReport(
-            created, updated, tuple(sorted(errors, key=lambda e: e.line)), recomputed
+            result.created,
+            result.updated,
+            tuple(sorted(result.errors, key=lambda e: e.line)),
+            recomputed,
+            result.kept,
         )
 
     def export_customers(self) -> str:

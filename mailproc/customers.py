@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
@@ -14,20 +15,31 @@ from mailproc.store import repo
 from mailproc.store.models import Customer, CustomerAddress
 
 
-def upsert_customers(
-    session: Session, parsed: ParsedCsv, now: dt.datetime
-) -> tuple[int, int, list[RowError], list[tuple[int, str, str]]]:
-    """Insert or update the parsed customers.
+@dataclass
+class Upserted:
+    """What an upsert did; plan changes are (customer id, old plan, new plan)."""
 
-    Returns (created, updated, rejected rows, plan changes as (customer id, old, new)). A row
-    whose address already belongs to another customer in the database is rejected
+    created: int = 0
+    updated: int = 0
+    kept: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    plan_changes: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def upsert_customers(
+    session: Session, parsed: ParsedCsv, now: dt.datetime, *, insert_only: bool = False
+) -> Upserted:
+    """Insert or update the parsed customers (with ``insert_only``, existing ones are kept).
+
+    A row whose address already belongs to another customer in the database is rejected
     (addresses identify senders, so one address has one owner).
     """
-    created = updated = 0
-    errors = list(parsed.errors)
-    plan_changes: list[tuple[int, str, str]] = []
+    result = Upserted(errors=list(parsed.errors))
     for customer in parsed.customers:
         line = parsed.lines.get(customer.id, 0)
+        if insert_only and session.get(Customer, customer.id) is not None:
+            result.kept += 1
+            continue
         owners = dict(
             session.execute(
                 select(CustomerAddress.address, CustomerAddress.customer_id).where(
@@ -37,7 +49,7 @@ def upsert_customers(
         )
         stolen = [a for a, owner in owners.items() if owner != customer.id]
         if stolen:
-            errors.append(
+            result.errors.append(
                 RowError(
                     line,
                     f"customer {customer.id}: address {stolen[0]} already belongs "
@@ -49,11 +61,11 @@ def upsert_customers(
         if row is None:
             row = Customer(id=customer.id)
             session.add(row)
-            created += 1
+            result.created += 1
         else:
-            updated += 1
+            result.updated += 1
             if row.plan != customer.plan.value:
-                plan_changes.append((customer.id, row.plan, customer.plan.value))
+                result.plan_changes.append((customer.id, row.plan, customer.plan.value))
         _copy(row, customer, now)
         session.flush()
         session.execute(delete(CustomerAddress).where(CustomerAddress.customer_id == customer.id))
@@ -63,7 +75,7 @@ def upsert_customers(
             )
         session.flush()
         session.expire(row, ["addresses"])
-    return created, updated, errors, plan_changes
+    return result
 
 
 def _copy(row: Customer, customer: CoreCustomer, now: dt.datetime) -> None:

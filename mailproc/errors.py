@@ -17,3 +17,7 @@ class PermanentError(MailprocError):
 
 class NotMailError(PermanentError):
     """Input that is not an RFC 5322 message at all (empty, binary junk)."""
+
+
+class NotFoundError(PermanentError):
+    """An id, number or name given by the user matches nothing stored."""

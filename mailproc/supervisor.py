@@ -26,7 +26,7 @@ from mailproc.adapters.groupcommit import GroupCommitter
 from mailproc.adapters.imap import MailboxPoller
 from mailproc.adapters.smtp import Listener, PasswordFile, RecipientPolicy, make_tls_context
 from mailproc.app import App
-from mailproc.config import ListenerSettings
+from mailproc.config_transport import ListenerSettings
 from mailproc.errors import MailprocError, TransientError
 from mailproc.outbound.deliver import deliver_due
 from mailproc.processing.context import OutcomeAction

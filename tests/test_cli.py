@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from conftest import GOLDEN
 
 from mailproc.cli import cli
-from mailproc.cli.errors import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
+from mailproc.cli.errors import EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
 from mailproc.runtime import GC_THRESHOLDS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("mailproc")
@@ -104,8 +104,16 @@ def test_quarantine_list_show_release(workdir: Path, db_url: str) -> None:
     assert result.exit_code == 0 and "quarantined 1" in result.output
     rows = json.loads(run("quarantine", "list", "--json", env=env).output)
     assert len(rows) == 1 and "limit is 1024" in rows[0]["last_error"]
-    shown = json.loads(run("quarantine", "show", str(rows[0]["id"]), env=env).output)
+    shown = json.loads(run("quarantine", "show", "--json", str(rows[0]["id"]), env=env).output)
     assert shown["events"][0]["kind"] == "inbound.quarantined"
+    text = run("quarantine", "show", str(rows[0]["id"]), env=env).output.splitlines()
+    assert text[1] == "Reason:   LimitExceeded: message is 1141 bytes; the limit is 1024"
+    assert text[2] == "From:     daniel@streamwise.example (envelope -)"
+    assert text[3] == "Subject:  API-4004 Too Many Requests is breaking our nightly sync"
+    assert text[4] == "Size:     1141 bytes; attempts 1"
+    [line, _count] = run("inbound", "list", env=env).output.splitlines()
+    assert line.split()[3:6] == ["quarantined", "-", "daniel@streamwise.example"]
+    assert line.endswith("  API-4004 Too Many Requests is breaking our nightly sync")
     raw = run("quarantine", "show", "--raw", str(rows[0]["id"]), env=env).stdout_bytes
     assert raw == (GOLDEN / "attachments.eml").read_bytes()
     released = run("quarantine", "release", "--all", env={"MAILPROC_DATABASE_URL": db_url})
@@ -147,7 +155,15 @@ def test_postgres_down_gives_tempfail(workdir: Path) -> None:
     assert result.exit_code == EX_TEMPFAIL
 
 
-def test_uninitialised_database_gives_tempfail_with_hint(workdir: Path) -> None:
+def test_no_database_is_a_config_error_and_creates_nothing(workdir: Path) -> None:
+    result = run("ingest", stdin=(GOLDEN / "french.eml").read_bytes())
+    assert result.exit_code == EX_CONFIG and "no database here" in result.output
+    assert "run `mailproc init`" in result.output
+    assert list(workdir.iterdir()) == []
+
+
+def test_empty_database_gives_tempfail_with_hint(workdir: Path) -> None:
+    (workdir / "mailproc.db").touch()
     result = run("ingest", stdin=(GOLDEN / "french.eml").read_bytes())
     assert result.exit_code == EX_TEMPFAIL and "mailproc db upgrade" in result.output
 
@@ -192,4 +208,21 @@ def test_templates_render_with_a_real_ticket(workdir: Path, db_url: str) -> None
     assert "#10001" in result.output and "María Fernanda López" in result.output
     assert "COL-11001" in result.output
     missing = run("templates", "render", "acknowledgment", "--ticket", "999", env=env)
-    assert missing.exit_code == 1 and "no ticket #999" in missing.output
+    assert missing.exit_code == EX_DATAERR and "no ticket #999" in missing.output
+
+
+def test_ingest_file_with_from_lines_in_the_body_is_one_ticket(workdir: Path, db_url: str) -> None:
+    env = {"MAILPROC_DATABASE_URL": db_url}
+    raw = (
+        b"From ana@globex.example Mon Dec  1 10:00:00 2026\n"
+        b"From: Ana <ana@globex.example>\nTo: support@dataflow.com\nSubject: sync fails\n\n"
+        b"Our sync fails.\n\nFrom the logs:\nDS-1001 since Monday\n\nFrom now on we wait.\n"
+    )
+    (workdir / "one.eml").write_bytes(raw)
+    result = run("ingest", str(workdir / "one.eml"), env=env)
+    assert result.exit_code == 0, result.output
+    assert "stored 1" in result.output and "created 1" in result.output
+    junk = b"---- Original email message ----\nFrom: bo@initech.example\nSubject: hi\n\nHi\n"
+    result = run("ingest", stdin=junk, env=env)
+    assert result.exit_code == 0, result.output
+    assert "stored 1" in result.output

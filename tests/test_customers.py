@@ -92,3 +92,34 @@ def test_export_round_trips_through_import(app: App) -> None:
     app.import_customers(sample_text())
     exported = app.export_customers()
     assert parse_customers_csv(exported).customers == parse_customers_csv(sample_text()).customers
+
+
+def test_export_neutralizes_formula_cells_and_round_trips(app: App) -> None:
+    text = (
+        HEADER + "\n3001,=HYPERLINK(\"http://evil.example\"),+cmd|' /C calc'!A0,"
+        "x@formula.example,Starter,US,en,UTC,,,,,\n"
+        '3002,-2+3,"\tTabbed",y@formula.example,Starter,US,en,UTC,,,,,\n'
+        "3003,Sums Inc,@SUM(A1),z@formula.example,Starter,US,en,UTC,,,,,\n"
+    )
+    report = app.import_customers(text)
+    assert report.created == 3 and not report.errors
+    exported = app.export_customers()
+    cells = [cell for line in exported.splitlines()[1:] for cell in line.split(",")]
+    assert not [c for c in cells if c.lstrip('"').startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert "'=HYPERLINK" in exported and "'-2+3" in exported and "'@SUM(A1)" in exported
+    again = {c.id: c for c in parse_customers_csv(exported).customers}
+    assert again[3001].company == '=HYPERLINK("http://evil.example")'
+    assert again[3003].contact_name == "@SUM(A1)"
+    assert again[3002].company == "-2+3"
+
+
+def test_import_rejects_line_breaks_inside_fields() -> None:
+    text = (
+        HEADER + '\n3001,"Acme\nInjected",Zed,a@ok.example,Starter,US,en,UTC,,,,,\n'
+        '3002,"Acme\rCorp",Zed,b@ok.example,Starter,US,en,UTC,,,,,\n'
+        "3003,Fine,Zed,c@ok.example,Starter,US,en,UTC,,,,,\n"
+    )
+    parsed = parse_customers_csv(text)
+    assert [c.id for c in parsed.customers] == [3003]
+    assert len(parsed.errors) == 2
+    assert all("line break" in e.reason for e in parsed.errors)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from mailproc.app import App
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
+from mailproc.core.refunds import MAX_AMOUNT
 from mailproc.core.understand import PrepareRules
 from mailproc.intake import store as intake
 from mailproc.intake.sources import RawInput, read_path
@@ -29,6 +30,7 @@ from mailproc.store.models import (
     Event,
     Inbound,
     MessageRecord,
+    RefundCaseRecord,
     Ticket,
     TicketParticipant,
 )
@@ -357,3 +359,22 @@ def test_parse_pool_reads_ahead_and_processes_each_message_once(
         assert len(peeked) == peeks
     finally:
         application.close()
+
+
+def test_hostile_date_and_huge_refund_are_ticketed_not_quarantined(app: App) -> None:
+    load_sample_customers(app)
+    raw = (
+        b"From: Laura <laura@northwind-analytics.example>\r\nTo: support@dataflow.com\r\n"
+        b"Subject: Refund request\r\nDate: Fri, 31 Dec 9999 23:59:59 -1200\r\n"
+        b"Message-ID: <huge-refund@northwind-analytics.example>\r\n\r\n"
+        b"Please refund $10000000000000 to our account.\r\n"
+    )
+    ingest(app, raw)
+    summary = app.process()
+    assert summary.count("created") == 1 and summary.count("quarantined") == 0
+    with transaction(app.sessions, commit=False) as session:
+        record = session.scalars(select(MessageRecord).where(MessageRecord.direction == "in")).one()
+        assert record.sent_at is None
+        assert any(d.startswith("Date: ") for d in record.defects)
+        amounts = list(session.scalars(select(RefundCaseRecord.amount)))
+    assert amounts == [MAX_AMOUNT]

@@ -1,13 +1,15 @@
 """The package's shape: layers import only downwards, no import circle, no oversized module.
 
-Layers, lowest first: core → foundation (config, errors, clock, resources, runtime) → store →
-the application tier (intake, processing, workflows, outbound, tickets, customers, adapters,
-reports, kb, dashboard) → app → supervisor → cli. A module may import its own layer or lower.
+Layers, lowest first: core → foundation (config, config_transport, errors, clock, resources,
+runtime) → store → the application tier (intake, processing, workflows, outbound, tickets,
+customers, adapters, reports, kb, dashboard) → app → supervisor → cli. A module may import its
+own layer or lower.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ PACKAGE = Path(mailproc.__file__).parent
 MAX_LINES = 500
 LAYERS = (
     ("core",),
-    ("config", "errors", "clock", "resources", "runtime"),
+    ("config", "config_transport", "errors", "clock", "resources", "runtime"),
     ("store",),
     (
         "intake",
@@ -32,7 +34,7 @@ LAYERS = (
         "dashboard",
     ),
     ("app",),
-    ("supervisor",),
+    ("supervisor", "doctor"),
     ("cli",),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
@@ -122,3 +124,13 @@ def test_there_is_no_import_circle() -> None:
 def test_no_module_is_over_the_size_limit() -> None:
     sizes = {name: len(path.read_text("utf-8").splitlines()) for name, path in _modules().items()}
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_the_architecture_table_of_where_a_change_goes_names_files_that_exist() -> None:
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text("utf-8")
+    table = text.split("## Where a change goes", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`((?:mailproc|tests|templates|locales|migrations)/[^`]*?)`", table)
+    assert len(named) >= 10
+    for path in named:
+        concrete = path.split("<", 1)[0].split("{", 1)[0]  # a pattern's fixed part must exist
+        assert (PACKAGE.parent / concrete).exists(), path

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import GOLDEN
 
+from mailproc.core.html_text import html_to_text
 from mailproc.core.limits import IntakeLimits
-from mailproc.core.parse import html_to_text, parse_message, sanitize_filename
+from mailproc.core.parse import parse_message, sanitize_filename
 
 CASES = {
     "multipart_alternative.eml": {

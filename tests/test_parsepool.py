@@ -64,7 +64,9 @@ def test_a_single_piped_message_never_starts_the_workers(app: App) -> None:
     app.ingest([RawInput(mail(1), Envelope("stdin"))], processing_follows=True)
     assert pool._executor is None
     app.ingest((RawInput(mail(n), Envelope("file")) for n in range(2, 40)), processing_follows=True)
-    assert pool._executor is not None  # started while the mail was stored
+    assert pool._warming is not None  # the start was asked for while the mail was stored
+    pool._warming.join(timeout=30)  # it runs in the background: wait for it, do not race it
+    assert pool._executor is not None
     assert app.process().count("created") == 39
 
 

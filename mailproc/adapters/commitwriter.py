@@ -120,8 +120,9 @@ class FrameBuffer:
 class Writer:
     """Stores groups on one long-lived connection; a broken group is retried message by message."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, busy_timeout_ms: int) -> None:
         self._engine = engine
+        self._busy_timeout_ms = busy_timeout_ms
         self._connection: Connection | None = None
 
     def commit(self, group: Sequence[Request]) -> list[Outcome]:
@@ -141,7 +142,7 @@ class Writer:
     def _write(self, group: Sequence[Request]) -> list[Stored]:
         try:
             if self._connection is None:
-                self._connection = self._engine.connect()
+                self._connection = self._connect()
             with self._connection.begin():
                 return store_raw(
                     self._connection,
@@ -153,6 +154,15 @@ class Writer:
             if is_transient(error):
                 raise TransientError(f"database unavailable: {first_line(error)}") from error
             raise
+
+    def _connect(self) -> Connection:
+        """A connection whose lock waits end at the busy timeout on PostgreSQL too (SQLite has
+        its busy timeout; PostgreSQL would wait for a row lock without end)."""
+        connection = self._engine.connect()
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SET lock_timeout = {max(int(self._busy_timeout_ms), 1)}")
+            connection.commit()
+        return connection
 
     def disconnect(self) -> None:
         """Drop the connection (the next group opens a new one)."""
@@ -171,7 +181,7 @@ def serve(sock: socket.socket) -> None:
     config = queued.popleft()
     assert isinstance(config, WriterConfig)
     engine = make_engine(config.database_url, config.busy_timeout_ms)
-    writer = Writer(engine)
+    writer = Writer(engine, config.busy_timeout_ms)
     open_ = True
     try:
         while queued or open_:

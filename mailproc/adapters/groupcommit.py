@@ -9,7 +9,11 @@ listener's process cost the loop about half its throughput; waiting for more mes
 commit only added latency.)
 
 If the writer dies, the messages it had not answered get ``451`` (a message it committed before
-dying is recognized as a duplicate when the client retries) and a new writer is started.
+dying is recognized as a duplicate when the client retries) and a new writer is started. A
+writer that does not answer within the database busy timeout and a short grace (a database that
+stalls on the open connection) gets the session a ``451`` as well, instead of keeping the
+client until the listener's own timeout; should the writer store the message later, the
+client's retry is recognized as a duplicate the same way.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from mailproc.intake.store import Envelope, Stored
 log = logging.getLogger(__name__)
 
 _RESTART_DELAYS_S = (0.1, 0.5, 2.0, 10.0)
+# Beyond the busy timeout (which bounds the writer's own lock waits), the time a commit may take
+# on a loaded machine before the session gives up on it.
+_ANSWER_GRACE_S = 2.0
 
 
 class _WriterLink(asyncio.Protocol):
@@ -75,6 +82,7 @@ class GroupCommitter:
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._config = WriterConfig(database.url, database.busy_timeout_ms, max_group)
+        self._answer_wait_s = database.busy_timeout_ms / 1000 + _ANSWER_GRACE_S
         self._clock = clock
         self._on_commit = on_commit
         self._closed = False
@@ -94,7 +102,8 @@ class GroupCommitter:
         return self._process.pid if self._link is not None and self._process else None
 
     async def store(self, raw: bytes, envelope: Envelope) -> Stored:
-        """Queue one message and return once it is committed; raise if it could not be."""
+        """Queue one message and return once it is committed; raise if it could not be, or
+        (TransientError) if the writer has not answered within the busy timeout and grace."""
         if self._closed:
             raise TransientError("shutting down")
         if self._link is None or self._link.transport is None:
@@ -104,7 +113,12 @@ class GroupCommitter:
         self._waiting[seq] = done
         self._link.transport.write(frame(request(seq, self._clock.now(), raw, envelope)))
         try:
-            return await done
+            return await asyncio.wait_for(done, self._answer_wait_s)
+        except TimeoutError:  # the writer may still store it: a retry is then a duplicate
+            self._waiting.pop(seq, None)
+            raise TransientError(
+                f"database did not answer within {self._answer_wait_s:g}s"
+            ) from None
         except asyncio.CancelledError:  # the session gave up; the writer may still store it
             self._waiting.pop(seq, None)
             raise

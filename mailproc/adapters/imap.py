@@ -10,12 +10,9 @@ lost its lease can never commit (nor move) anything.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import imaplib
 import logging
-import re
-import select
 import ssl
 import threading
 import time
@@ -26,16 +23,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
-from imap_tools.consts import UID_PATTERN
-from imap_tools.errors import ImapToolsError, MailboxFetchError, MailboxFlagError
+from imap_tools.errors import MailboxFlagError
 from imap_tools.utils import check_command_status
 from sqlalchemy import insert
 from sqlalchemy import select as sql_select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.adapters import lease
+from mailproc.adapters.imap_commands import (
+    NETWORK_ERRORS,
+    announced,
+    close_quietly,
+    fetch_batches,
+    fetch_raw,
+    fetch_sizes,
+    new_mail,
+    readable,
+    uid_set,
+    uidvalidity_of,
+)
 from mailproc.clock import Clock
-from mailproc.config import ImapMailboxSettings, ImapSettings
+from mailproc.config_transport import ImapMailboxSettings, ImapSettings
+from mailproc.core.rawmail import not_mail_reason
 from mailproc.errors import TransientError
 from mailproc.intake.store import Envelope, store_batch
 from mailproc.store.db import transaction
@@ -43,11 +52,9 @@ from mailproc.store.models import ImapKey
 
 log = logging.getLogger(__name__)
 
-_UID_IN_FETCH = re.compile(r"\bUID (\d+)", re.IGNORECASE)
-_SIZE_IN_FETCH = re.compile(r"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
 
 STORED_KEYWORD = "$MailprocStored"
-_NETWORK_ERRORS = (OSError, imaplib.IMAP4.error, ImapToolsError)
+REJECTED_KEYWORD = "$MailprocRejected"  # not mail, left in place (no rejected folder)
 _POLL_STEP_S = 1.0  # how quickly a waiting poller notices shutdown
 _MOVE_GROUP = 1000  # committed messages moved per MOVE command (at most; all at the end)
 
@@ -59,11 +66,12 @@ class DrainResult:
     stored: int = 0
     duplicates: int = 0
     resumed: int = 0  # committed by an earlier pass that died before moving them
+    rejected: int = 0  # not mail (the rule SMTP answers 554 to): set aside, never stored
 
     @property
     def total(self) -> int:
         """Messages taken out of the folder."""
-        return self.stored + self.duplicates + self.resumed
+        return self.stored + self.duplicates + self.resumed + self.rejected
 
 
 class MailboxPoller:
@@ -119,11 +127,11 @@ class MailboxPoller:
                         backoff = 1.0
                         self._wait(box, stop)
                 finally:
-                    _close(box)
+                    close_quietly(box)
             except lease.LeaseLost as error:
                 log.warning("%s: %s", self.mailbox.name, error)
             except Exception as error:
-                if isinstance(error, (*_NETWORK_ERRORS, TransientError)):
+                if isinstance(error, (*NETWORK_ERRORS, TransientError)):
                     log.warning("%s: %s; retrying in %.0fs", self.mailbox.name, error, backoff)
                 else:
                     log.exception(
@@ -142,7 +150,7 @@ class MailboxPoller:
             try:
                 result = self.drain(box)
             finally:
-                _close(box)
+                close_quietly(box)
         finally:
             self._release()
         self._report(result)
@@ -169,10 +177,11 @@ class MailboxPoller:
             # imaplib keeps the capabilities announced before login; MOVE and IDLE come after.
             _, data = box.client.capability()
             box.client.capabilities = tuple(data[-1].decode("ascii").upper().split())
-            if m.processed_folder and not box.folder.exists(m.processed_folder):
-                box.folder.create(m.processed_folder)
+            for folder in (m.processed_folder, m.rejected_folder):
+                if folder and not box.folder.exists(folder):
+                    box.folder.create(folder)
         except BaseException:
-            _close(box)
+            close_quietly(box)
             raise
         return box
 
@@ -185,7 +194,7 @@ class MailboxPoller:
         When ``stop`` is set the pass ends after the batches in progress.
         """
         box.folder.set(self.mailbox.folder)
-        uidvalidity = _uidvalidity(box)
+        uidvalidity = uidvalidity_of(box)
         if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
             log.warning(
                 "%s: UIDVALIDITY changed from %d to %d; rescanning (stored mail is recognized)",
@@ -194,17 +203,26 @@ class MailboxPoller:
                 uidvalidity,
             )
         self._uidvalidity = uidvalidity
-        criteria = "ALL" if self.mailbox.processed_folder else f"UNKEYWORD {STORED_KEYWORD}"
+        left = [
+            keyword
+            for keyword, folder in (
+                (STORED_KEYWORD, self.mailbox.processed_folder),
+                (REJECTED_KEYWORD, self.mailbox.rejected_folder),
+            )
+            if not folder
+        ]
+        criteria = " ".join(f"UNKEYWORD {keyword}" for keyword in left) or "ALL"
         uids = [int(uid) for uid in box.uids(criteria, charset=None)]
         result = DrainResult()
         if not uids:
             return result
         known = self._known(uidvalidity, uids)
         batches = fetch_batches(
-            uids, _sizes(box, uids), self.settings.fetch_batch, self.settings.fetch_batch_bytes
+            uids, fetch_sizes(box, uids), self.settings.fetch_batch, self.settings.fetch_batch_bytes
         )
         mover = self._second_connection(uidvalidity) if len(uids) > _MOVE_GROUP else box
         committed: list[int] = []  # moved in large groups: a MOVE costs the server per command
+        refused: list[int] = []  # not mail: set aside at the end of the pass
         prefix = f"imap-{self.mailbox.name}"
         parallel = self._parallel_commits
         try:
@@ -217,7 +235,8 @@ class MailboxPoller:
                 for chunk in batches:
                     if stop is not None and stop.is_set():
                         break
-                    fetched = _fetch(box, [uid for uid in chunk if uid not in known])
+                    fetched = fetch_raw(box, [uid for uid in chunk if uid not in known])
+                    refused += self._refuse(fetched, result)
                     resumed = [uid for uid in chunk if uid in known]
                     if len(committing) >= parallel:
                         committed += committing.popleft().result()
@@ -230,11 +249,12 @@ class MailboxPoller:
                 while committing:
                     committed += committing.popleft().result()
                 moves.append(moving.submit(self._take_out, mover, committed))
+                moves.append(moving.submit(self._set_aside, mover, refused))
                 for move in moves:
                     move.result()
         finally:
             if mover is not box:
-                _close(mover)
+                close_quietly(mover)
         return result
 
     def _second_connection(self, uidvalidity: int) -> BaseMailBox:
@@ -242,10 +262,10 @@ class MailboxPoller:
         box = self.connect()
         try:
             box.folder.set(self.mailbox.folder)
-            if _uidvalidity(box) != uidvalidity:
+            if uidvalidity_of(box) != uidvalidity:
                 raise imaplib.IMAP4.error("UIDVALIDITY changed during the pass")
         except BaseException:
-            _close(box)
+            close_quietly(box)
             raise
         return box
 
@@ -305,14 +325,39 @@ class MailboxPoller:
             self._on_stored(new)
         return sorted([*resumed, *fetched])
 
+    def _refuse(self, fetched: dict[int, bytes], result: DrainResult) -> list[int]:
+        """Take what is not mail out of ``fetched`` (logged with the reason); its UIDs."""
+        refused = []
+        for uid, raw in list(fetched.items()):
+            reason = not_mail_reason(raw)
+            if reason is not None:
+                log.warning(
+                    "%s: UID %d is not mail (%s); set aside", self.mailbox.name, uid, reason
+                )
+                del fetched[uid]
+                refused.append(uid)
+        with self._counting:
+            result.rejected += len(refused)
+        return refused
+
+    def _set_aside(self, box: BaseMailBox, uids: list[int]) -> None:
+        """Move refused messages to the rejected folder, or flag them there; never delete."""
+        if not uids:
+            return
+        if self.mailbox.rejected_folder:
+            box.move(uid_set(uids), self.mailbox.rejected_folder)
+            return
+        flagged = box.client.uid("STORE", uid_set(uids), "+FLAGS.SILENT", f"({REJECTED_KEYWORD})")
+        check_command_status(flagged, MailboxFlagError)
+
     def _take_out(self, box: BaseMailBox, uids: list[int]) -> None:
         """Move committed messages to the processed folder, or flag them when there is none."""
         if not uids:
             return
         if self.mailbox.processed_folder:
-            box.move(_uid_set(uids), self.mailbox.processed_folder)
+            box.move(uid_set(uids), self.mailbox.processed_folder)
             return
-        flagged = box.client.uid("STORE", _uid_set(uids), "+FLAGS.SILENT", f"({STORED_KEYWORD})")
+        flagged = box.client.uid("STORE", uid_set(uids), "+FLAGS.SILENT", f"({STORED_KEYWORD})")
         check_command_status(flagged, MailboxFlagError)
 
     def _wait(self, box: BaseMailBox, stop: threading.Event) -> None:
@@ -329,10 +374,10 @@ class MailboxPoller:
         if use_idle:
             # Mail that arrived during the last command (or with the IDLE reply itself) was
             # announced already; imaplib has kept that EXISTS among the untagged responses.
-            if _announced(box):
+            if announced(box):
                 return
             box.idle.start()  # type: ignore[no-untyped-call]
-            got_mail = _announced(box)
+            got_mail = announced(box)
         while not got_mail and not stop.is_set() and time.monotonic() < deadline:
             if time.monotonic() >= next_renewal:
                 self._renew()
@@ -340,19 +385,20 @@ class MailboxPoller:
             step = min(_POLL_STEP_S, max(0.0, deadline - time.monotonic()))
             if not use_idle:
                 stop.wait(step)
-            elif _readable(box, step):
-                got_mail = _new_mail(box.client.readline())
+            elif readable(box, step):
+                got_mail = new_mail(box.client.readline())
         if use_idle:
             box.idle.stop()  # type: ignore[no-untyped-call]
 
     def _report(self, result: DrainResult) -> None:
         if result.total:
             log.info(
-                "%s: stored %d, duplicates %d, resumed %d",
+                "%s: stored %d, duplicates %d, resumed %d, not mail (set aside) %d",
                 self.mailbox.name,
                 result.stored,
                 result.duplicates,
                 result.resumed,
+                result.rejected,
             )
 
     def _acquire(self) -> str:
@@ -371,106 +417,3 @@ class MailboxPoller:
                 lease.release(session, self.lease_name, self._holder)
         except TransientError as error:  # it expires on its own
             log.warning("%s: could not release the lease: %s", self.mailbox.name, error)
-
-
-def _uidvalidity(box: BaseMailBox) -> int:
-    """The UIDVALIDITY the SELECT just reported."""
-    _, data = box.client.response("UIDVALIDITY")
-    if not data or data[0] is None:
-        raise imaplib.IMAP4.error("the server reported no UIDVALIDITY")
-    return int(data[-1])
-
-
-def _fetch(box: BaseMailBox, uids: Sequence[int]) -> dict[int, bytes]:
-    """Raw bytes by UID, without setting \\Seen (BODY.PEEK); vanished messages are absent."""
-    if not uids:
-        return {}
-    response = box.client.uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
-    check_command_status(response, MailboxFetchError)
-    items = response[1]
-    found: dict[int, bytes] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, tuple):
-            continue
-        # The UID comes before the literal on most servers and after it on some.
-        following = items[index + 1] if index + 1 < len(items) else b""
-        for text in (item[0], following if isinstance(following, bytes) else b""):
-            match = UID_PATTERN.search(text.decode("ascii", "replace"))
-            if match:
-                found[int(match.group("uid"))] = item[1]
-                break
-    return found
-
-
-def _announced(box: BaseMailBox) -> bool:
-    """Whether an EXISTS response came with an earlier reply (and forget it)."""
-    return box.client.untagged_responses.pop("EXISTS", None) is not None
-
-
-def fetch_batches(
-    uids: Sequence[int], sizes: dict[int, int], max_count: int, max_bytes: int
-) -> list[list[int]]:
-    """UIDs cut into fetch batches of at most ``max_count`` messages and ``max_bytes`` (a
-    message larger than ``max_bytes`` is a batch of its own)."""
-    batches: list[list[int]] = []
-    batch: list[int] = []
-    total = 0
-    for uid in uids:
-        size = sizes.get(uid, 0)
-        if batch and (len(batch) >= max_count or total + size > max_bytes):
-            batches.append(batch)
-            batch, total = [], 0
-        batch.append(uid)
-        total += size
-    if batch:
-        batches.append(batch)
-    return batches
-
-
-def _sizes(box: BaseMailBox, uids: Sequence[int]) -> dict[int, int]:
-    """RFC822.SIZE by UID (one command for the folder; bounds what a batch holds in memory)."""
-    response = box.client.uid("FETCH", _uid_set(uids), "(RFC822.SIZE)")
-    check_command_status(response, MailboxFetchError)
-    sizes: dict[int, int] = {}
-    for line in response[1]:
-        text = line.decode("ascii", "replace") if isinstance(line, bytes) else ""
-        uid, size = _UID_IN_FETCH.search(text), _SIZE_IN_FETCH.search(text)
-        if uid and size:
-            sizes[int(uid.group(1))] = int(size.group(1))
-    return sizes
-
-
-def _uid_set(uids: Sequence[int]) -> str:
-    """An IMAP UID set with runs collapsed: ``1:3,7,9:10``."""
-    ranges: list[list[int]] = []
-    for uid in sorted(uids):
-        if ranges and uid == ranges[-1][1] + 1:
-            ranges[-1][1] = uid
-        else:
-            ranges.append([uid, uid])
-    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in ranges)
-
-
-def _readable(box: BaseMailBox, timeout: float) -> bool:
-    sock = box.client.sock
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
-    return bool(select.select([sock], [], [], timeout)[0])
-
-
-def _new_mail(line: bytes) -> bool:
-    """Whether an IDLE response line announces mail; a closed connection raises."""
-    if not line:
-        raise ConnectionError("the IMAP server closed the connection")
-    if line.startswith(b"* BYE"):
-        raise ConnectionError(f"the IMAP server said {line.strip().decode('ascii', 'replace')}")
-    return line.rstrip().endswith(b"EXISTS")
-
-
-def _close(box: BaseMailBox) -> None:
-    """Log out, or at least drop the connection; errors here change nothing."""
-    with contextlib.suppress(*_NETWORK_ERRORS):
-        box.logout()
-        return
-    with contextlib.suppress(*_NETWORK_ERRORS):
-        box.client.shutdown()

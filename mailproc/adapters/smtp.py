@@ -30,7 +30,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
 from mailproc.adapters.groupcommit import GroupCommitter
-from mailproc.config import ListenerSettings, split_host_port
+from mailproc.config_transport import ListenerSettings, split_host_port
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import not_mail_reason
 from mailproc.errors import TransientError

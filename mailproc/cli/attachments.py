@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from mailproc.cli.context import current_app
-from mailproc.cli.errors import EX_CANTCREAT, EX_DATAERR, fail, handles_errors
+from mailproc.cli.errors import CannotCreateError
+from mailproc.errors import NotFoundError
 from mailproc.store.db import transaction
 from mailproc.tickets import views
 
@@ -28,7 +29,6 @@ def attachments() -> None:
     show_default=True,
     help="Directory to write them to (created if needed).",
 )
-@handles_errors
 def attachments_get(number: int, name: str | None, out_dir: Path) -> None:
     """Write ticket NUMBER's attachments (or only those named NAME) to a directory.
 
@@ -37,11 +37,11 @@ def attachments_get(number: int, name: str | None, out_dir: Path) -> None:
     with transaction(current_app().sessions, commit=False) as session:
         found = views.ticket_attachments(session, number)
     if found is None:
-        fail(f"no ticket #{number}", EX_DATAERR)
+        raise NotFoundError(f"no ticket #{number}")
     wanted = [(f, data) for f, data in found if name is None or f == name]
     if not wanted:
         names = ", ".join(dict.fromkeys(f for f, _ in found)) or "none"
-        fail(f"ticket #{number} has no attachment {name or ''} (stored: {names})", EX_DATAERR)
+        raise NotFoundError(f"ticket #{number} has no attachment {name or ''} (stored: {names})")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for filename, data in wanted:
@@ -50,7 +50,7 @@ def attachments_get(number: int, name: str | None, out_dir: Path) -> None:
                 handle.write(data)
             click.echo(f"{path} ({len(data)} bytes)")
     except OSError as error:
-        fail(f"cannot write to {out_dir}: {error}", EX_CANTCREAT)
+        raise CannotCreateError(f"cannot write to {out_dir}: {error}") from error
 
 
 def _free_path(directory: Path, filename: str) -> Path:

@@ -7,29 +7,22 @@ from pathlib import Path
 import click
 
 from mailproc.cli.context import current_app, echo_json, parse_time
-from mailproc.cli.errors import EX_DATAERR, fail, handles_errors
-from mailproc.errors import PermanentError
+from mailproc.cli.errors import InputPath
 from mailproc.tickets import views
 
 
 @click.command("classify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=InputPath())
 @click.option("--customer", "customer_id", type=int, help="Time it for this customer id.")
 @click.option("--received", help="Receipt time (ISO; default now, UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@handles_errors
 def classify_command(
     file: Path, customer_id: int | None, received: str | None, as_json: bool
 ) -> None:
     """Print the priority, rules, error codes and due times of FILE.eml; store nothing."""
     app = current_app()
     received_at = parse_time(received) or app.clock.now()
-    try:
-        prepared, customer, assessment = app.assess_message(
-            file.read_bytes(), customer_id, received_at
-        )
-    except PermanentError as error:
-        fail(str(error), EX_DATAERR)
+    prepared, customer, assessment = app.assess_message(file.read_bytes(), customer_id, received_at)
     found, deadlines = assessment.classification, assessment.deadlines
     zone = views.zone_of(customer.timezone if customer else "UTC")
     result = {

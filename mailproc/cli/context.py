@@ -4,27 +4,40 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from mailproc.app import App
-from mailproc.config import load_settings
+from mailproc.config import ConfigError, load_settings
 from mailproc.processing.context import OutcomeAction, ProcessSummary
 from mailproc.resources import resource_path
+from mailproc.store.db import missing_sqlite_file
 
 
 class Context:
-    """Lazily opened App for the chosen config file."""
+    """Lazily opened App for the chosen config file.
+
+    Only ``init`` sets ``creates_database``: every other command finds a missing SQLite
+    file a configuration error and creates nothing.
+    """
 
     def __init__(self, config: str | None) -> None:
         self.config = config
+        self.creates_database = False
         self._app: App | None = None
 
     @property
     def app(self) -> App:
         if self._app is None:
-            self._app = App(load_settings(self.config))
+            settings = load_settings(self.config)
+            missing = missing_sqlite_file(settings.database.url)
+            if missing is not None and not self.creates_database:
+                raise ConfigError(f"no database here ({missing}): run `mailproc init`")
+            self._app = App(settings)
         return self._app
 
     def close(self) -> None:
@@ -60,6 +73,31 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed
 
 
+@contextmanager
+def progress(label: str, length: int | None) -> Iterator[Callable[[int], None]]:
+    """Progress on stderr when it is a terminal (a bar, or a count when ``length`` is
+    unknown); silent elsewhere, where the command's summary line is all there is."""
+    if not sys.stderr.isatty():
+        yield lambda _done: None
+        return
+    if length is not None:
+        with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+            yield bar.update
+        return
+    done = 0
+
+    def count(more: int) -> None:
+        nonlocal done
+        done += more
+        click.echo(f"\r{label}: {done}", nl=False, err=True)
+
+    try:
+        yield count
+    finally:
+        if done:
+            click.echo(err=True)
+
+
 def print_processing(summary: ProcessSummary) -> None:
     """One line of processing counts, then each quarantined message on stderr."""
     count = summary.count
@@ -80,9 +118,10 @@ def sample_customers_text() -> str:
 
 def print_import(report: Any) -> None:
     """The counts of a customer import, then each rejected line on stderr."""
+    kept = f", kept {report.kept}" if report.kept else ""
+    rejected = len({error.line for error in report.errors if error.rejected})
     click.echo(
-        f"customers: created {report.created}, updated {report.updated}, "
-        f"rejected {len(report.errors)}"
+        f"customers: created {report.created}, updated {report.updated}{kept}, rejected {rejected}"
     )
     if report.tickets_recomputed:
         click.echo(f"plan changes re-timed {report.tickets_recomputed} open ticket(s)")

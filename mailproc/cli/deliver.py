@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Final
@@ -11,10 +12,13 @@ from typing import Final
 import click
 
 from mailproc.app import App
-from mailproc.cli.context import current_app
-from mailproc.cli.errors import handles_errors
+from mailproc.cli.context import current_app, parse_time
+from mailproc.cli.errors import EX_TEMPFAIL
+from mailproc.clock import Clock, FixedClock
 from mailproc.errors import TransientError
+from mailproc.outbound.attempts import due_mails
 from mailproc.outbound.deliver import DeliverySummary, deliver_all_due, deliver_due
+from mailproc.store.db import transaction
 from mailproc.supervisor import check_database
 
 log = logging.getLogger(__name__)
@@ -24,19 +28,40 @@ IDLE_SLEEP_S: Final = 2.0
 
 @click.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-@handles_errors
-def deliver(once: bool) -> None:
+@click.option(
+    "--now",
+    "now_text",
+    help="With --once: deliver what is due at this ISO time (a rehearsal of `sla check --now`).",
+)
+@click.option("--dry-run", is_flag=True, help="With --once: list what is due; send nothing.")
+def deliver(once: bool, now_text: str | None, dry_run: bool) -> None:
     """Send queued mail through [relay] url (smtp://, smtps:// or maildir:), with retries.
 
     Without --once, keep delivering until SIGINT or SIGTERM, printing a line per round that
-    did something. Exit codes: 0 done, 75 database unavailable, 78 bad config or old schema.
+    did something. Exit codes: 0 done, 75 database unavailable or mail left due (the relay
+    refused or deferred it), 78 bad config or old schema.
     """
+    now = parse_time(now_text)
+    if (now is not None or dry_run) and not once:
+        raise click.UsageError("--now and --dry-run go with --once")
     app = current_app()
     check_database(app)
-    if once:
-        click.echo(str(deliver_all_due(app.sessions, app.settings, app.clock)))
-    else:
+    if not once:
         _deliver_until_stopped(app)
+        return
+    clock: Clock = FixedClock(now) if now is not None else app.clock
+    if dry_run:
+        with transaction(app.sessions, commit=False) as session:
+            due = due_mails(session, clock.now())
+        for line in due:
+            click.echo(f"would send: {line}")
+        click.echo(f"dry run at {clock.now().isoformat()}: {len(due)} mail(s) due")
+        return
+    summary = deliver_all_due(app.sessions, app.settings, clock)
+    click.echo(str(summary))
+    if summary.retried or summary.skipped:
+        click.echo("mailproc: mail is left due: the relay refused or deferred it", err=True)
+        sys.exit(EX_TEMPFAIL)
 
 
 def _deliver_until_stopped(app: App) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from mailproc.cli.context import current_app, parse_time, print_processing
-from mailproc.cli.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, fail, handles_errors
-from mailproc.errors import TransientError
+from mailproc.cli.context import current_app, parse_time, print_processing, progress
+from mailproc.cli.errors import EX_DATAERR, NoInputError
+from mailproc.errors import NotFoundError, TransientError
 from mailproc.intake.sources import RawInput, read_path, read_stdin
 from mailproc.processing.replay import ReplaySelection
 from mailproc.resources import resource_path
@@ -20,7 +20,6 @@ from mailproc.resources import resource_path
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--no-process", is_flag=True, help="Only store; leave processing to the worker.")
 @click.option("--sample", is_flag=True, help="Ingest the shipped sample support mails.")
-@handles_errors
 def ingest(paths: tuple[Path, ...], no_process: bool, sample: bool) -> None:
     """Store mail from .eml files, Maildirs, mbox files or stdin (`-` or no PATH).
 
@@ -31,9 +30,10 @@ def ingest(paths: tuple[Path, ...], no_process: bool, sample: bool) -> None:
         paths = (*paths, resource_path("data") / "sample_mail")
     missing = [p for p in paths if str(p) != "-" and not p.exists()]
     if missing:
-        fail(f"no such file or folder: {missing[0]}", EX_NOINPUT)
+        raise NoInputError(f"no such file or folder: {missing[0]}")
     app = current_app()
-    report = app.ingest(_inputs(paths), processing_follows=not no_process)
+    with progress("storing", None) as stored:
+        report = app.ingest(_inputs(paths), stored, processing_follows=not no_process)
     click.echo(
         f"stored {report.stored}, duplicates {report.duplicates}, "
         f"Message-ID conflicts {report.message_id_conflicts}, "
@@ -62,7 +62,6 @@ def _inputs(paths: tuple[Path, ...]) -> Iterator[RawInput]:
 
 
 @click.command()
-@handles_errors
 def process() -> None:
     """Process every pending message into tickets (quarantining failures)."""
     print_processing(current_app().process())
@@ -75,7 +74,6 @@ def process() -> None:
 @click.option("--since", help="Messages received since this ISO date or date-time (UTC).")
 @click.option("--quarantined", is_flag=True, help="Every quarantined message.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@handles_errors
 def replay(
     everything: bool,
     ticket_number: int | None,
@@ -88,14 +86,20 @@ def replay(
     selection = ReplaySelection(
         everything, ticket_number, message_id, parse_time(since), quarantined
     )
-    if selection.is_empty():
-        fail(
-            "say what to replay: --all, --ticket, --message-id, --since or --quarantined", EX_USAGE
+    chosen = sum(map(bool, (everything, ticket_number, message_id, since, quarantined)))
+    if chosen != 1:
+        raise click.UsageError(
+            f"{'choose one' if chosen else 'say what to replay'}: "
+            "--all, --ticket, --message-id, --since or --quarantined"
         )
     app = current_app()
     ids = app.replay_ids(selection)
-    with click.progressbar(length=len(ids), label="replaying", file=sys.stderr) as bar:
-        results = app.replay(ids, dry_run=dry_run, progress=bar.update)
+    if not ids and (ticket_number or message_id):
+        raise NotFoundError(
+            f"no ticket #{ticket_number}" if ticket_number else f"no message <{message_id}>"
+        )
+    with progress("replaying", len(ids)) as replayed:
+        results = app.replay(ids, dry_run=dry_run, progress=replayed)
     prefix = "would be " if dry_run else ""
     for result in results:
         if result.action != "unchanged":

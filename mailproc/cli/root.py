@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import click
@@ -13,9 +14,12 @@ from mailproc.cli.context import Context
 from mailproc.cli.customers import customers
 from mailproc.cli.db import db
 from mailproc.cli.deliver import deliver
+from mailproc.cli.doctor import doctor
+from mailproc.cli.errors import MailprocGroup
 from mailproc.cli.inbound import inbound, quarantine
 from mailproc.cli.ingest import ingest, process, replay
 from mailproc.cli.init import init
+from mailproc.cli.kb import kb
 from mailproc.cli.serve import poll, serve, worker
 from mailproc.cli.sla import incidents, sla
 from mailproc.cli.templates import templates
@@ -23,7 +27,7 @@ from mailproc.cli.tickets import tickets
 from mailproc.runtime import tune_gc
 
 
-@click.group()
+@click.group(cls=MailprocGroup)
 @click.version_option(__version__, prog_name="mailproc")
 @click.option(
     "--config",
@@ -65,10 +69,24 @@ for command in (
     poll,
     worker,
     deliver,
+    doctor,
     sla,
     incidents,
+    kb,
 ):
     cli.add_command(command)
+
+
+def _whole_summaries(group: click.Group) -> None:
+    """Command lists show each command's first paragraph whole, wrapped, never cut short."""
+    for command in group.commands.values():
+        if command.short_help is None and command.help:
+            command.short_help = inspect.cleandoc(command.help).split("\n\n")[0]
+        if isinstance(command, click.Group):
+            _whole_summaries(command)
+
+
+_whole_summaries(cli)
 
 
 def main() -> None:

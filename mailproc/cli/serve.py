@@ -13,8 +13,7 @@ from mailproc.adapters import lease
 from mailproc.adapters.imap import MailboxPoller
 from mailproc.app import App
 from mailproc.cli.context import current_app, print_processing
-from mailproc.cli.errors import handles_errors
-from mailproc.config import ListenerSettings, split_host_port
+from mailproc.config_transport import ListenerSettings, split_host_port
 from mailproc.supervisor import (
     Components,
     StartupError,
@@ -50,7 +49,6 @@ def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None
     "--protocol", type=click.Choice(["smtp", "lmtp"]), help="Override [listener] protocol."
 )
 @click.pass_context
-@handles_errors
 def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
     """Run the listener, IMAP pollers, worker and scheduler until SIGTERM or SIGINT."""
     app = _daemon_app(ctx)
@@ -77,7 +75,6 @@ def serve(ctx: click.Context, listen: str | None, protocol: str | None) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="One pass over every mailbox, then exit.")
 @click.pass_context
-@handles_errors
 def poll(ctx: click.Context, once: bool) -> None:
     """Fetch mail from the configured IMAP mailboxes (IDLE until SIGTERM unless --once).
 
@@ -105,7 +102,7 @@ def poll(ctx: click.Context, once: bool) -> None:
         else:
             click.echo(
                 f"{mailbox.name}: stored {result.stored}, duplicates {result.duplicates}, "
-                f"resumed {result.resumed}"
+                f"resumed {result.resumed}, not mail (set aside) {result.rejected}"
             )
     if failed:
         sys.exit(os.EX_TEMPFAIL)
@@ -114,7 +111,6 @@ def poll(ctx: click.Context, once: bool) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Process what is pending, then exit.")
 @click.pass_context
-@handles_errors
 def worker(ctx: click.Context, once: bool) -> None:
     """Process pending mail only (scale-out: run as many as needed on PostgreSQL)."""
     app = _daemon_app(ctx)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from mailproc.cli.context import current_app, echo_json, parse_time
-from mailproc.cli.errors import EX_DATAERR, fail, handles_errors
+from mailproc.errors import NotFoundError
 from mailproc.store.db import transaction
 from mailproc.store.models import Incident
 from mailproc.tickets import views
@@ -19,15 +21,20 @@ def sla() -> None:
 @sla.command("check")
 @click.option("--now", "now_text", help="Run as of this ISO time (default: now, UTC).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
-@handles_errors
-def sla_check(now_text: str | None, dry_run: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def sla_check(now_text: str | None, dry_run: bool, as_json: bool) -> None:
     """Send what falls due: breach apologies and alerts, escalations, surveys, incidents.
 
     Made for cron (and run by `serve` on its tick); overlapping runs send nothing twice.
+    Mail queued by a run with --now T in the future is due at T: `deliver --once --now T`
+    sends it (or rehearse with --dry-run, which queues nothing).
     """
     app = current_app()
     now = parse_time(now_text) or app.clock.now()
     summary = app.check(now, dry_run=dry_run)
+    if as_json:
+        echo_json({"now": now.isoformat(), "dry_run": dry_run, **dataclasses.asdict(summary)})
+        return
     for line in summary.lines():
         click.echo(("would: " if dry_run else "") + line)
     click.echo(
@@ -45,7 +52,6 @@ def incidents() -> None:
 
 @incidents.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@handles_errors
 def incidents_list(as_json: bool) -> None:
     """List incidents with their tickets."""
     with transaction(current_app().sessions, commit=False) as session:
@@ -64,14 +70,13 @@ def incidents_list(as_json: bool) -> None:
 @incidents.command("resolve")
 @click.argument("incident_id", type=int)
 @click.option("--summary", default="", help="What was fixed (sent to every customer).")
-@handles_errors
 def incidents_resolve(incident_id: int, summary: str) -> None:
     """Resolve an incident: its tickets are resolved and every customer is updated."""
     app = current_app()
     with transaction(app.sessions) as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
-            fail(f"no incident {incident_id}", EX_DATAERR)
+            raise NotFoundError(f"no incident {incident_id}")
         numbers = app.workflows().resolve_incident(session, incident, summary, app.clock.now())
     click.echo(
         f"incident {incident_id} resolved; customers of tickets "

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, cast
 
 import click
 
 from mailproc.cli.context import current_app
+from mailproc.cli.errors import EX_DATAERR
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
+from mailproc.errors import NotFoundError, PermanentError
 from mailproc.outbound.contexts import TEMPLATES, TemplateContext
 from mailproc.outbound.render import Renderer, RenderError
 from mailproc.outbound.samples import SAMPLES, check_templates
@@ -50,7 +53,7 @@ def render_command(
     try:
         mail = renderer.render(context, locale)
     except RenderError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise PermanentError(str(exc)) from exc
     if part == "subject":
         click.echo(mail.subject)
     elif part == "html":
@@ -68,7 +71,7 @@ def _with_ticket(
     with transaction(app.sessions, commit=False) as session:
         ticket = ticket_by_number(session, number)
         if ticket is None:
-            raise click.ClickException(f"no ticket #{number}")
+            raise NotFoundError(f"no ticket #{number}")
         customer = to_core_customer(ticket.customer) if ticket.customer is not None else None
         names = {field.name for field in dataclasses.fields(sample)}
         facts: dict[str, object] = {}
@@ -82,10 +85,10 @@ def _with_ticket(
 @templates.command("check")
 @click.pass_context
 def check_command(ctx: click.Context) -> None:
-    """Render every template in every locale; exit 1 and list the problems if any."""
+    """Render every template in every locale; list the problems if any (exit 65)."""
     problems = check_templates(_renderer(ctx))
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
-        raise click.exceptions.Exit(1)
+        sys.exit(EX_DATAERR)
     click.echo(f"{len(TEMPLATES)} templates x {len(SUPPORTED_LOCALES)} locales: no problems")

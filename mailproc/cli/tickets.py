@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from mailproc.cli.context import current_app, echo_json
-from mailproc.cli.errors import EX_DATAERR, fail, handles_errors
 from mailproc.core.model import Priority
+from mailproc.errors import NotFoundError
 from mailproc.store import repo
 from mailproc.store.db import transaction
 from mailproc.tickets import views
@@ -21,7 +21,6 @@ def tickets() -> None:
 @tickets.command("list")
 @click.option("--status", type=click.Choice(["new", "open", "waiting", "resolved", "closed"]))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@handles_errors
 def tickets_list(status: str | None, as_json: bool) -> None:
     """List tickets, newest first."""
     with transaction(current_app().sessions, commit=False) as session:
@@ -46,13 +45,12 @@ def tickets_list(status: str | None, as_json: bool) -> None:
 @tickets.command("show")
 @click.argument("number", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@handles_errors
 def tickets_show(number: int, as_json: bool) -> None:
     """Show one ticket with its messages and event log."""
     with transaction(current_app().sessions, commit=False) as session:
         detail = views.ticket_detail(session, number)
     if detail is None:
-        fail(f"no ticket #{number}", EX_DATAERR)
+        raise NotFoundError(f"no ticket #{number}")
     if as_json:
         echo_json(detail)
         return
@@ -104,7 +102,6 @@ def tickets_show(number: int, as_json: bool) -> None:
 @tickets.command("priority")
 @click.argument("number", type=int)
 @click.argument("priority", type=click.Choice(["P0", "P1", "P2", "P3"]))
-@handles_errors
 def tickets_priority(number: int, priority: str) -> None:
     """Change a ticket's priority; its due times are recomputed and the change is logged."""
     app = current_app()
@@ -112,7 +109,7 @@ def tickets_priority(number: int, priority: str) -> None:
     with transaction(app.sessions) as session:
         ticket = repo.ticket_by_number(session, number)
         if ticket is None:
-            fail(f"no ticket #{number}", EX_DATAERR)
+            raise NotFoundError(f"no ticket #{number}")
         changed = change_priority(
             session, ticket, Priority(priority), policy, app.clock.now(), "an admin (CLI)"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
@@ -52,3 +53,38 @@ def normalize_address(address: str) -> str | None:
     if normalized_domain is None:
         return None
     return f"{local}@{normalized_domain}"
+
+
+_ANGLE = re.compile(r"<([^<>]*)>")
+_AROUND_PUNCT = re.compile(r"\s*([.@])\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class Salvaged:
+    """An address read out of a malformed header value, in canonical form."""
+
+    addr: str
+
+
+def salvage_address(text: str) -> Salvaged | None:
+    """The one mailbox a malformed address value names, when there is exactly one.
+
+    ``"X" <a@b.com.>`` gives a@b.com, ``Test test@example.com`` test@example.com, and
+    ``<john . smith @ example.com>`` (obsolete spacing) john.smith@example.com. Two
+    candidates, or a local part with a space inside a word run, give None: a guess would
+    pick someone's address.
+    """
+    if has_forbidden_chars(text):
+        return None
+    brackets = _ANGLE.findall(text)
+    if len(brackets) > 1:
+        return None
+    if brackets:
+        candidates = [_AROUND_PUNCT.sub(r"\1", brackets[0].strip())]
+    else:
+        tokens = _AROUND_PUNCT.sub(r"\1", text).replace(",", " ").split()
+        candidates = [t.strip("\"'()[];:") for t in tokens if "@" in t]
+    if len(candidates) != 1:
+        return None
+    address = normalize_address(candidates[0])
+    return Salvaged(address) if address else None

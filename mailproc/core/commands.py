@@ -14,6 +14,7 @@
 # Roles. Every staff role may use #status, #priority (P0 included: an outage must not wait
 # for a manager), #note, #assign and #escalate. #refund approve or deny needs the level the
 # refund case requires (refunds.required_level): whoever may grant a refund may refuse it.
+# #kb draft and update: any staff role; #kb publish and reject: managers (core.kb).
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from mailproc.core.identity import Agent, AgentRole
+from mailproc.core.kb import KB_USAGE, REVIEWER_ROLES, KbAction, KbCommand, parse_kb
 from mailproc.core.model import Priority, TicketStatus
 from mailproc.core.refunds import (
     DEFAULT_REFUND_POLICY,
@@ -48,6 +50,7 @@ class CommandName(StrEnum):
     NOTE = "note"
     REFUND = "refund"
     ASSIGN = "assign"
+    KB = "kb"
 
 
 USAGE: Mapping[CommandName, str] = MappingProxyType(
@@ -58,6 +61,7 @@ USAGE: Mapping[CommandName, str] = MappingProxyType(
         CommandName.NOTE: "#note TEXT (up to the next blank line)",
         CommandName.REFUND: "#refund approve AMOUNT | #refund deny REASON",
         CommandName.ASSIGN: "#assign NAME",
+        CommandName.KB: KB_USAGE,
     }
 )
 # Which roles may use each command; refunds are further limited by the case's level.
@@ -70,6 +74,7 @@ COMMAND_ROLES: Mapping[CommandName, frozenset[AgentRole]] = MappingProxyType(
                 CommandName.ESCALATE,
                 CommandName.NOTE,
                 CommandName.ASSIGN,
+                CommandName.KB,
             ),
             frozenset(AgentRole),
         ),
@@ -84,7 +89,13 @@ ESCALATION_TEAMS = (
 )
 _SETTABLE_STATUSES = tuple(status for status in TicketStatus if status is not TicketStatus.NEW)
 _ONCE = frozenset(
-    {CommandName.STATUS, CommandName.PRIORITY, CommandName.REFUND, CommandName.ASSIGN}
+    {
+        CommandName.STATUS,
+        CommandName.PRIORITY,
+        CommandName.REFUND,
+        CommandName.ASSIGN,
+        CommandName.KB,
+    }
 )
 _COMMAND = re.compile(r"\s*#([A-Za-z]\w*)(?![\w-])\s*:?(.*)")
 _KNOWN = re.compile(rf"\s*#(?:{'|'.join(CommandName)})(?![\w-])", re.IGNORECASE)
@@ -158,6 +169,7 @@ Command = (
     | RefundApproveCommand
     | RefundDenyCommand
     | AssignCommand
+    | KbCommand
 )
 
 
@@ -193,6 +205,7 @@ _NAMES: Mapping[type[Command], CommandName] = MappingProxyType(
         RefundApproveCommand: CommandName.REFUND,
         RefundDenyCommand: CommandName.REFUND,
         AssignCommand: CommandName.ASSIGN,
+        KbCommand: CommandName.KB,
     }
 )
 
@@ -254,6 +267,10 @@ def authorize(
     if not agent.roles & COMMAND_ROLES[name]:
         roles = ", ".join(sorted(agent.roles)) or "no role"
         return Decision(False, f"{agent.name} ({roles}) may not use #{name}")
+    if isinstance(command, KbCommand) and command.action in (KbAction.PUBLISH, KbAction.REJECT):
+        if agent.roles & REVIEWER_ROLES:
+            return Decision(True, f"{agent.name} may review knowledge-base articles")
+        return Decision(False, f"only a Support Manager may {command.action} an article")
     if not isinstance(command, RefundApproveCommand | RefundDenyCommand):
         return Decision(True, f"{agent.name} may use #{name}")
     if refund_case is None:
@@ -318,6 +335,9 @@ def _parse_one(source: str, written: str, argument: str) -> Command | CommandErr
             return AssignCommand(source, argument)
         case CommandName.REFUND:
             return _refund(source, first.lower(), rest, usage)
+        case CommandName.KB:
+            parsed = parse_kb(source, argument)
+            return CommandError(source, parsed, usage) if isinstance(parsed, str) else parsed
 
 
 def _refund(source: str, action: str, rest: str, usage: str) -> Command | CommandError:

@@ -74,16 +74,31 @@ class DetectPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """The kind of an inbound mail, the evidence for it, and bounce details for bounces."""
+    """The kind of an inbound mail, the evidence for it, and bounce details for bounces.
+
+    ``borderline`` is True when subject wording alone (no RFC 3834 header, no auto-reply
+    body) made the verdict: the mail should open a ticket flagged for review when its
+    sender is a known customer (see for_known_sender), and never gets an automatic reply.
+    """
 
     kind: MailKind
     reasons: tuple[str, ...]
     bounce: BounceDetails | None = None
+    borderline: bool = False
 
     @property
     def may_auto_reply(self) -> bool:
-        """True only for mail a person wrote."""
-        return self.kind is MailKind.HUMAN
+        """True only for mail a person surely wrote."""
+        return self.kind is MailKind.HUMAN and not self.borderline
+
+
+def for_known_sender(detection: Detection) -> Detection:
+    """The verdict once the sender is known to be a customer: an auto-reply on subject wording
+    alone becomes a person's mail, to be ticketed and flagged for review."""
+    if not detection.borderline or detection.kind is not MailKind.AUTO_REPLY:
+        return detection
+    note = "sender is a known customer: subject wording alone is not automatic mail; review"
+    return Detection(MailKind.HUMAN, (*detection.reasons, note), borderline=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,25 @@ _OOF_SUBJECT = re.compile(
     r"|de\s+vacaciones|en\s+cong[ée]s?|nicht\s+im\s+b[üu]ro|im\s+urlaub|abwesend)",
     re.IGNORECASE,
 )
+# What follows the phrase in an auto-responder's subject: a colon, "until …", or nothing.
+_OOF_ENDING = re.compile(
+    r"\s*(?:$|:|[-–(]?\s*(?:until|till|through|from|back|returning|hasta|desde|del|jusqu|du\b"
+    r"|au\b|bis|vom|ab\b|zur[üu]ck|\d))",
+    re.IGNORECASE,
+)
+# Auto-responder wording in the body (en/es/fr/de), looked for when the subject hints at one.
+_AUTO_BODY = re.compile(
+    r"\b(?:(?:i\s+am|i'm|i\s+will\s+be)\s+(?:currently\s+)?(?:out\s+of\s+(?:the\s+)?office"
+    r"|away|on\s+(?:vacation|holiday|leave|annual\s+leave))|limited\s+access\s+to\s+(?:my\s+)?"
+    r"e-?mail|(?:will|shall)\s+(?:be\s+back|return)\s+(?:on|to\s+the\s+office)|this\s+is\s+an"
+    r"\s+automat(?:ic|ed)\s+(?:reply|response|message)|estoy\s+(?:fuera\s+de\s+la\s+oficina"
+    r"|de\s+vacaciones)|acceso\s+limitado|je\s+suis\s+(?:actuellement\s+)?(?:absente?|en\s+cong[ée]s?)"
+    r"|ceci\s+est\s+une\s+r[ée]ponse\s+automatique|ich\s+bin\s+(?:bis|vom|ab|derzeit|zurzeit"
+    r"|nicht\s+im\s+b[üu]ro|im\s+urlaub)|diese\s+nachricht\s+wurde\s+automatisch)",
+    re.IGNORECASE,
+)
+_MAX_BODY_SCAN = 2000
+_SUBJECT_ONLY = "subject wording only (no RFC 3834 header, no auto-reply body): borderline"
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Response-Suppress")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _NO_REPLY = re.compile(r"^(?:no-?reply|do-?not-?reply|noreply-[\w.-]+)$|-noreply$", re.IGNORECASE)
@@ -163,18 +197,26 @@ def detect(
     types = frozenset(part.get_content_type() for part in _parts(message))
     strong, weak = _bounce_evidence(message, types, envelope_sender)
     automatic = _auto_reply_reasons(message, types)
-    if strong or (weak and not automatic):
+    wording = _oof_subject(message.subject)
+    subject = (f"out-of-office subject {message.subject[:80]!r}",) if wording else ()
+    if strong or (weak and not (automatic or subject)):
         details = bounce_details(message, policy.reply_scheme)
         if strong or details.failed:
             found = f"{len(details.failed)} failed recipient(s) found"
             return Detection(MailKind.BOUNCE, (*strong, *weak, found), details)
-    if automatic:
-        return Detection(MailKind.AUTO_REPLY, automatic)
+    body = _AUTO_BODY.search(message.body_text[:_MAX_BODY_SCAN]) if wording else None
+    if automatic or body:
+        found_body = (f"auto-reply wording in the body ({body[0][:60]!r})",) if body else ()
+        return Detection(MailKind.AUTO_REPLY, (*automatic, *subject, *found_body))
+    if wording == "strong":
+        return Detection(MailKind.AUTO_REPLY, (*subject, _SUBJECT_ONLY), borderline=True)
     bulk = _bulk_reasons(message)
     if bulk:
-        return Detection(MailKind.BULK, bulk)
+        return Detection(MailKind.BULK, bulk, borderline=bool(wording))
     if _is_null(_return_path(message, envelope_sender)):
         return Detection(MailKind.AUTO_REPLY, ("null return path: automatic mail (RFC 3834)",))
+    if wording:
+        return Detection(MailKind.HUMAN, (*subject, _SUBJECT_ONLY), borderline=True)
     return Detection(MailKind.HUMAN, ("no automatic-mail signal",))
 
 
@@ -268,10 +310,18 @@ def _auto_reply_reasons(message: ParsedMessage, types: frozenset[str]) -> tuple[
         reasons.append("X-POST-MessageClass: autoresponder")
     if "message/disposition-notification" in types:
         reasons.append("read receipt (message disposition notification)")
-    subject = message.subject
-    if not _REPLY_PREFIX.match(subject) and _OOF_SUBJECT.search(subject):
-        reasons.append(f"out-of-office subject {subject[:80]!r}")
     return tuple(reasons)
+
+
+def _oof_subject(subject: str) -> str | None:
+    """ "strong" for an out-of-office subject as auto-responders write it (the phrase then a
+    colon, "until …", or nothing more), "weak" for the wording inside other text, else None."""
+    if _REPLY_PREFIX.match(subject):
+        return None
+    match = _OOF_SUBJECT.search(subject)
+    if match is None:
+        return None
+    return "strong" if _OOF_ENDING.match(subject, match.end()) else "weak"
 
 
 def _bulk_reasons(message: ParsedMessage) -> tuple[str, ...]:

@@ -68,6 +68,13 @@ class EventKind(StrEnum):
     SURVEY_ANSWERED = "survey.answered"
     INCIDENT_LINKED = "incident.linked"
     INCIDENT_RESOLVED = "incident.resolved"
+    # knowledge base (§9)
+    KB_RECURRING = "kb.recurring"
+    KB_DRAFTED = "kb.drafted"
+    KB_UPDATED = "kb.updated"
+    KB_PUBLISHED = "kb.published"
+    KB_REJECTED = "kb.rejected"
+    KB_COMMANDS_REFUSED = "kb.commands_refused"
     # delivery
     OUTBOUND_SENT = "outbound.sent"
     OUTBOUND_RETRY = "outbound.retry"

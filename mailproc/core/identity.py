@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from enum import StrEnum
 from functools import lru_cache
 
@@ -179,21 +180,35 @@ def trusted_authentication(
     headers: Iterable[tuple[str, str]], authserv_id: str
 ) -> AuthenticationResults | None:
     """The topmost Authentication-Results header stamped by ``authserv_id``; others are ignored."""
+    found = stamped_by(headers, authserv_id)
+    return found[0] if found else None
+
+
+def stamped_by(headers: Iterable[tuple[str, str]], authserv_id: str) -> list[AuthenticationResults]:
+    """Every Authentication-Results header stamped by ``authserv_id``, topmost first."""
     wanted = authserv_id.lower()
+    found = []
     for name, value in headers:
         if name.lower() == "authentication-results":
             parsed = parse_authentication_results(value)
             if parsed is not None and parsed.authserv_id == wanted:
-                return parsed
-    return None
+                found.append(parsed)
+    return found
 
 
 def authenticated_for(results: AuthenticationResults, from_domain: str) -> str | None:
-    """Why mail from ``from_domain`` counts as authenticated: a DMARC verdict when there is
-    one, otherwise a DKIM or SPF pass aligned with the From domain."""
-    dmarc = [r.result for r in results.results if r.method == "dmarc"]
+    """Why mail from ``from_domain`` counts as authenticated: a DMARC pass for that very
+    domain, or a DKIM or SPF pass aligned with it. A DMARC result for another domain, or any
+    DMARC result but a pass, never authenticates."""
+    dmarc = [r for r in results.results if r.method == "dmarc"]
     if dmarc:
-        return "dmarc=pass" if dmarc[0] == "pass" else None
+        if dmarc[0].result != "pass":
+            return None
+        checked = normalize_domain(dmarc[0].prop("header.from") or "")
+        if checked == from_domain:
+            return f"dmarc=pass header.from={checked}"
+        if checked is not None:
+            return None  # a pass for another domain (a second From, a forged header)
     for result in results.results:
         if result.result != "pass":
             continue
@@ -268,13 +283,35 @@ def _agent_verdict(
     message: ParsedMessage, policy: IdentityPolicy, address: str
 ) -> tuple[bool, str]:
     """Whether mail from an agent address may be trusted, and why (or why not)."""
+    ambiguity = _author_ambiguity(message, address)
+    if ambiguity is not None:
+        return False, ambiguity
     if policy.trusted_authserv_id is None:
         return True, "trusted by address (no authserv-id configured)"
-    results = trusted_authentication(message.headers, policy.trusted_authserv_id)
-    if results is None:
+    stamped = stamped_by(message.headers, policy.trusted_authserv_id)
+    if not stamped:
         return False, f"no Authentication-Results from {policy.trusted_authserv_id}"
+    if len(stamped) > 1:
+        return False, f"{len(stamped)} Authentication-Results from {policy.trusted_authserv_id}"
+    results = stamped[0]
     why = authenticated_for(results, address.rpartition("@")[2])
     if why is None:
         seen = ", ".join(f"{r.method}={r.result}" for r in results.results) or "no results"
         return False, f"authentication failed at {results.authserv_id} ({seen})"
     return True, f"authenticated by {results.authserv_id}: {why}"
+
+
+def _author_ambiguity(message: ParsedMessage, address: str) -> str | None:
+    """Why the author of this mail is ambiguous (several From or Sender headers, or a Sender
+    that is not the From address), else None."""
+    froms = message.header_values("From")
+    if len(froms) != 1:
+        return f"{len(froms)} From headers"
+    senders = message.header_values("Sender")
+    if len(senders) > 1:
+        return f"{len(senders)} Sender headers"
+    if senders:
+        _, sender = parseaddr(senders[0])
+        if normalize_address(sender) != address:
+            return "a Sender header names another address"
+    return None

@@ -122,3 +122,23 @@ def incident_alert(key: IdempotencyKey) -> str:
 def incident_resolved(incident: int, ticket: int) -> str:
     """A linked customer's notice that the incident is resolved."""
     return f"incident-resolved:{incident}:{ticket}"
+
+
+def kb_alert(key: str, month: str) -> str:
+    """The managers' alert that ``key`` is a recurring issue this month (§9.2.1)."""
+    return f"kb-alert:{key}:{month}"
+
+
+def kb_realert(key: str, month: str) -> str:
+    """The one reminder when the alerted key's article is not published in time (§9.2.4)."""
+    return f"kb-realert:{key}:{month}"
+
+
+def kb_mail(article: int, what: str, stamp: dt.datetime) -> str:
+    """A review request or a decision about an article revision, keyed by the command's time."""
+    return f"kb-{what}:{article}:{stamp.astimezone(dt.UTC).isoformat()}"
+
+
+def kb_command_error(sender: str, stamp: dt.datetime) -> str:
+    """The one error mail answering a refused #kb command mail."""
+    return f"kb-error:{sender}:{stamp.astimezone(dt.UTC).isoformat()}"

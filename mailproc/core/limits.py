@@ -1,4 +1,5 @@
-"""Size limits checked on raw bytes before any parsing: message, header block, MIME depth, parts."""
+"""Size limits checked on raw bytes before any parsing (message, header block, MIME depth,
+parts), and the understanding budget: how much body text is quote-split and classified."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class IntakeLimits:
     max_header_bytes: int = 256 * 1024
     max_mime_depth: int = 12
     max_parts: int = 250
+    max_understood_chars: int = 256 * 1024  # body text quote-split and classified in full
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,21 +9,21 @@ import hashlib
 import re
 import unicodedata
 from email import policy
+from email.feedparser import BytesFeedParser
 from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-from inscriptis import get_text
-from inscriptis.css_profiles import CSS_PROFILES
-from inscriptis.model.config import ParserConfig
-
+from mailproc.core.addresses import normalize_address, salvage_address
+from mailproc.core.charsets import detect_charset
+from mailproc.core.html_text import CONTROL_CHARS, html_to_text, tidy_text
 from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits
 from mailproc.core.model import Address, Attachment, ParsedMessage
-from mailproc.core.rawmail import bare_message_id
+from mailproc.core.rawmail import bare_message_id, header_start, split_header_block
 
 
 class MemoizingPolicy(EmailPolicy):
@@ -54,9 +54,6 @@ def _parse_header(name: str, value: str) -> Any:
 
 MEMOIZING_POLICY = MemoizingPolicy()
 _POLICY = MEMOIZING_POLICY
-_PARSER = BytesParser(policy=_POLICY)
-_HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HEADER_BREAKS = re.compile(r"[\r\n\x00]+")
 _BREAKS = re.compile(r"[\r\n]")
 _ANGLE_IDS = re.compile(r"<([^<>\s]{1,994})>")
@@ -64,8 +61,11 @@ _LANGUAGE_TAG = re.compile(r"^[a-z]{1,8}(?:-[a-z0-9]{1,8})*$")
 _BIDI_AND_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 _MAX_DEFECTS = 50
+_DETECT_SAMPLE = 64 * 1024  # bytes of an undeclared text part given to charset detection
 _MAX_IDS = 100
 _MAX_FILENAME = 150
+_EARLIEST_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LATEST_DATE = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
@@ -74,10 +74,13 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
     Raises LimitExceeded for a message that is too large or too deep to parse safely.
     """
     check_limits(raw, limits)
-    message = _PARSER.parsebytes(raw)
-    assert isinstance(message, EmailMessage)
+    start, junk = header_start(raw) or (0, 0)
+    message = _BoundedParser(limits).parse(raw[start:] if start else raw)
     defects: list[str] = []
-    headers = _decoded_headers(message, defects)
+    if junk:
+        defects.append(f"{junk} line(s) before the header block skipped")
+    charset = _header_charset(message, defects)
+    headers = _decoded_headers(message, defects, charset)
     body_part, body_text, body_source = _body(message, defects)
     attachments = _attachments(message, body_part, limits.max_mime_depth, defects)
     _collect_mime_defects(message, defects)
@@ -85,12 +88,12 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
         message_id=_message_id(message),
         in_reply_to=_id_list(_raw_header(message, "In-Reply-To")),
         references=_id_list(_raw_header(message, "References")),
-        from_=_addresses(message, "From", defects),
+        from_=_senders(message, defects, charset),
         to=_addresses(message, "To", defects),
         cc=_addresses(message, "Cc", defects),
         reply_to=_addresses(message, "Reply-To", defects),
         subject=_single_line(
-            _decode_words(_raw_value(message, "Subject") or "", "Subject", defects)
+            _decode_words(_raw_value(message, "Subject") or "", "Subject", defects), charset
         ),
         date=_date(message, defects),
         content_language=_languages(_raw_header(message, "Content-Language")),
@@ -104,21 +107,34 @@ def parse_message(raw: bytes, limits: IntakeLimits) -> ParsedMessage:
     )
 
 
-def html_to_text(html: str) -> str:
-    """Render HTML as plain text; scripts, styles and markup never reach the result."""
-    if not html.strip():
-        return ""
-    try:
-        text = get_text(html, _HTML_CONFIG)
-    except (ValueError, TypeError):  # lxml rejects some documents outright
-        text = re.sub(r"<[^>]*>", " ", html)
-    return _tidy(text)
+class _BoundedParser(BytesFeedParser):
+    """The stdlib parser, counting the parts and nesting depth as it splits them.
 
+    The raw-byte scan of ``check_limits`` is a cheap first look that a boundary written
+    another way (RFC 2231 continuations, odd quoting) escapes; this count cannot be escaped,
+    as it is the split itself. Parsing stops at the first part over a limit.
+    """
 
-def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    text = "\n".join(lines).strip("\n")
-    return re.sub(r"\n{3,}", "\n\n", _CONTROL.sub("", text))
+    def __init__(self, limits: IntakeLimits) -> None:
+        super().__init__(policy=_POLICY)
+        self._limits = limits
+        self._parts = 0
+
+    def parse(self, raw: bytes) -> EmailMessage:
+        """Parse ``raw``; raises LimitExceeded when it has too many or too deep parts."""
+        self.feed(raw)
+        message = self.close()
+        assert isinstance(message, EmailMessage)
+        return message
+
+    def _new_message(self) -> None:
+        self._parts += 1
+        if self._parts > self._limits.max_parts:
+            raise LimitExceeded(f"message has more than {self._limits.max_parts} MIME parts")
+        depth = len(self._msgstack)  # type: ignore[attr-defined]
+        if depth > self._limits.max_mime_depth:
+            raise LimitExceeded(f"MIME nesting depth exceeds {self._limits.max_mime_depth}")
+        super()._new_message()  # type: ignore[misc]
 
 
 def _raw_value(message: Message, name: str) -> str | None:
@@ -141,31 +157,68 @@ def _has_raw_8bit(value: str) -> bool:
     return False
 
 
-def clean_text(value: str) -> str:
-    """Undo surrogate escapes (raw 8-bit bytes in headers): UTF-8 if it fits, else cp1252."""
+def clean_text(value: str, charset: str | None = None) -> str:
+    """Undo surrogate escapes (raw 8-bit bytes in headers): UTF-8 if it fits, else
+    ``charset`` (the one detected for the message), else cp1252."""
     try:
         value.encode("utf-8")
         return value
     except UnicodeEncodeError:
         data = value.encode("utf-8", "surrogateescape")
+    for candidate in ("utf-8", charset):
+        if candidate:
+            try:
+                return data.decode(candidate)
+            except UnicodeDecodeError:
+                continue
+    return data.decode("cp1252", "replace")
+
+
+def _single_line(value: str, charset: str | None = None) -> str:
+    return _HEADER_BREAKS.sub(" ", clean_text(value, charset)).strip()
+
+
+def _header_charset(message: EmailMessage, defects: list[str]) -> str | None:
+    """The charset of raw 8-bit header text (declared by none): a charset the message
+    declares for its text if the bytes fit it, else charset-normalizer's guess."""
+    raw = [str(value) for _, value in message.raw_items()]
+    data = b"\n".join(v.encode("utf-8", "surrogateescape") for v in raw if _has_raw_8bit(v))
+    if not data:
+        return None
     try:
-        return data.decode("utf-8")
+        data.decode("utf-8")
+        return None
     except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
+        pass
+    declared = [c for c in message.get_charsets() if c and c not in ("us-ascii", "utf-8")]
+    charset = next((c for c in declared if _decodes(data, c)), None) or detect_charset(data)
+    if charset:
+        defects.append(f"raw 8-bit header text read as {charset}")
+    return charset
 
 
-def _single_line(value: str) -> str:
-    return _HEADER_BREAKS.sub(" ", clean_text(value)).strip()
+def _decodes(data: bytes, charset: str) -> bool:
+    try:
+        data.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        return False
+    except Exception:  # some codecs raise other errors on hostile bytes
+        return False
+    return True
 
 
-def _decoded_headers(message: EmailMessage, defects: list[str]) -> tuple[tuple[str, str], ...]:
+def _decoded_headers(
+    message: EmailMessage, defects: list[str], charset: str | None
+) -> tuple[tuple[str, str], ...]:
     """Every header as (name, decoded single-line value), cheaply: RFC 2047 words only."""
     decoded = []
     for name, raw in message.raw_items():
         value = str(raw)
         if _HEADER_BREAKS.search(value.replace("\r\n", "").replace("\n", "")):
             defects.append(f"{name}: header value contains CR, LF or NUL")
-        decoded.append((clean_text(name), _single_line(_decode_words(value, name, defects))))
+        decoded.append(
+            (clean_text(name), _single_line(_decode_words(value, name, defects), charset))
+        )
     return tuple(decoded)
 
 
@@ -192,10 +245,55 @@ def _id_list(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))[:_MAX_IDS]
 
 
+def _senders(message: EmailMessage, defects: list[str], charset: str | None) -> tuple[Address, ...]:
+    """The From addresses: every From header, an unambiguous address salvaged from a
+    malformed one, the same address twice counted once (each oddity a defect)."""
+    values = [str(v) for k, v in message.raw_items() if k.lower() == "from"]
+    if len(values) > 1:
+        defects.append(f"From: {len(values)} From headers")
+    found: dict[str, Address] = {}
+    unusable: list[Address] = []
+    for value in values:
+        for address in _address_list(value, "From", defects, charset) or [Address("", "")]:
+            key = normalize_address(address.addr)
+            if key is None:
+                salvaged = _salvaged(value, address, charset)
+                key = normalize_address(salvaged.addr) if salvaged else None
+                if salvaged is None or key is None:
+                    defects.append(f"From: no usable address in {_single_line(value)[:80]!r}")
+                    unusable.append(address)
+                    continue
+                defects.append(
+                    f"From: malformed address {_single_line(value)[:80]!r} read as {salvaged.addr}"
+                )
+                address = salvaged
+            found.setdefault(key, address)
+    addresses = [*found.values(), *(a for a in unusable if a.addr)]
+    return tuple(addresses)
+
+
+def _salvaged(value: str, parsed: Address, charset: str | None) -> Address | None:
+    """The one address a malformed From value names, with its display name, else None."""
+    text = _single_line(_decode_words(value, "From", []), charset)
+    salvaged = salvage_address(text)
+    if salvaged is None:
+        return None
+    if "<" in text:
+        name = parsed.name or text.partition("<")[0]
+    else:
+        name = " ".join(t for t in text.split() if "@" not in t)
+    return Address(name.strip().strip('"').strip(), salvaged.addr)
+
+
 def _addresses(message: EmailMessage, name: str, defects: list[str]) -> tuple[Address, ...]:
     raw = _raw_value(message, name)
     if raw is None:
         return ()
+    return tuple(_address_list(raw, name, defects, None))
+
+
+def _address_list(raw: str, name: str, defects: list[str], charset: str | None) -> list[Address]:
+    """The addresses of one address header value (empty ones left out)."""
     try:
         header = None if _has_raw_8bit(raw) else _POLICY.header_fetch_parse(name, raw)
         if isinstance(header, AddressHeader):
@@ -203,25 +301,30 @@ def _addresses(message: EmailMessage, name: str, defects: list[str]) -> tuple[Ad
                 Address(_single_line(a.display_name), _single_line(a.addr_spec))
                 for a in header.addresses
             ]
-            return tuple(a for a in found if a.addr)
+            return [a for a in found if a.addr]
     except Exception as exc:
         defects.append(f"{name}: unparsable address header ({type(exc).__name__})")
-    pairs = getaddresses([_raw_header(message, name)])
-    return tuple(Address(_single_line(n), _single_line(a)) for n, a in pairs if a)
+    pairs = getaddresses([clean_text(raw, charset)])
+    return [Address(_single_line(n, charset), _single_line(a)) for n, a in pairs if a]
 
 
 def _date(message: EmailMessage, defects: list[str]) -> dt.datetime | None:
+    """The Date header in UTC; an unreadable or implausible date is dropped with a defect."""
     raw = _raw_header(message, "Date")
     if not raw:
         return None
     try:
         parsed = parsedate_to_datetime(raw.strip())
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        parsed = parsed.astimezone(dt.UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
         defects.append("Date: unparsable date")
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    if not _EARLIEST_DATE <= parsed < _LATEST_DATE:
+        defects.append(f"Date: implausible date {parsed.isoformat()} ignored")
+        return None
+    return parsed
 
 
 def _languages(value: str) -> tuple[str, ...]:
@@ -234,7 +337,13 @@ def decode_text_part(part: Message, defects: list[str]) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    charset = (part.get_content_charset() or "us-ascii").strip().lower()
+    declared = part.get_content_charset()
+    if declared is None and not payload.isascii() and not _decodes(payload, "utf-8"):
+        detected = detect_charset(payload[:_DETECT_SAMPLE])
+        if detected and _decodes(payload, detected):
+            defects.append(f"text without a declared charset read as {detected}")
+            return payload.decode(detected)
+    charset = (declared or "us-ascii").strip().lower()
     try:
         codecs.lookup(charset)
     except LookupError:
@@ -259,7 +368,7 @@ def _body(message: EmailMessage, defects: list[str]) -> tuple[Message | None, st
     """The body part chosen for reading, its text, and where it came from."""
     plain = _find_body(message, "plain", defects)
     if plain is not None:
-        text = _tidy(decode_text_part(plain, defects))
+        text = tidy_text(decode_text_part(plain, defects))
         if text.strip():
             return plain, text, "plain"
     html = _find_body(message, "html", defects)
@@ -349,7 +458,7 @@ _EXTENSIONS = {
 def sanitize_filename(name: str, content_type: str, index: int) -> str:
     """A display-only file name: no paths, controls, bidi tricks or leading dots."""
     name = unicodedata.normalize("NFC", clean_text(name))
-    name = _BIDI_AND_INVISIBLE.sub("", _CONTROL.sub("", _HEADER_BREAKS.sub("", name)))
+    name = _BIDI_AND_INVISIBLE.sub("", CONTROL_CHARS.sub("", _HEADER_BREAKS.sub("", name)))
     name = re.split(r"[\\/]", name)[-1]
     name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
     if len(name) > _MAX_FILENAME:
@@ -365,3 +474,16 @@ def _collect_mime_defects(message: EmailMessage, defects: list[str]) -> None:
     for part in message.walk():
         for defect in part.defects:
             defects.append(clean_text(f"{type(defect).__name__}: {defect}".strip().rstrip(":")))
+
+
+def header_summary(raw: bytes) -> tuple[str, str]:
+    """The decoded From and Subject of raw mail, read from its header block only (listings)."""
+    header, _ = split_header_block(raw)
+    message = BytesHeaderParser(policy=policy.compat32).parsebytes(header)
+    defects: list[str] = []
+
+    def decoded(name: str) -> str:
+        value = message.get(name)
+        return _single_line(_decode_words(str(value), name, defects)) if value else ""
+
+    return decoded("From"), decoded("Subject")

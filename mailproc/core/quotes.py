@@ -103,14 +103,18 @@ def _join(lines: list[str]) -> str:
 
 
 def _quoted_lines(lines: list[str]) -> list[bool]:
-    """Mark each line as quoted history (True) or the sender's own text (False)."""
+    """Mark each line as quoted history (True) or the sender's own text (False).
+
+    One pass over the lines, each looked at a bounded number of times: linear in the text.
+    """
+    quote_ahead = _quote_ahead(lines)
     marks = [False] * len(lines)
     index = 0
     while index < len(lines):
-        header_end = _wrote_header_end(lines, index)
+        header_end = _wrote_header_end(lines, index, quote_ahead)
         if header_end is not None:
             marks[index:header_end] = [True] * (header_end - index)
-            if not _next_text_is_quote(lines, header_end):
+            if not quote_ahead[header_end]:
                 marks[header_end:] = [True] * (len(lines) - header_end)
                 break
             index = header_end
@@ -120,22 +124,35 @@ def _quoted_lines(lines: list[str]) -> list[bool]:
             marks[block_start:] = [True] * (len(lines) - block_start)
             break
         # A line wrapped inside a quote loses its ">": it sits between two quoted lines.
-        marks[index] = lines[index].lstrip().startswith(">") or (
+        marks[index] = _is_quote(lines[index]) or (
             index > 0 and marks[index - 1] and _next_line_is_quote(lines, index + 1)
         )
         index += 1
     return marks
 
 
-def _wrote_header_end(lines: list[str], index: int) -> int | None:
+def _quote_ahead(lines: list[str]) -> list[bool]:
+    """For each index (and one past the end), whether the first non-blank line from there on
+    is a ``>`` quote; computed backwards in one pass."""
+    ahead = [False] * (len(lines) + 1)
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        ahead[index] = _is_quote(line) if line.strip() else ahead[index + 1]
+    return ahead
+
+
+def _is_quote(line: str) -> bool:
+    return line.lstrip().startswith(">")
+
+
+def _wrote_header_end(lines: list[str], index: int, quote_ahead: list[bool]) -> int | None:
     """If an "On … wrote:" header starts at ``index``, return the index just after it."""
     first = lines[index].strip()
     if not first or first.startswith(">") or first.endswith((".", "!", "?")):
         return None
     if not _HEADER_HINT.search(first):
         # Without a date or address, "Ann wrote:" counts only right above a quote.
-        quoted_next = _next_text_is_quote(lines, index + 1)
-        return index + 1 if quoted_next and _is_wrote_header([first]) else None
+        return index + 1 if quote_ahead[index + 1] and _is_wrote_header([first]) else None
     for end in range(index + 1, min(index + _MAX_HEADER_LINES, len(lines)) + 1):
         if end > index + 1 and not _HEADER_CONTINUATION.match(lines[end - 1]):
             return None
@@ -155,17 +172,9 @@ def _is_wrote_header(lines: list[str]) -> bool:
     return bool(_DATED_ADDRESS.match(joined))
 
 
-def _next_text_is_quote(lines: list[str], index: int) -> bool:
-    """True when the first non-blank line from ``index`` on is a ``>`` quote."""
-    for line in lines[index:]:
-        if line.strip():
-            return line.lstrip().startswith(">")
-    return False
-
-
 def _next_line_is_quote(lines: list[str], index: int) -> bool:
     """True when the line at ``index`` exists and is a ``>`` quote."""
-    return index < len(lines) and lines[index].lstrip().startswith(">")
+    return index < len(lines) and _is_quote(lines[index])
 
 
 def _history_block_start(lines: list[str], index: int) -> int | None:

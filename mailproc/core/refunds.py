@@ -220,12 +220,21 @@ _CANCEL = re.compile(
 )
 
 
+# The largest amount a refund case holds (the column is NUMERIC(12, 2)); more is clamped.
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
 @dataclass(frozen=True, slots=True)
 class Amount:
-    """A positive amount with the currency it was written in (None when none was written)."""
+    """A positive amount with the currency it was written in (None when none was written).
+
+    ``clamped`` is True when the text said more than MAX_AMOUNT (``value`` is then
+    MAX_AMOUNT): a defect to record, never a reason to fail.
+    """
 
     value: Decimal
     currency: str | None
+    clamped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +279,8 @@ def _amount(number: str, marker: str | None) -> Amount | None:
         return None
     key = marker.lower() if marker else None
     currency = _SYMBOLS.get(key or "") or _WORDS.get(key or "") or (marker or "").upper() or None
+    if value > MAX_AMOUNT:
+        return Amount(MAX_AMOUNT, currency, clamped=True)
     return Amount(value, currency)
 
 

@@ -40,13 +40,26 @@ class Prepared:
     quoted_text: str
     language: LanguageGuess | None  # of new_text, for the reply's locale
     classification: Classification | None  # None for automatic mail, which opens no ticket
+    reduced: bool = False  # over the understanding budget: no quote split (a defect says so)
 
 
 def prepare(raw: bytes, rules: PrepareRules, envelope_sender: str | None) -> Prepared:
     """Parse, detect and classify one raw message; raises LimitExceeded for oversized mail."""
     parsed = parse_message(raw, rules.limits)
     detection = detect(parsed, rules.detection, envelope_sender)
-    new_text, quoted_text = reply_text(parsed)
+    budget = rules.limits.max_understood_chars
+    reduced = len(parsed.body_text) > budget
+    if reduced:
+        # Reduced form: stored and ticketed whole, read (quote split, language, rules) no further.
+        defect = (
+            f"body text of {len(parsed.body_text)} characters is over the understanding budget"
+            f" of {budget}: no quote split, classified on its first {budget} characters"
+        )
+        new_text, quoted_text, read = parsed.body_text, "", parsed.body_text[:budget]
+        parsed = dataclasses.replace(parsed, defects=(*parsed.defects, defect))
+    else:
+        new_text, quoted_text = reply_text(parsed)
+        read = new_text
     automatic = detection.kind in AUTOMATIC_KINDS
     return Prepared(
         parsed=dataclasses.replace(parsed, mime=None),
@@ -54,8 +67,9 @@ def prepare(raw: bytes, rules: PrepareRules, envelope_sender: str | None) -> Pre
         detection=detection,
         new_text=new_text,
         quoted_text=quoted_text,
-        language=guess_language(new_text),
-        classification=None if automatic else rules.classifier.classify(parsed.subject, new_text),
+        language=guess_language(read),
+        classification=None if automatic else rules.classifier.classify(parsed.subject, read),
+        reduced=reduced,
     )
 
 

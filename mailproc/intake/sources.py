@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import mailbox
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from mailproc.core.rawmail import is_mbox_from_line, not_mail_reason, strip_mbox_from_line
+from mailproc.core.rawmail import is_mbox, not_mail_reason, split_mbox, strip_mbox_from_line
 from mailproc.intake.store import Envelope
 
 
@@ -49,29 +48,15 @@ def _read_maildir(path: Path) -> Iterator[RawInput]:
 
 
 def _read_file(path: Path) -> Iterator[RawInput]:
+    """An mbox file's messages, or the file as one message stored byte for byte."""
     raw = path.read_bytes()
-    if is_mbox_from_line(raw) and _looks_like_mbox(raw):
-        box = mailbox.mbox(str(path), create=False)
-        try:
-            for key in box.iterkeys():
-                entry = box.get_message(key)
-                sender = entry.get_from().split(" ", 1)[0] or None
-                envelope = Envelope(
-                    source="mbox",
-                    source_ref=f"{path}#{key}",
-                    mail_from=None if sender == "MAILER-DAEMON" else sender,
-                )
-                yield _checked(box.get_bytes(key), envelope)
-        finally:
-            box.close()
+    if is_mbox(raw, path.name):
+        for key, (message, sender) in enumerate(split_mbox(raw)):
+            envelope = Envelope(source="mbox", source_ref=f"{path}#{key}", mail_from=sender)
+            yield _checked(message, envelope)
         return
-    raw, sender = strip_mbox_from_line(raw)
+    _, sender = strip_mbox_from_line(raw)  # a leading "From " line gives the sender
     yield _checked(raw, Envelope(source="file", source_ref=str(path), mail_from=sender))
-
-
-def _looks_like_mbox(raw: bytes) -> bool:
-    """A file that starts with a ``From`` line and holds more than one message."""
-    return b"\nFrom " in raw
 
 
 def _checked(raw: bytes, envelope: Envelope) -> RawInput:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from mailproc.config import OutboxSettings
+from mailproc.config_transport import OutboxSettings
 from mailproc.core.events import EventKind
 from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.outbox import OutboxStatus, materialize
@@ -56,6 +56,24 @@ class Claim:
 def count_due(session: Session, now: dt.datetime) -> int:
     """How many mails are due for an attempt at ``now``."""
     return int(session.scalar(select(func.count()).select_from(Outbox).where(_due(now))) or 0)
+
+
+def due_mails(session: Session, now: dt.datetime) -> list[str]:
+    """One line per mail due for an attempt at ``now`` (template, recipients, due time)."""
+    rows = session.scalars(
+        select(Outbox)
+        .where(_due(now))
+        .order_by(Outbox.next_attempt_at, Outbox.id)
+        .options(selectinload(Outbox.recipients))
+    )
+    lines = []
+    for row in rows:
+        to = [r.address for r in row.recipients if r.status == OutboxStatus.PENDING]
+        lines.append(
+            f"{row.template} ({row.locale}) to {', '.join(to) or '-'}, "
+            f"due {row.next_attempt_at.isoformat()}"
+        )
+    return lines
 
 
 def claim_next(

@@ -14,6 +14,12 @@ from typing import ClassVar, Final, get_args
 
 from mailproc.config import Settings
 from mailproc.core.model import Plan
+from mailproc.outbound.desk_contexts import (
+    CustomerReplyAlertContext,
+    HeldMailAlertContext,
+    MailUnreadableContext,
+    QuarantineAlertContext,
+)
 from mailproc.outbound.values import Approver as Approver
 from mailproc.outbound.values import Company as Company
 from mailproc.outbound.values import CustomerInfo as CustomerInfo
@@ -174,27 +180,6 @@ class AgentReplyContext:
     resolved_within: dt.timedelta | None = None
     escalation: EscalationNote | None = None
     refund: RefundNote | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerReplyAlertContext:
-    """To the assignee (or the agents): the customer wrote again on a ticket.
-
-    ``due`` is the SLA deadline that runs now (first response, else resolution), None when
-    none does; ``reopened`` when the mail reopened a resolved ticket.
-    """
-
-    template: ClassVar[str] = "customer_reply_alert"
-
-    customer: CustomerInfo
-    ticket: TicketInfo
-    status: str
-    text: str
-    now: dt.datetime
-    due: dt.datetime | None = None
-    reopened: bool = False
-    timezone: str = "UTC"
-    attachments_left_out: tuple[str, ...] = ()  # over [notify] max_attachment_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,55 +374,43 @@ class CommandErrorContext:
     from_agent: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class HeldMailAlertContext:
-    """To the assignee (or the agents): a mail with the ticket's reply address came from a
-    stranger to the ticket and was held for review; ``sender`` and ``text`` are theirs."""
+class KbOutcome(StrEnum):
+    """What a knowledge-base review mail tells: a request, or the reviewer's decision."""
 
-    template: ClassVar[str] = "held_mail_alert"
-
-    customer: CustomerInfo
-    ticket: TicketInfo
-    sender: str
-    text: str
-    inbound_id: int
-
-
-class UnreadableProblem(StrEnum):
-    """Why a customer's mail could not be read, and so what they should do about it."""
-
-    TOO_LARGE = "too_large"  # send it again with smaller attachments, or links
-    TOO_MANY_PARTS = "too_many_parts"  # send it again with fewer attachments
-    UNREADABLE = "unreadable"  # send it again as a plain message
+    REVIEW = "review"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
-class MailUnreadableContext:
-    """To a known customer whose mail was quarantined: it arrived, could not be read, and
-    what to do; ``subject`` is their text."""
+class KbAlertContext:
+    """To the Support Managers (§9.2.1): a recurring issue without a fresh article."""
 
-    template: ClassVar[str] = "mail_unreadable"
+    template: ClassVar[str] = "kb_alert"
 
-    customer: CustomerInfo
-    subject: str
-    received_at: dt.datetime
-    problem: UnreadableProblem
-    agent_name: str | None = None
+    key: str
+    count: int
+    month: str
+    kb_address: str
+    title: str | None = None
+    last_reviewed: dt.datetime | None = None
+    alerted_at: dt.datetime | None = None  # set on the reminder (§9.2.4: publish in 5 days)
 
 
 @dataclass(frozen=True, slots=True)
-class QuarantineAlertContext:
-    """To the agents: a known customer's mail was quarantined; why, and how to release it."""
+class KbReviewContext:
+    """An article revision for review (to the managers), or the decision (to its author)."""
 
-    template: ClassVar[str] = "quarantine_alert"
+    template: ClassVar[str] = "kb_review"
 
-    customer: CustomerInfo
-    inbound_id: int
-    subject: str
-    received_at: dt.datetime
-    reason: str
-    customer_told: bool
-    timezone: str = "UTC"
+    key: str
+    title: str
+    outcome: KbOutcome
+    author: str
+    internal: bool
+    steps: tuple[tuple[str, tuple[str, ...]], ...]  # (locale, steps) per version
+    reviewer: str | None = None
+    note: str = ""
 
 
 TemplateContext = (
@@ -464,6 +437,8 @@ TemplateContext = (
     | MailUnreadableContext
     | HeldMailAlertContext
     | QuarantineAlertContext
+    | KbAlertContext
+    | KbReviewContext
 )
 
 TEMPLATES: Final[dict[str, type[TemplateContext]]] = {

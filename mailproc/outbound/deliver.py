@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.clock import Clock
-from mailproc.config import RelaySettings, Settings
+from mailproc.config import Settings
+from mailproc.config_transport import RelaySettings
 from mailproc.errors import MailprocError, TransientError
 from mailproc.outbound.attempts import Claim, Failure, claim_next, count_due, record_attempt
 from mailproc.outbound.contexts import Company, company_from
@@ -211,6 +212,13 @@ class SmtpTransport:
             if smtp.sock is None:  # closed above, or by smtplib itself after a 421
                 self._smtp = None
         return {address: _failure(code, text) for address, (code, text) in refused.items()}
+
+    def check(self) -> str:
+        """Connect and greet as a delivery would (STARTTLS, AUTH), then QUIT; what answered."""
+        smtp = self._connect()
+        name = (smtp.ehlo_resp or smtp.helo_resp or b"").decode("ascii", "replace")
+        self.close()
+        return f"{self._where} answers EHLO ({name.splitlines()[0] if name else 'no name'})"
 
     def close(self) -> None:
         """QUIT, or just drop the connection if the relay is gone."""

@@ -18,7 +18,8 @@ from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from mailproc.config import OutboxSettings, Settings
+from mailproc.config import Settings
+from mailproc.config_transport import OutboxSettings
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import bare_message_id
 from mailproc.outbound.compose import Envelope, HeaderError, compose

@@ -19,22 +19,21 @@ from mailproc.outbound.contexts import (
     CommandErrorContext,
     CommandProblem,
     CustomerInfo,
-    CustomerReplyAlertContext,
     EscalationAlertContext,
     EscalationNote,
     EscalationNoticeContext,
     EscalationTeam,
-    HeldMailAlertContext,
     IncidentAlertContext,
     IncidentResolvedContext,
     IncidentTicket,
+    KbAlertContext,
+    KbOutcome,
+    KbReviewContext,
     LowSatisfactionFollowUpContext,
     LowScoreAlertContext,
-    MailUnreadableContext,
     Money,
     NewTicketAlertContext,
     P0AlertContext,
-    QuarantineAlertContext,
     RefundApprovalRequestContext,
     RefundConfirmationContext,
     RefundNote,
@@ -45,6 +44,12 @@ from mailproc.outbound.contexts import (
     TemplateContext,
     TicketInfo,
     TriageRequestContext,
+)
+from mailproc.outbound.desk_contexts import (
+    CustomerReplyAlertContext,
+    HeldMailAlertContext,
+    MailUnreadableContext,
+    QuarantineAlertContext,
     UnreadableProblem,
 )
 from mailproc.outbound.i18n import catalog_path
@@ -271,6 +276,23 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         customer_told=True,
         timezone="Europe/Madrid",
     ),
+    KbAlertContext(
+        key="API-4004",
+        count=12,
+        month="2026-12",
+        kb_address="kb@dataflow.com",
+        title="Too many requests",
+        last_reviewed=dt.datetime(2026, 6, 2, 9, 0, tzinfo=dt.UTC),
+        alerted_at=dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC),
+    ),
+    KbReviewContext(
+        key="API-4004",
+        title="Too many requests",
+        outcome=KbOutcome.REVIEW,
+        author="Alex Agent",
+        internal=False,
+        steps=(("en", ("Wait for the Retry-After delay.", "Batch your requests.")),),
+    ),
 )
 
 # one sample per template, by template name
@@ -285,6 +307,8 @@ def ticket_number_of(context: TemplateContext) -> int | None:
         return context.ticket_number
     if isinstance(context, MailUnreadableContext | QuarantineAlertContext):
         return None  # a quarantined mail belongs to no ticket yet
+    if isinstance(context, KbAlertContext | KbReviewContext):
+        return None  # knowledge-base mail is about no ticket
     return context.ticket.number
 
 

@@ -68,4 +68,5 @@ class TicketInfo:
     error_code: str | None = None
     error_title: str | None = None
     troubleshooting_steps: tuple[str, ...] = ()
+    steps_in_english: bool = False  # the article has no version in the mail's language yet
     assignee: str | None = None  # the agent it is assigned to (#assign); staff mail shows it

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from mailproc.core import model
 from mailproc.core.assess import assess, sla_record
-from mailproc.core.commands import known_command_lines
 from mailproc.core.detect import AUTOMATIC_KINDS
 from mailproc.core.events import EventKind
 from mailproc.core.identity import SenderKind, identify_sender
@@ -26,6 +25,7 @@ from mailproc.processing.followups import (
     AlertReply,
     AnnounceTicket,
     ApplyAgentMail,
+    ApplyKbMail,
     DetectIncidents,
     EscalateOutages,
     FollowUp,
@@ -36,7 +36,7 @@ from mailproc.processing.followups import (
 )
 from mailproc.processing.lookup import BatchLookup
 from mailproc.processing.parsepool import PrepareResult
-from mailproc.processing.review import hold, is_customer_of, review_reason
+from mailproc.processing.review import hold, refused_command_lines, review_reason
 from mailproc.processing.rows import (
     Understood,
     attachment_refs,
@@ -210,11 +210,10 @@ class Batch:
             return None
         hold(self.session, inbound, target, reason, self.now)
         if self.context.desk is not None:
-            sender = understood.sender.address
-            step = HeldForReview(
-                self.context.desk, target, sender, understood.prepared.new_text, inbound.id
+            text, sender = understood.prepared.new_text, understood.sender.address
+            self._followups.append(
+                HeldForReview(self.context.desk, target, sender, text, inbound.id)
             )
-            self._followups.append(step)
         return Outcome(inbound.id, OutcomeAction.HELD, target.number, reason)
 
     def _route(self, inbound: Inbound, understood: Understood) -> Routed:
@@ -223,29 +222,49 @@ class Batch:
         target = self.lookup.ticket(thread.ticket) if thread.ticket is not None else None
         if kind in AUTOMATIC_KINDS:
             return self._route_automatic(inbound, understood, target)
+        kb_mail = self._kb_mail(inbound, understood)
+        if kb_mail is not None:
+            self._followups.append(kb_mail)
+            reason = f"a #kb command mail from {kb_mail.agent.name}: no ticket"
+            record_event(
+                self.session,
+                self.now,
+                EventKind.MESSAGE_RECEIVED,
+                reason,
+                inbound_id=inbound.id,
+                detail=message_detail(understood),
+            )
+            return None, OutcomeAction.KEPT, reason
         if target is not None and thread.action in (ThreadAction.ATTACH, ThreadAction.REOPEN):
             return self._reply(inbound, understood, target)
         parent = target if thread.action is ThreadAction.NEW_LINKED else None
         ticket = self._open_ticket(inbound, understood, parent)
         return ticket, OutcomeAction.CREATED, thread.reason
 
+    def _kb_mail(self, inbound: Inbound, understood: Understood) -> ApplyKbMail | None:
+        """A staff member's mail to the knowledge-base address (§9), if this is one."""
+        sender, parsed, desk = understood.sender, understood.parsed, self.context.desk
+        if desk is None or sender.kind is not SenderKind.AGENT or sender.agent is None:
+            return None
+        address = desk.context.settings.kb.address
+        written = {a.addr.lower() for a in (*parsed.to, *parsed.cc)}
+        if address not in written | {a.lower() for a in inbound.envelope_to or ()}:
+            return None
+        new_text = understood.prepared.new_text
+        return ApplyKbMail(desk, None, sender.agent, parsed.subject, new_text)
+
     def _reply(self, inbound: Inbound, understood: Understood, target: Ticket) -> Routed:
         """A person's mail on an existing ticket: an agent's, a survey answer, or a reply."""
         thread, sender, parsed = understood.thread, understood.sender, understood.parsed
         new_text = understood.prepared.new_text
         desk = self.context.desk
-        if sender.kind is not SenderKind.AGENT and not is_customer_of(target, sender):
-            lines = known_command_lines(new_text)
-            if lines:  # a customer's "#..." lines are plain text; anyone else's are refused
-                if desk is not None and sender.address:
-                    name = parsed.from_[0].name if parsed.from_ else ""
-                    self._followups.append(
-                        RefuseCommands(
-                            desk, target, Address(name, sender.address), lines, inbound.id
-                        )
-                    )
-                reason = f"{thread.reason}; command lines from a non-agent: refused, not added"
-                return target, OutcomeAction.NOTED, reason
+        lines = refused_command_lines(target, sender, new_text)
+        if lines:  # a customer's "#..." lines are plain text; anyone else's are refused
+            if desk is not None and sender.address:
+                to = Address(parsed.from_[0].name if parsed.from_ else "", sender.address)
+                self._followups.append(RefuseCommands(desk, target, to, lines, inbound.id))
+            reason = f"{thread.reason}; command lines from a non-agent: refused, not added"
+            return target, OutcomeAction.NOTED, reason
         target.updated_at = self.now
         record_event(
             self.session,

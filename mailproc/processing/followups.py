@@ -35,8 +35,8 @@ class FollowUp(Protocol):
     """A step run after the batch is flushed (its ticket has an id by then)."""
 
     @property
-    def ticket(self) -> Ticket:
-        """The ticket the step is for: a failure is recorded on it."""
+    def ticket(self) -> Ticket | None:
+        """The ticket the step is for, if any: a failure is recorded on it."""
         ...
 
     def run(self, session: Session, now: dt.datetime) -> None:
@@ -123,6 +123,21 @@ class AlertReply:
 
 
 @dataclass(frozen=True)
+class ApplyKbMail:
+    """A staff member's mail to the knowledge-base address: its #kb commands (no ticket)."""
+
+    desk: Desk
+    ticket: None
+    agent: Agent
+    subject: str
+    new_text: str
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Check and apply the #kb commands, or send the error mail."""
+        self.desk.kb_mail(session, self.agent, self.subject, self.new_text, now)
+
+
+@dataclass(frozen=True)
 class RecordSurveyReply:
     """A customer's answer to the satisfaction survey."""
 
@@ -188,11 +203,14 @@ def run_followups(
             with session.begin_nested(), staging(session), session.no_autoflush:
                 step.run(session, now)
         except (PermanentError, ValueError) as error:
-            log.warning("ticket #%s: follow-up failed: %s", step.ticket.number, error)
+            ticket = step.ticket
+            log.warning(
+                "%s: follow-up failed: %s", f"ticket #{ticket.number}" if ticket else "mail", error
+            )
             repo.record_event(
                 session,
                 now,
                 EventKind.NOTIFY_FAILED,
                 f"{type(error).__name__}: {error}",
-                ticket_id=step.ticket.id,
+                ticket_id=ticket.id if ticket else None,
             )

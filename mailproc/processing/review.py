@@ -1,7 +1,7 @@
-"""Mail to hold for review: a valid reply token used by someone who is neither a participant
-of the ticket, nor its customer, nor an agent (a forwarded thread, a leaked address). It is
-set aside (quarantined with the reason, not added to the ticket) until an admin releases it;
-``mailproc quarantine release`` then adds it as usual."""
+"""Mail on a ticket from a stranger to it. Command lines from anyone but an agent or the
+ticket's customer are refused. A valid reply token used by someone who is neither a
+participant, nor the customer, nor an agent (a forwarded thread, a leaked address) is held
+for review: quarantined with the reason, not added, until ``mailproc quarantine release``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import datetime as dt
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from mailproc.core.commands import known_command_lines
 from mailproc.core.events import EventKind
 from mailproc.core.identity import SenderIdentity, SenderKind
 from mailproc.core.model import InboundStatus
@@ -24,6 +25,14 @@ def is_customer_of(ticket: Ticket, sender: SenderIdentity) -> bool:
     if sender.address is not None and sender.address == ticket.requester:
         return True
     return sender.customer is not None and sender.customer.id == ticket.customer_id
+
+
+def refused_command_lines(ticket: Ticket, sender: SenderIdentity, new_text: str) -> tuple[str, ...]:
+    """The command lines of a mail from someone who is neither an agent nor the ticket's
+    customer (whose ``#...`` lines are plain text): answered, never applied."""
+    if sender.kind is SenderKind.AGENT or is_customer_of(ticket, sender):
+        return ()
+    return known_command_lines(new_text)
 
 
 def review_reason(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.errors import TransientError
@@ -110,3 +112,13 @@ def first_line(error: BaseException) -> str:
     """The first line of a (driver) error's message, for one-line logs and replies."""
     text = str(getattr(error, "orig", None) or error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist yet (None for PostgreSQL, memory)."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    path = Path(name)
+    return None if path.exists() else path

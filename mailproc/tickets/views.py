@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from email.utils import parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from mailproc.core.parse import header_summary
 from mailproc.store import repo
 from mailproc.store.models import (
     AttachmentRecord,
@@ -189,6 +191,26 @@ def list_inbound(
     if kind:
         query = query.where(Inbound.kind == kind)
     return [inbound_view(row) for row in session.scalars(query)]
+
+
+def inbound_headlines(session: Session, inbound_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Sender address and subject of stored messages: as parsed, else from their raw header."""
+    found: dict[int, tuple[str, str]] = {}
+    for inbound_id, name, address, subject in session.execute(
+        select(
+            MessageRecord.inbound_id,
+            MessageRecord.from_name,
+            MessageRecord.from_address,
+            MessageRecord.subject,
+        ).where(MessageRecord.inbound_id.in_(inbound_ids))
+    ):
+        if inbound_id is not None:
+            found[inbound_id] = (address or name, subject)
+    unparsed = [i for i in inbound_ids if i not in found]
+    for row, raw in repo.load_with_raw(session, unparsed):
+        sender, subject = header_summary(raw)
+        found[row.id] = (parseaddr(sender)[1] or sender, subject)
+    return found
 
 
 def inbound_events(session: Session, inbound_id: int) -> list[dict[str, Any]]:

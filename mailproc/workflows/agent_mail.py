@@ -26,6 +26,7 @@ from mailproc.core.commands import (
 )
 from mailproc.core.events import EventKind
 from mailproc.core.identity import Agent
+from mailproc.core.kb import KbCommand
 from mailproc.core.model import Address, TicketStatus
 from mailproc.core.quotes import split_sign_off
 from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
@@ -38,6 +39,7 @@ from mailproc.outbound.contexts import (
 from mailproc.store.models import RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import change_priority, resolve, start_waiting
+from mailproc.workflows import kb
 from mailproc.workflows.context import Notices, WorkflowContext
 from mailproc.workflows.escalation import escalate
 from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
@@ -71,7 +73,13 @@ def agent_mail(
     """
     parsed = parse_commands(mail.new_text)
     case_row, case = requested_case(session, ticket)
-    problems = (*check_commands(parsed, agent, case), *_check_state(ctx, ticket, parsed.commands))
+    kb_commands = [c for c in parsed.commands if isinstance(c, KbCommand)]
+    planned, kb_problems = kb.check(ctx, session, kb_commands, parsed.remaining_text, ticket=ticket)
+    problems = (
+        *check_commands(parsed, agent, case),
+        *kb_problems,
+        *_check_state(ctx, ticket, parsed.commands),
+    )
     if problems:
         to = Address(agent.name, agent.addresses[0])
         refuse(ctx, session, ticket, to, problems, mail.inbound_id, now)
@@ -90,6 +98,8 @@ def agent_mail(
     for command in parsed.commands:
         status_set |= isinstance(command, StatusCommand)
         _apply_command(ctx, session, ticket, agent, command, case_row, mail, notices, now)
+    for step in planned:
+        kb.apply(ctx, session, agent, step, now, ticket)
     if notices is not None:
         _relay(ctx, session, ticket, agent, mail, parsed.remaining_text, notices, now)
         if not status_set:

@@ -53,10 +53,11 @@ def send_breach_notices(
         )
         for notice in breach_notices(state, now, apology_credit=credit or None):
             key = keys.timed(notice.key)
-            summary.breaches.append(f"#{ticket.number} {notice.kind}: {notice.reason}")
+            line = f"#{ticket.number} {notice.kind}: {notice.reason}"
             if dry_run:
+                summary.breaches.append(line)
                 continue
-            _breach(
+            sent = _breach(
                 ctx,
                 session,
                 ticket,
@@ -67,6 +68,8 @@ def send_breach_notices(
                 notice.credit,
                 now,
             )
+            if sent:  # a notice sent by an earlier run is not listed again
+                summary.breaches.append(line)
 
 
 def _breach(
@@ -79,7 +82,8 @@ def _breach(
     overdue_by: dt.timedelta,
     credit: Decimal | None,
     now: dt.datetime,
-) -> None:
+) -> bool:
+    """Queue one breach notice; False when ``key`` was sent before (by an earlier run)."""
     target = dt.timedelta(hours=float(ticket.sla.get("first_response_target_hours", 24)))
     resolution = dt.timedelta(hours=float(ticket.sla.get("resolution_target_hours", 72)))
     money = ctx.notifier.money(credit) if credit is not None else None
@@ -131,3 +135,4 @@ def _breach(
             ticket=ticket,
             detail={"key": key},
         )
+    return sent

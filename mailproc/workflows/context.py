@@ -28,10 +28,18 @@ class CheckSummary:
     voided: list[str] = field(default_factory=list)
     surveys: list[str] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
+    kb: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """One line per action."""
-        return [*self.breaches, *self.escalations, *self.voided, *self.surveys, *self.incidents]
+        return [
+            *self.breaches,
+            *self.escalations,
+            *self.voided,
+            *self.surveys,
+            *self.incidents,
+            *self.kb,
+        ]
 
 
 @dataclass

@@ -22,6 +22,7 @@ from mailproc.workflows import (
     breaches,
     escalation,
     incidents,
+    kb,
     new_ticket,
     quarantined,
     replies,
@@ -86,6 +87,12 @@ class Desk:
         """A quarantined mail: a known customer's alerts the agents and is answered once."""
         quarantined.mail_quarantined(self.context, session, inbound, raw, now)
 
+    def kb_mail(
+        self, session: Session, agent: Agent, subject: str, new_text: str, now: dt.datetime
+    ) -> str:
+        """A staff member's mail to the KB address: its #kb commands; "applied" or "refused"."""
+        return kb.kb_mail(self.context, session, agent, subject, new_text, now)
+
     def survey_reply(
         self, session: Session, ticket: Ticket, subject: str, new_text: str, now: dt.datetime
     ) -> bool:
@@ -103,12 +110,13 @@ class Desk:
         escalation.escalate_outages(self.context, session, ticket_ids, now)
 
     def check(self, session: Session, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
-        """The scheduler tick: breach notices, due timers, surveys, incident detection."""
+        """The scheduler tick: breaches, due timers, surveys, incidents, recurring issues."""
         summary = CheckSummary()
         breaches.send_breach_notices(self.context, session, now, dry_run, summary)
         escalation.fire_due_timers(self.context, session, now, dry_run=dry_run, summary=summary)
         surveys.send_due_surveys(self.context, session, now, dry_run, summary)
         incidents.detect_incidents(self.context, session, now, dry_run, summary)
+        kb.check_recurring(self.context, session, now, dry_run, summary)
         return summary
 
     def resolve_incident(

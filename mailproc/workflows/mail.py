@@ -176,21 +176,22 @@ class Notifier:
         sender: Address | None = None,
         cc: Sequence[Address] = (),
         attachments: Sequence[AttachmentRef] = (),
+        reply_to: str | None = None,
     ) -> bool:
         """Queue one mail (rendered at delivery); False when ``key`` was queued before.
 
-        ``sender``: the From (default: the support team's name and address); ``ticket`` None
-        for mail about no ticket (its replies go to the support address).
+        ``sender``: the From (default: the support team's name and address). Mail about no
+        ticket (the knowledge base's, a quarantine notice) names the address replies go to
+        (default: the support address).
         """
         support = self.settings.support
         number = ticket.number if ticket is not None else None
+        if reply_to is None and number is not None:
+            reply_to = reply_address(self.scheme, number)
         envelope = Envelope(
             sender=sender or Address(support.name, support.addresses[0]),
             to=tuple(to),
-            reply_to=Address(
-                support.name,
-                reply_address(self.scheme, number) if number else support.addresses[0],
-            ),
+            reply_to=Address(support.name, reply_to or support.addresses[0]),
             message_id=make_message_id(key, secrets.token_hex(8), self.message_id_domain),
             date=now,
             auto_submitted=automatic,

@@ -3,6 +3,7 @@ triage alerts; then its escalation timers and, if the mail asks for one, a refun
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from mailproc.core.events import EventKind
 from mailproc.core.identity import AgentRole
 from mailproc.core.locale_policy import LanguageGuess, LocaleChoice
 from mailproc.core.model import Address, Customer, Priority
+from mailproc.kb import articles
 from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
 from mailproc.outbound.contexts import (
     AcknowledgmentContext,
@@ -181,6 +183,18 @@ def _acknowledge(
         )
         return
     target = dt.timedelta(hours=ticket.sla.get("first_response_target_hours", 24))
+    shown = notifier.ticket_info(ticket, customer, choice.locale)
+    article = (
+        articles.quoted(session, notifier.catalog, shown.error_code, choice.locale)
+        if shown.error_code
+        else None
+    )
+    shown = dataclasses.replace(  # the published, public article only (§9 edge case)
+        shown,
+        error_title=article.title if article else shown.error_title,
+        troubleshooting_steps=article.steps if article else (),
+        steps_in_english=article.in_english if article else False,
+    )
     queued = notifier.queue(
         session,
         key=keys.acknowledgment(ticket.number),
@@ -195,7 +209,7 @@ def _acknowledge(
         else (),
         context=AcknowledgmentContext(
             customer=info,
-            ticket=notifier.ticket_info(ticket, customer, choice.locale),
+            ticket=shown,
             sla_target=target,
             first_response_due=ticket.first_response_due or now,
         ),

@@ -17,12 +17,12 @@ from mailproc.core.events import EventKind
 from mailproc.core.model import Address
 from mailproc.core.rawmail import split_header_block
 from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.contexts import (
-    CustomerInfo,
+from mailproc.outbound.desk_contexts import (
     MailUnreadableContext,
     QuarantineAlertContext,
     UnreadableProblem,
 )
+from mailproc.outbound.values import CustomerInfo
 from mailproc.store import repo
 from mailproc.store.models import Inbound
 from mailproc.store.repo import record_event

@@ -14,7 +14,7 @@ from mailproc.core import keys
 from mailproc.core.events import EventKind
 from mailproc.core.model import Address
 from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
-from mailproc.outbound.contexts import CustomerReplyAlertContext, HeldMailAlertContext
+from mailproc.outbound.desk_contexts import CustomerReplyAlertContext, HeldMailAlertContext
 from mailproc.store.models import Outbox, Ticket
 from mailproc.store.repo import record_event
 from mailproc.workflows.context import WorkflowContext

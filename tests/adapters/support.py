@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from mailproc.adapters.smtp import Listener
 from mailproc.app import App
-from mailproc.config import ListenerSettings
+from mailproc.config_transport import ListenerSettings
 from mailproc.store.db import transaction
 from mailproc.store.models import Blob, Inbound
 from mailproc.supervisor import build_listener

@@ -24,11 +24,11 @@ from adapters.support import (
     start_cli,
     wait_for,
 )
-from mailproc.adapters import imap, lease
+from mailproc.adapters import imap, imap_commands, lease
 from mailproc.adapters.imap import STORED_KEYWORD, MailboxPoller
 from mailproc.app import App
 from mailproc.clock import FixedClock
-from mailproc.config import ImapMailboxSettings, ImapSettings
+from mailproc.config_transport import ImapMailboxSettings, ImapSettings
 from mailproc.store.db import transaction
 from mailproc.store.models import ImapKey, Inbound, Lease
 
@@ -106,10 +106,15 @@ def test_large_pass_moves_over_a_second_connection_while_fetching(
 def test_batches_are_bounded_by_count_and_by_bytes() -> None:
     sizes = {1: 400, 2: 400, 3: 400, 4: 2000, 5: 100, 6: 100, 7: 100}
     uids = list(sizes)
-    assert imap.fetch_batches(uids, sizes, 10, 1000) == [[1, 2], [3], [4], [5, 6, 7]]
-    assert imap.fetch_batches(uids, sizes, 2, 10_000) == [[1, 2], [3, 4], [5, 6], [7]]
-    assert imap.fetch_batches(uids, {}, 3, 1) == [[1, 2, 3], [4, 5, 6], [7]]  # sizes unknown
-    assert imap.fetch_batches([], sizes, 3, 1000) == []
+    assert imap_commands.fetch_batches(uids, sizes, 10, 1000) == [[1, 2], [3], [4], [5, 6, 7]]
+    assert imap_commands.fetch_batches(uids, sizes, 2, 10_000) == [[1, 2], [3, 4], [5, 6], [7]]
+    # sizes unknown
+    assert imap_commands.fetch_batches(uids, {}, 3, 1) == [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7],
+    ]  # sizes unknown
+    assert imap_commands.fetch_batches([], sizes, 3, 1000) == []
 
 
 def test_big_messages_are_fetched_in_batches_that_fit_the_byte_cap(
@@ -292,3 +297,36 @@ def test_poller_killed_mid_run_loses_and_duplicates_nothing(
     assert len(ids) == len(set(ids)) == total
     assert dovecot.folder_uids(imap_user, "INBOX") == []
     assert len(dovecot.folder_uids(imap_user, "Processed")) == total
+
+
+JUNK = [b"\x00\x01\x02\x03binary\x00junk" * 40, b"no header here, just text\r\n"]
+
+
+def test_mail_the_other_doors_refuse_is_moved_to_the_rejected_folder(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [make_message(0), *JUNK, make_message(1)])
+    result = _poller(app, dovecot, imap_user).poll_once()
+    assert result is not None and (result.stored, result.rejected) == (2, 2)
+    assert sorted(message_ids(app)) == ["m-0@example.com", "m-1@example.com"]
+    assert count_rows(app)[0] == 2  # nothing else stored: nothing to open a ticket
+    assert dovecot.folder_uids(imap_user, "INBOX") == []
+    assert len(dovecot.folder_uids(imap_user, "Processed")) == 2
+    assert len(dovecot.folder_uids(imap_user, "Rejected")) == 2  # kept, never deleted
+    again = _poller(app, dovecot, imap_user).poll_once()
+    assert again is not None and again.total == 0
+
+
+def test_without_a_rejected_folder_refused_mail_is_flagged_in_place(
+    app: App, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.deliver(imap_user, [*JUNK, make_message(2)])
+    mailbox = {"rejected_folder": ""}
+    result = _poller(app, dovecot, imap_user, mailbox=mailbox).poll_once()
+    assert result is not None and (result.stored, result.rejected) == (1, 2)
+    assert len(dovecot.folder_uids(imap_user, "INBOX")) == 2
+    with dovecot.connect(imap_user) as box:
+        box.folder.set("INBOX")
+        assert len(box.uids(f"KEYWORD {imap.REJECTED_KEYWORD}")) == 2
+    again = _poller(app, dovecot, imap_user, mailbox=mailbox).poll_once()
+    assert again is not None and again.total == 0

@@ -30,7 +30,7 @@ from adapters.support import (
     wait_for,
 )
 from mailproc.app import App
-from mailproc.config import ListenerSettings
+from mailproc.config_transport import ListenerSettings
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope, store_batch
 from mailproc.store.db import transaction
@@ -89,14 +89,15 @@ def test_port_taken_is_one_line_and_ex_unavailable(tmp_path: Path, migrated_sqli
 
 
 def test_unreachable_database_is_one_line_and_ex_tempfail(tmp_path: Path) -> None:
-    config = _config(tmp_path, f"sqlite:///{tmp_path}/no/such/dir/db.sqlite")
-    completed = run_cli(["serve"], config)
+    down = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+    completed = run_cli(["serve"], _config(tmp_path, down))
     assert completed.returncode == os.EX_TEMPFAIL
     assert completed.stderr.startswith("mailproc: database unreachable: ")
     assert len(completed.stderr.strip().splitlines()) == 1
 
 
 def test_old_schema_and_bad_certificate_are_ex_config(tmp_path: Path, migrated_sqlite: str) -> None:
+    (tmp_path / "empty.db").touch()  # a missing file is "no database here: run mailproc init"
     completed = run_cli(["serve"], _config(tmp_path, f"sqlite:///{tmp_path}/empty.db"))
     assert completed.returncode == os.EX_CONFIG
     assert "run `mailproc db upgrade`" in completed.stderr

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mailproc.config import (
+from mailproc.config import load_settings
+from mailproc.config_transport import (
     ImapMailboxSettings,
     ImapSettings,
     ListenerSettings,
-    load_settings,
     split_host_port,
 )
 

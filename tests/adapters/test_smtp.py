@@ -32,7 +32,8 @@ from mailproc.adapters.groupcommit import GroupCommitter
 from mailproc.adapters.smtp import ListenerSMTP, RecipientPolicy, hash_password
 from mailproc.app import App
 from mailproc.clock import FixedClock
-from mailproc.config import ListenerSettings, Settings
+from mailproc.config import Settings
+from mailproc.config_transport import ListenerSettings
 from mailproc.intake.store import Envelope
 from mailproc.store.db import transaction
 from mailproc.store.models import Blob, Inbound
@@ -521,3 +522,41 @@ def test_bad_certificate_is_a_startup_error(app: App, tmp_path: Path) -> None:
         build_listener(app, settings, None)
     assert raised.value.exit_code == os.EX_CONFIG
     assert "cannot load TLS certificate" in str(raised.value)
+
+
+def test_a_stalled_database_answers_451_within_the_busy_timeout(
+    db_url: str, clock: FixedClock
+) -> None:
+    """The database is held locked by another connection and the writer's own open connection
+    stalls (its process stopped mid-wait): the client gets 451 at the busy timeout (and a
+    short grace), not at the listener's 300 s timeout; once the stall ends, the MTA's retry
+    is stored once."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the lock is taken with SQLite's BEGIN IMMEDIATE")
+    app = App(_settings(db_url, database={"url": db_url, "busy_timeout_ms": 1000}), clock)
+    blocker = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with _listener(app) as running, _client(running.port) as client:
+            client.sendmail("a@example.com", [SUPPORT], make_message(30))
+            pid = running.listener.committer.writer_pid
+            assert pid is not None
+            with blocker.connect() as lock:
+                lock.exec_driver_sql("BEGIN IMMEDIATE")
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    client.sock.settimeout(30)  # type: ignore[union-attr]
+                    client.mail("a@example.com")
+                    client.rcpt(SUPPORT)
+                    started = time.monotonic()
+                    code, reply = client.data(make_message(31))
+                    waited = time.monotonic() - started
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                    lock.exec_driver_sql("ROLLBACK")
+            assert (code, reply[:5]) == (451, b"4.3.0")
+            assert waited < 1.0 + 2.0 + 1.5  # busy timeout, grace, room for a loaded machine
+            client.sendmail("a@example.com", [SUPPORT], make_message(31))  # the MTA retries
+        assert sorted(message_ids(app)) == ["m-30@example.com", "m-31@example.com"]
+    finally:
+        blocker.dispose()
+        app.close()

@@ -13,6 +13,7 @@ from mailproc.core.detect import (
     MailKind,
     check_auto_reply_budget,
     detect,
+    for_known_sender,
 )
 from mailproc.core.limits import IntakeLimits
 from mailproc.core.model import ParsedMessage
@@ -290,3 +291,44 @@ def test_labelled_alaveteli_mail_in_place() -> None:
         raw, _ = strip_mbox_from_line((CORPORA / "alaveteli" / name).read_bytes())
         detection = detect(parse_message(raw, IntakeLimits()), POLICY)
         assert detection.kind is wanted.get(label["kind"], MailKind.HUMAN), name
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "I am out of the office but urgent: dashboards down",
+        "Automatic reply settings question",
+        "Auto-reply feature request",
+        "Absence du bureau - question facture",
+    ],
+)
+def test_out_of_office_wording_inside_a_persons_subject_opens_a_flagged_ticket(
+    subject: str,
+) -> None:
+    detection = detect(parse(simple(subject)), POLICY)
+    assert detection.kind is MailKind.HUMAN
+    assert detection.borderline and not detection.may_auto_reply
+    assert for_known_sender(detection) == detection
+
+
+def test_a_known_customer_is_never_automatic_on_subject_wording_alone() -> None:
+    detection = detect(parse(simple("Out of Office: Re: [Ticket #12] Dashboard down")), POLICY)
+    assert detection.kind is MailKind.AUTO_REPLY and detection.borderline
+    known = for_known_sender(detection)
+    assert known.kind is MailKind.HUMAN and known.borderline and not known.may_auto_reply
+    assert "known customer" in known.reasons[-1]
+
+
+def test_auto_reply_headers_or_body_are_not_borderline() -> None:
+    headers = detect(parse(simple("Out of Office", "Auto-Submitted: auto-replied")), POLICY)
+    body = simple("Automatic reply: dashboards").replace(
+        "Hola, el panel no carga.", "I am out of the office until Monday with limited access."
+    )
+    for detection in (headers, detect(parse(body), POLICY)):
+        assert detection.kind is MailKind.AUTO_REPLY and not detection.borderline
+        assert for_known_sender(detection) is detection
+
+
+def test_plain_mail_is_not_borderline() -> None:
+    detection = detect(parse(simple("El panel no carga")), POLICY)
+    assert not detection.borderline and detection.may_auto_reply

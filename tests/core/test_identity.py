@@ -199,3 +199,48 @@ def test_explicit_dmarc_fail_wins_over_a_dkim_pass() -> None:
         " dmarc=fail header.from=acme.example",
     )
     assert identify_sender(message, POLICY, customers).kind is SenderKind.UNKNOWN
+
+
+def test_dmarc_pass_for_another_domain_is_not_an_agent() -> None:
+    message = mail(
+        "marta@acme.example",
+        "Authentication-Results: mx.acme.example; dmarc=pass header.from=evil.example",
+    )
+    identity = identify_sender(message, POLICY, customers)
+    assert identity.kind is SenderKind.UNKNOWN
+    assert "authentication failed" in identity.reason
+
+
+def test_dmarc_pass_without_header_from_needs_an_aligned_dkim_or_spf_pass() -> None:
+    bare = mail("marta@acme.example", "Authentication-Results: mx.acme.example; dmarc=pass")
+    aligned = mail(
+        "marta@acme.example",
+        "Authentication-Results: mx.acme.example; dkim=pass header.d=acme.example; dmarc=pass",
+    )
+    assert identify_sender(bare, POLICY, customers).kind is SenderKind.UNKNOWN
+    assert identify_sender(aligned, POLICY, customers).kind is SenderKind.AGENT
+
+
+PASS = "Authentication-Results: mx.acme.example; dmarc=pass header.from=acme.example"
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        (("From: marta@acme.example", PASS), "2 From headers"),
+        (("Sender: mallory@evil.example", PASS), "Sender header names another address"),
+        (("Sender: marta@acme.example", "Sender: marta@acme.example", PASS), "2 Sender headers"),
+        ((PASS, PASS), "2 Authentication-Results from mx.acme.example"),
+    ],
+)
+def test_ambiguous_author_or_duplicate_results_is_never_an_agent(
+    headers: tuple[str, ...], why: str
+) -> None:
+    identity = identify_sender(mail("marta@acme.example", *headers), POLICY, customers)
+    assert identity.kind is SenderKind.UNKNOWN
+    assert why in identity.reason
+
+
+def test_a_sender_header_naming_the_agent_is_fine() -> None:
+    message = mail("marta@acme.example", "Sender: Marta <marta@acme.example>", PASS)
+    assert identify_sender(message, POLICY, customers).kind is SenderKind.AGENT

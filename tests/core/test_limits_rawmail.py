@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailproc.core.limits import IntakeLimits, LimitExceeded, check_limits, scan_mime_shape
+from mailproc.core.parse import parse_message
 from mailproc.core.rawmail import (
     find_message_id,
     not_mail_reason,
@@ -99,3 +100,43 @@ def test_find_message_id_quickly_including_folded() -> None:
 def test_split_header_block_handles_lf_and_crlf() -> None:
     assert split_header_block(b"A: b\n\nbody") == (b"A: b", b"body")
     assert split_header_block(b"A: b\r\n\r\nbody") == (b"A: b", b"body")
+
+
+def rfc2231_multipart(parts: int) -> bytes:
+    """A multipart whose boundary is declared in RFC 2231 continuations the byte scan misses."""
+    body = b"".join(b"--abcdef\r\nContent-Type: text/plain\r\n\r\npart\r\n" for _ in range(parts))
+    return (
+        b"From: a@b.example\r\nSubject: many\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary*0=abc; boundary*1=def\r\n\r\n"
+        + body
+        + b"--abcdef--\r\n"
+    )
+
+
+def test_rfc2231_boundary_does_not_escape_the_part_limit() -> None:
+    check_limits(rfc2231_multipart(300), IntakeLimits())  # the cheap scan is fooled...
+    with pytest.raises(LimitExceeded, match="more than 250 MIME parts"):
+        parse_message(rfc2231_multipart(300), IntakeLimits())  # ...the parser is not
+    assert len(parse_message(rfc2231_multipart(20), IntakeLimits()).attachments) == 0
+
+
+def test_rfc2231_boundaries_do_not_escape_the_depth_limit() -> None:
+    body = b"text\r\n"
+    for level in reversed(range(20)):
+        boundary = f"b{level}x".encode()
+        body = (
+            b"Content-Type: multipart/mixed; boundary*0=b; boundary*1="
+            + boundary[1:]
+            + b"\r\n\r\n--"
+            + boundary
+            + b"\r\n"
+            + body
+            + b"\r\n--"
+            + boundary
+            + b"--\r\n"
+        )
+    raw = b"From: a@b.example\r\n" + body
+    assert scan_mime_shape(raw).depth == 0
+    with pytest.raises(LimitExceeded, match="depth exceeds 12"):
+        parse_message(raw, IntakeLimits())
+    assert parse_message(nested(12), IntakeLimits()).body_text == "text"

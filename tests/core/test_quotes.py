@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,10 @@ def test_talon_standard_replies_in_place() -> None:
         body = parse_message(raw, IntakeLimits()).body_text
         got = [line.rstrip() for line in split_reply(body).reply.split("\n")]
         assert got == [line.rstrip() for line in case["expected_reply_text"].split("\n")], name
+
+
+@pytest.mark.parametrize("unit", ["ab\n", "1\n", "a 1:\n", "From: a\n", ">\nb\n", "x\n\n"])
+def test_quote_split_is_linear_in_the_number_of_lines(unit: str) -> None:
+    started = time.perf_counter()
+    split_reply(unit * 100_000)  # quadratic: about 10-40 s; linear: well under a second
+    assert time.perf_counter() - started < 5

@@ -13,6 +13,7 @@ from mailproc.core.identity import AgentRole
 from mailproc.core.model import Plan
 from mailproc.core.refunds import (
     DEFAULT_REFUND_POLICY,
+    MAX_AMOUNT,
     ROLE_LEVELS,
     Amount,
     AuthorizationLevel,
@@ -283,3 +284,18 @@ def test_long_hostile_text_is_read_in_linear_time(text: str) -> None:
     detect_refund_request("refund", text)
     parse_amount(text)
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["refund $10000000000 now", "refund 10.000.000.000,00 EUR", "refund 10^10: $1" + "0" * 40],
+)
+def test_huge_amounts_are_clamped_and_flagged(text: str) -> None:
+    request = detect_refund_request("refund", text)
+    assert request is not None and request.amount is not None
+    assert request.amount.value == MAX_AMOUNT and request.amount.clamped
+
+
+def test_ordinary_amounts_are_not_clamped() -> None:
+    assert find_amount("refund $149") == Amount(Decimal(149), "USD")
+    assert not find_amount("refund 9999999999.99 EUR").clamped  # type: ignore[union-attr]

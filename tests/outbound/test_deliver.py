@@ -509,10 +509,11 @@ def test_deliver_exits_75_when_the_database_is_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    environment = _environment(f"sqlite:///{tmp_path}/missing/mailproc.db", "maildir:outbox")
+    down = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+    environment = _environment(down, "maildir:outbox")
     result = CliRunner().invoke(cli, ["deliver", "--once"], env=environment)
     assert result.exit_code == 75
-    assert "unable to open database file" in result.output
+    assert "database unreachable" in result.output
 
 
 def test_deliver_runs_until_sigterm(db_url: str, relay: Relay, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailproc.app import App
-from mailproc.config import OutboxSettings
+from mailproc.config_transport import OutboxSettings
 from mailproc.core.model import Address
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope as IntakeEnvelope

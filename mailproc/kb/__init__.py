@@ -1,0 +1,1 @@
+"""The knowledge base (§9): articles in the store, deflection figures, export for a docs site."""
