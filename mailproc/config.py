@@ -83,6 +83,8 @@ class SupportSettings(_Section):
     addresses: tuple[str, ...] = ("support@dataflow.com",)
     domain: str = "dataflow.com"
     phone: str = "+1-800-555-1234"
+    # The From name of an agent's reply to a customer; {agent} and {support} are filled in.
+    agent_from: str = Field("{agent} via {support}", min_length=1, max_length=200)
 
     @field_validator("addresses")
     @classmethod
@@ -143,6 +145,7 @@ class ThreadingSettings(_Section):
     message_id_domain: str = ""  # empty: mailproc.<support domain>
     reply_token_secrets: tuple[str, ...] = Field(default=(), repr=False)
     reopen_window_days: float = Field(14, ge=0, le=3650)
+    copy_cc: bool = True  # the customer's Cc addresses get the acknowledgment and agent replies
 
     @field_validator("reply_token_secrets")
     @classmethod
@@ -264,6 +267,7 @@ class NotifySettings(_Section):
 
     agents_address: str = "agents@dataflow.com"
     leadership_address: str = "leadership@dataflow.com"  # the monthly report (issue 16)
+    max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=0)  # the customer's, per alert
     role_addresses: dict[str, str] = Field(
         default_factory=lambda: {
             "support_manager": "support-manager@dataflow.com",

@@ -277,6 +277,7 @@ NEEDS_ARGUMENT = sorted(
 
 def test_the_commands_with_required_arguments_are_the_expected_ones() -> None:
     assert NEEDS_ARGUMENT == [
+        "attachments get",
         "classify",
         "customers export",
         "db downgrade",

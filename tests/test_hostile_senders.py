@@ -147,7 +147,10 @@ def test_by_default_agent_mail_is_refused_until_authentication_is_configured(
             assert mails(application, "agent_reply", 10001) == []
             [error] = mails(application, "command_error", 10001)
             assert to(error) == {"fiona@dataflow.com"}
-            assert b"trusted_authserv_id" in error.raw
+            assert error.raw is not None
+            message = email.message_from_bytes(error.raw, policy=email.policy.default)
+            body = message.get_body(("plain",))
+            assert body is not None and "trusted_authserv_id" in body.get_content()
             with transaction(application.sessions, commit=False) as session:
                 case = session.scalars(select(RefundCaseRecord)).one()
                 assert case.status == "requested"

@@ -169,7 +169,7 @@ def test_new_mail_opens_ticket_with_customer_and_reply_threads(app: App) -> None
     kinds = [e["kind"] for e in detail["events"]]
     # intake decisions first; acknowledgment and timers follow (tests/test_notifications.py)
     assert kinds[:4] == ["ticket.created", "message.received", "ticket.classified", "ticket.sla"]
-    assert kinds[-1] == "message.received"
+    assert kinds[-2:] == ["message.received", "notify.reply_alert"]  # the agents are told
     assert "customer 1001" in detail["events"][0]["reason"]
 
 

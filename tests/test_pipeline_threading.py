@@ -121,9 +121,13 @@ def test_forged_references_are_ignored(app: App) -> None:
 def test_reply_token_threads_and_altered_token_does_not(app: App) -> None:
     deliver(app, mail(LAURA, "DS-1001: Invalid Credentials"))
     address = reply_address(app.reply_scheme(), 10001)
-    good = deliver(app, mail(PRIYA, "Re: your request", to=address), rcpt=(address,))
+    good = deliver(app, mail(LAURA, "Re: your request", to=address), rcpt=(address,))
     assert good.action == "appended" and good.ticket_number == 10001
     assert "token" in good.reason
+    # issue 15: a valid token from someone who is not on the ticket is held for review
+    stranger = deliver(app, mail(PRIYA, "Re: your request", "X: 0", to=address), rcpt=(address,))
+    assert stranger.action == "held" and stranger.ticket_number == 10001
+    assert "token" in stranger.reason and "neither a participant nor an agent" in stranger.reason
     local, _, domain = address.partition("@")
     altered = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + domain
     bad = deliver(app, mail(PRIYA, "Re: your request", "X: 1", to=altered), rcpt=(altered,))

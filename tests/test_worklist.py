@@ -71,7 +71,7 @@ def desk(app: App) -> App:
         "Feature request: dark mode",
         "Could dashboards have a dark mode?",
     )  # 10004 P3
-    agent(app, "2026-11-30 09:40", 10002, "#assign Marta\n\nPlease update the app.")
+    agent(app, "2026-11-30 09:40", 10002, "#assign Marta Manager\n\nPlease update the app.")
     agent(app, "2026-11-30 09:45", 10004, "#status resolved\n\nIt is on the roadmap.")
     return app
 
@@ -79,7 +79,7 @@ def desk(app: App) -> App:
 def test_filters_select_the_work(desk: App) -> None:
     assert numbers(desk) == [10004, 10003, 10002, 10001]  # newest first, as before
     assert numbers(desk, "--priority", "P0", "--priority", "P1") == [10003, 10001]
-    assert numbers(desk, "--assignee", "marta") == [10002]
+    assert numbers(desk, "--assignee", "marta manager") == [10002]
     assert numbers(desk, "--customer", "1009") == [10001]
     assert numbers(desk, "--customer", "harborline") == [10003]
     assert numbers(desk, "--escalated") == [10003]
@@ -106,7 +106,7 @@ def test_overdue_and_due_within_are_judged_at_now(desk: App) -> None:
 
 def test_json_carries_the_sla_state(desk: App) -> None:
     rows = {row["number"]: row for row in listed(desk)}
-    assert rows[10002]["assignee"] == "Marta"
+    assert rows[10002]["assignee"] == "Marta Manager"
     assert rows[10002]["first_responded_at"] == "2026-11-30T09:40:00+00:00"
     assert rows[10002]["first_response_breached"] is False
     assert rows[10001]["first_responded_at"] is None

@@ -110,7 +110,7 @@ def print_processing(summary: ProcessSummary) -> None:
         f"processed {len(summary.outcomes)}: created {count(OutcomeAction.CREATED)}, "
         f"appended {count(OutcomeAction.APPENDED)}, reopened {count(OutcomeAction.REOPENED)}, "
         f"duplicates {count(OutcomeAction.DUPLICATE)}, "
-        f"quarantined {count(OutcomeAction.QUARANTINED)}"
+        f"quarantined {count(OutcomeAction.QUARANTINED)}, held {count(OutcomeAction.HELD)}"
     )
     for outcome in summary.quarantined:
         click.echo(f"quarantined inbound {outcome.inbound_id}: {outcome.reason}", err=True)

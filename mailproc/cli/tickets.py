@@ -79,7 +79,7 @@ def print_work_list(app: App, status: str | None, as_json: bool, options: dict[s
         return
     click.echo(
         f"{'TICKET':<8} {'STATUS':<8} {'PRI':<3} {'NEXT DUE (UTC)':<17} {'':<2} "
-        f"{'ASSIGNEE':<12} {'CUSTOMER':<28} SUBJECT"
+        f"{'ASSIGNEE':<16} {'CUSTOMER':<28} SUBJECT"
     )
     for row in rows:
         due = row["resolution_due"] if row["first_responded_at"] else row["first_response_due"]
@@ -92,7 +92,7 @@ def print_work_list(app: App, status: str | None, as_json: bool, options: dict[s
         click.echo(
             f"#{row['number']:<7} {row['status']:<8} {row['priority'] or '--':<3} "
             f"{(due or '-')[:16].replace('T', ' '):<17} {late:<2} "
-            f"{(row['assignee'] or '-')[:12]:<12} {who[:28]:<28} {row['subject'][:50]}"
+            f"{(row['assignee'] or '-')[:16]:<16} {who[:28]:<28} {row['subject'][:50]}"
         )
     click.echo(f"{len(rows)} ticket(s)")
 
@@ -139,6 +139,7 @@ def tickets_show(number: int, as_json: bool) -> None:
         click.echo(f"Customer: {detail['customer_id']} {detail['company']} ({detail['plan']})")
     else:
         click.echo(f"Customer: unknown ({detail['requester']})")
+    click.echo(f"Assigned to: {detail['assignee'] or '-'}")
     local = detail["local_times"]
     click.echo(
         f"Received: {detail['received_at']} (local {local['received_at']}, {detail['timezone']})"

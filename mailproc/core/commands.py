@@ -245,6 +245,13 @@ def parse_commands(new_text: str) -> ParsedCommands:
     return ParsedCommands(tuple(commands), tuple(errors), "\n".join(remaining).rstrip())
 
 
+def known_command_lines(new_text: str) -> tuple[str, ...]:
+    """The lines of ``new_text`` an agent's reply would take as known commands."""
+    parsed = parse_commands(new_text)
+    sources = (*(c.source for c in parsed.commands), *(e.source for e in parsed.errors))
+    return tuple(source for source in dict.fromkeys(sources) if _KNOWN.match(source))
+
+
 def authorize(
     command: Command,
     agent: Agent,

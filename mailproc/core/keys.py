@@ -43,9 +43,29 @@ def resolved_notice(ticket: int, inbound: int) -> str:
     return f"resolved:{ticket}:{inbound}"
 
 
-def command_error(ticket: int, inbound: int, problem: int) -> str:
-    """The error mail answering one refused command of an agent's inbound mail."""
-    return f"cmd-error:{ticket}:{inbound}:{problem}"
+def command_error(ticket: int, inbound: int) -> str:
+    """The one error mail answering the refused commands of an inbound mail."""
+    return f"cmd-error:{ticket}:{inbound}"
+
+
+def customer_reply_alert(ticket: int, inbound: int) -> str:
+    """The assignee's (or the agents') alert that the customer wrote again on a ticket."""
+    return f"reply-alert:{ticket}:{inbound}"
+
+
+def held_mail_alert(ticket: int, inbound: int) -> str:
+    """The assignee's (or the agents') alert that a mail on the ticket was held for review."""
+    return f"held-alert:{ticket}:{inbound}"
+
+
+def quarantine_alert(inbound: int) -> str:
+    """The agents' alert that a known customer's mail was quarantined."""
+    return f"quarantine-alert:{inbound}"
+
+
+def mail_unreadable(inbound: int) -> str:
+    """The customer's notice that their quarantined mail could not be read (once per mail)."""
+    return f"unreadable:{inbound}"
 
 
 def refund_approval_request(ticket: int) -> str:

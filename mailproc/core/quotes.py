@@ -284,3 +284,18 @@ def _name_pattern(sender_name: str | None) -> re.Pattern[str] | None:
     if not words:
         return None
     return re.compile(r"\W{0,6}" + r"[\s.]+".join(words) + r"\b", re.IGNORECASE)
+
+
+def split_sign_off(text: str, rest: str = "") -> tuple[str, str | None]:
+    """``text`` without its closing line, and that line ("Best regards,", "Saludos,", …).
+
+    The closing is the last line of ``text``, or else the first line of ``rest`` (the
+    signature split off after it); None when there is none, or nothing would be left.
+    """
+    lines = text.rstrip().split("\n")
+    if len(lines) > 1 and _VALEDICTION.match(lines[-1]):
+        return "\n".join(lines[:-1]).rstrip(), lines[-1].strip()
+    first = rest.strip().split("\n", 1)[0]
+    if text.strip() and _VALEDICTION.match(first):
+        return text.rstrip(), first.strip()
+    return text.rstrip(), None

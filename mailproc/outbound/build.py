@@ -5,18 +5,18 @@ No network; ``build`` touches no database, ``store_built`` writes in the caller'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mailproc.outbound.compose import Envelope, compose
 from mailproc.outbound.contexts import TEMPLATES
 from mailproc.outbound.render import Renderer, RenderError
-from mailproc.store.models import MessageRecord, Outbox
+from mailproc.store.models import Blob, MessageRecord, Outbox
 from mailproc.store.staged import table_of
 
 _OUTBOX: Final = table_of(Outbox)
@@ -52,8 +52,10 @@ def build(
     context: dict[str, Any] | None,
     envelope: dict[str, Any] | None,
     renderer: Renderer,
+    files: Mapping[str, bytes] | None = None,
 ) -> BuiltMail:
-    """Render and compose a stored template context; no database.
+    """Render and compose a stored template context; no database (the bytes of the mail's
+    attachments come in ``files``, by hash: see ``attachment_files``).
 
     The same stored row always gives the same bytes (the Date, the Message-ID and the MIME
     boundary come from the row). Raises RenderError or HeaderError (permanent) when the mail
@@ -67,9 +69,25 @@ def build(
     except ValidationError as error:
         raise RenderError(f"stored context no longer fits {template}: {error}") from error
     mail = renderer.render(typed, locale)
-    message = compose(mail, addressed)
+    message = compose(mail, addressed, files=files)
     raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
     return BuiltMail(raw, str(message.get("Subject", "")), mail.text)
+
+
+def attachment_files(
+    session: Session, envelopes: Iterable[dict[str, Any] | None]
+) -> dict[str, bytes]:
+    """The stored bytes of every attachment these stored envelopes name, by hash (one query)."""
+    hashes = {
+        attachment["sha256"]
+        for envelope in envelopes
+        if envelope
+        for attachment in envelope.get("attachments") or ()
+    }
+    if not hashes:
+        return {}
+    found = session.execute(select(Blob.sha256, Blob.data).where(Blob.sha256.in_(sorted(hashes))))
+    return {sha256: data for sha256, data in found}
 
 
 def store_built(session: Session, built: Mapping[str, BuiltMail]) -> None:

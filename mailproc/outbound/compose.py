@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -39,6 +39,17 @@ class AutoSubmitted(StrEnum):
 
     AUTO_REPLIED = "auto-replied"  # an answer to a mail someone sent
     AUTO_GENERATED = "auto-generated"  # scheduled or triggered by a timer
+    NO = "no"  # a person wrote it (an agent's reply): no Auto-Submitted header
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    """A stored attachment sent with a mail: its bytes are the blob of ``sha256``."""
+
+    sha256: str
+    filename: str
+    content_type: str
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class Envelope:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     cc: tuple[Address, ...] = ()
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +111,26 @@ def tag_subject(subject: str, ticket_number: int | None) -> str:
 
 
 def compose(
-    mail: RenderedMail, envelope: Envelope, images: Sequence[InlineImage] = ()
+    mail: RenderedMail,
+    envelope: Envelope,
+    images: Sequence[InlineImage] = (),
+    files: Mapping[str, bytes] | None = None,
 ) -> EmailMessage:
-    """Build the multipart/alternative message; every header value is checked first.
+    """Build the multipart/alternative message (inside multipart/mixed with the envelope's
+    attachments, their bytes from ``files`` by hash); every header value is checked first.
 
     With ``images``, the HTML alternative is a multipart/related: the HTML, then one inline
     part per image under its Content-ID (RFC 2387).
 
     Raises HeaderError, before anything is built, when a header value holds CR, LF or NUL,
-    an address or message id is malformed, or the date is naive.
+    an address or message id is malformed, the date is naive, or an attachment's bytes are
+    missing.
     """
+    for attachment in envelope.attachments:
+        _check_text("attachment filename", attachment.filename)
+        _check_text("attachment type", attachment.content_type)
+        if files is None or attachment.sha256 not in files:
+            raise HeaderError(f"attachment {attachment.filename!r}: its bytes are not stored")
     _check_text("Subject", mail.subject)
     subject = tag_subject(mail.subject, envelope.ticket_number)
     _check_text("Content-Language", mail.locale)
@@ -139,8 +161,9 @@ def compose(
         message["In-Reply-To"] = in_reply_to
     if references:
         message["References"] = references
-    message["Auto-Submitted"] = str(envelope.auto_submitted)
-    message["X-Auto-Response-Suppress"] = "All"
+    if envelope.auto_submitted is not AutoSubmitted.NO:
+        message["Auto-Submitted"] = str(envelope.auto_submitted)
+        message["X-Auto-Response-Suppress"] = "All"
     message["MIME-Version"] = "1.0"
     # "=_" never occurs in quoted-printable text; hashing the id keeps output reproducible.
     digest = hashlib.sha256(envelope.message_id.encode()).hexdigest()[:32]
@@ -155,6 +178,10 @@ def compose(
             for image in images:
                 part.attach(_inline(image))
         message.attach(part)
+    if envelope.attachments and files is not None:
+        message.make_mixed(boundary=f"=_mailproc_mixed_{digest}")
+        for attachment in envelope.attachments:
+            message.attach(_attachment_part(attachment, files[attachment.sha256]))
     return message
 
 
@@ -167,6 +194,23 @@ def _inline(image: InlineImage) -> EmailMessage:
         disposition="inline",
         filename=image.filename,
         cid=_message_id("Content-ID", image.content_id),
+    )
+    del part["MIME-Version"]
+    return part
+
+
+def _attachment_part(attachment: AttachmentRef, data: bytes) -> EmailMessage:
+    """One attachment, sent as bytes of its declared type (base64)."""
+    maintype, _, subtype = attachment.content_type.partition("/")
+    if not (maintype and subtype) or maintype == "multipart":
+        maintype, subtype = "application", "octet-stream"
+    part = EmailMessage(policy=MEMOIZING_POLICY)
+    part.set_content(
+        data,
+        maintype=maintype,
+        subtype=subtype,
+        disposition="attachment",
+        filename=attachment.filename or "attachment",
     )
     del part["MIME-Version"]
     return part

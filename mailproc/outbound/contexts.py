@@ -1,4 +1,5 @@
-"""Template contexts: the typed data of each outbound mail, and the template each one names.
+"""Template contexts: the typed data of each outbound mail, and the template each one names
+(the values they share are in ``values.py``).
 
 Adding a template: one context class here (naming its template folder and its audience, which
 is its delivery lane), the folder's three parts under ``templates/``, and one sample in
@@ -9,25 +10,24 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import ClassVar, Final, get_args
 
 from mailproc.core.sla import Promise
+from mailproc.outbound.desk_contexts import (
+    CustomerReplyAlertContext,
+    HeldMailAlertContext,
+    MailUnreadableContext,
+    QuarantineAlertContext,
+)
+from mailproc.outbound.kb_contexts import KbAlertContext, KbReviewContext
 from mailproc.outbound.values import (
     Approver,
+    Audience,
     CustomerInfo,
     EscalationTeam,
     Money,
     TicketInfo,
 )
-
-
-class Audience(StrEnum):
-    """Who reads a template's mail: its delivery lane (customer mail is sent first)."""
-
-    CUSTOMER = "customer"  # the customer: acknowledgments, agents' replies, notices, apologies
-    INTERNAL = "internal"  # agents, managers, other teams: alerts, requests, reports
-
 
 # --- one context per template ----------------------------------------------------------------
 
@@ -161,8 +161,30 @@ class IncidentResolvedContext:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationNote:
+    """An escalation told inside an agent's reply (what Template 2 says)."""
+
+    team: EscalationTeam
+    update: Promise
+
+
+@dataclass(frozen=True, slots=True)
+class RefundNote:
+    """A processed refund told inside an agent's reply (what Template 4 says)."""
+
+    amount: Money
+    settlement_days_min: int = 5
+    settlement_days_max: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class AgentReplyContext:
-    """An agent's answer relayed to the customer; ``body`` is the agent's text."""
+    """An agent's answer relayed to the customer; ``body`` is the agent's text.
+
+    ``sign_off`` is the agent's own closing line (none: the usual one is added); the notices
+    the agent's commands caused come in the same mail: ``resolved_within`` (the reopen
+    window of a resolved ticket), ``escalation`` and ``refund``.
+    """
 
     template: ClassVar[str] = "agent_reply"
 
@@ -172,6 +194,10 @@ class AgentReplyContext:
     ticket: TicketInfo
     agent_name: str
     body: str
+    sign_off: str | None = None
+    resolved_within: dt.timedelta | None = None
+    escalation: EscalationNote | None = None
+    refund: RefundNote | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +218,7 @@ class NewTicketAlertContext:
     translation_requested: bool = False
     timezone: str = "UTC"
     recent_tickets: tuple[str, ...] = ()  # "#10012 resolved: subject", newest first
+    attachments_left_out: tuple[str, ...] = ()  # over [notify] max_attachment_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,59 +419,29 @@ class IncidentAlertContext:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandProblem:
+    """One problem of an email's commands: the line as written, what is wrong, the usage."""
+
+    command: str
+    problem: str
+    usage: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CommandErrorContext:
-    """To an agent whose email command was invalid; ``command`` is the agent's line."""
+    """To the sender of email commands that were not carried out: every problem, in one mail.
+
+    ``from_agent`` False: the sender is not a configured agent (their mail was not added).
+    """
 
     template: ClassVar[str] = "command_error"
 
     audience: ClassVar[Audience] = Audience.INTERNAL
 
     agent_name: str
-    command: str
-    problem: str
+    problems: tuple[CommandProblem, ...]
     ticket_number: int | None = None
-    usage: str | None = None
-
-
-class KbOutcome(StrEnum):
-    """What a knowledge-base review mail tells: a request, or the reviewer's decision."""
-
-    REVIEW = "review"
-    PUBLISHED = "published"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class KbAlertContext:
-    """To the Support Managers (§9.2.1): a recurring issue without a fresh article."""
-
-    template: ClassVar[str] = "kb_alert"
-    audience: ClassVar[Audience] = Audience.INTERNAL
-
-    key: str
-    count: int
-    month: str
-    kb_address: str
-    title: str | None = None
-    last_reviewed: dt.datetime | None = None
-    alerted_at: dt.datetime | None = None  # set on the reminder (§9.2.4: publish in 5 days)
-
-
-@dataclass(frozen=True, slots=True)
-class KbReviewContext:
-    """An article revision for review (to the managers), or the decision (to its author)."""
-
-    template: ClassVar[str] = "kb_review"
-    audience: ClassVar[Audience] = Audience.INTERNAL
-
-    key: str
-    title: str
-    outcome: KbOutcome
-    author: str
-    internal: bool
-    steps: tuple[tuple[str, tuple[str, ...]], ...]  # (locale, steps) per version
-    reviewer: str | None = None
-    note: str = ""
+    from_agent: bool = True
 
 
 TemplateContext = (
@@ -456,6 +453,7 @@ TemplateContext = (
     | SurveyRequestContext
     | ResolvedNoticeContext
     | AgentReplyContext
+    | CustomerReplyAlertContext
     | NewTicketAlertContext
     | EscalationAlertContext
     | P0AlertContext
@@ -467,6 +465,9 @@ TemplateContext = (
     | BreachAlertContext
     | ResolutionAlertContext
     | IncidentAlertContext
+    | MailUnreadableContext
+    | HeldMailAlertContext
+    | QuarantineAlertContext
     | KbAlertContext
     | KbReviewContext
     | UpdateOverdueAlertContext

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailproc.clock import Clock
 from mailproc.config import Settings
 from mailproc.outbound.attempts import Claim, Failure, claim_due, count_due, record_results, release
-from mailproc.outbound.build import BuiltMail, build, store_built
+from mailproc.outbound.build import BuiltMail, attachment_files, build, store_built
 from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.outbox import OutboxStatus
 from mailproc.outbound.render import Renderer, RenderError
@@ -195,6 +195,11 @@ def _build(
     unbuildable: list[tuple[Claim, dict[str, Failure]]] = []
     ready: list[tuple[Claim, bytes]] = []
     built: dict[str, BuiltMail] = {}
+    deferred = [claim.envelope for claim in claims if claim.raw is None]
+    files: dict[str, bytes] = {}
+    if any(envelope and envelope.get("attachments") for envelope in deferred):
+        with transaction(sessions, commit=False) as session:
+            files = attachment_files(session, deferred)
     for claim in claims:
         if claim.raw is not None:
             ready.append((claim, claim.raw))
@@ -207,6 +212,7 @@ def _build(
                 claim.context,
                 claim.envelope,
                 renderer,
+                files,
             )
         except (RenderError, HeaderError) as error:
             unbuildable.append((claim, dict.fromkeys(claim.recipients, Failure(str(error), True))))

@@ -22,10 +22,17 @@ from mailproc.config import Settings
 from mailproc.config_transport import OutboxSettings
 from mailproc.core.addresses import normalize_address
 from mailproc.core.rawmail import bare_message_id
-from mailproc.outbound.build import ENVELOPE, build, context_adapter, store_built
+from mailproc.outbound.build import (
+    ENVELOPE,
+    attachment_files,
+    build,
+    context_adapter,
+    store_built,
+)
 from mailproc.outbound.compose import Envelope, HeaderError
-from mailproc.outbound.contexts import TEMPLATES, Audience, TemplateContext
+from mailproc.outbound.contexts import TEMPLATES, TemplateContext
 from mailproc.outbound.render import Renderer
+from mailproc.outbound.values import Audience
 from mailproc.store.models import MessageRecord, Outbox, OutboxRecipient
 from mailproc.store.staged import (
     StagedRows,
@@ -190,7 +197,8 @@ def materialize(session: Session, row: Outbox, renderer: Renderer) -> None:
     """
     if row.raw is not None:
         return
-    built = build(row.id, row.template, row.locale, row.context, row.envelope, renderer)
+    files = attachment_files(session, [row.envelope])
+    built = build(row.id, row.template, row.locale, row.context, row.envelope, renderer, files)
     row.raw = built.raw
     store_built(session, {row.message_id: built})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
@@ -16,21 +17,21 @@ from mailproc.outbound.contexts import (
     AgentReplyContext,
     BreachAlertContext,
     CommandErrorContext,
+    CommandProblem,
     EscalationAlertContext,
+    EscalationNote,
     EscalationNoticeContext,
     IncidentAlertContext,
     IncidentNoticeContext,
     IncidentResolvedContext,
     IncidentTicket,
-    KbAlertContext,
-    KbOutcome,
-    KbReviewContext,
     LowSatisfactionFollowUpContext,
     LowScoreAlertContext,
     NewTicketAlertContext,
     P0AlertContext,
     RefundApprovalRequestContext,
     RefundConfirmationContext,
+    RefundNote,
     ResolutionAlertContext,
     ResolvedNoticeContext,
     SlaBreachApologyContext,
@@ -39,7 +40,15 @@ from mailproc.outbound.contexts import (
     TriageRequestContext,
     UpdateOverdueAlertContext,
 )
+from mailproc.outbound.desk_contexts import (
+    CustomerReplyAlertContext,
+    HeldMailAlertContext,
+    MailUnreadableContext,
+    QuarantineAlertContext,
+    UnreadableProblem,
+)
 from mailproc.outbound.i18n import catalog_path
+from mailproc.outbound.kb_contexts import KbAlertContext, KbOutcome, KbReviewContext
 from mailproc.outbound.render import LAYOUTS_FOLDER, PARTS, Renderer, RenderError
 from mailproc.outbound.values import Approver, CustomerInfo, EscalationTeam, Money, TicketInfo
 
@@ -148,7 +157,31 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         customer=_SAMPLE_CUSTOMER,
         ticket=_SAMPLE_TICKET,
         agent_name="Marco Rossi",
-        body="Hi Ana,\n\nCould you send us the time of the last successful sync?\n\nThanks!",
+        body="Hi Ana,\n\nWe renewed the certificate; the sync runs again.",
+        sign_off="Thanks!",
+        resolved_within=dt.timedelta(days=14),
+        escalation=EscalationNote(
+            EscalationTeam.ENGINEERING,
+            Promise(
+                dt.timedelta(hours=24),
+                _SAMPLE_TIME + dt.timedelta(hours=24),
+                "business_start",
+                _SAMPLE_TIME,
+                False,
+            ),
+        ),
+        refund=RefundNote(Money(Decimal("49.00"), "EUR")),
+    ),
+    CustomerReplyAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=dataclasses.replace(_SAMPLE_TICKET, assignee="Marco Rossi"),
+        status="open",
+        text="It fails again since this morning.",
+        now=_SAMPLE_TIME,
+        due=_SAMPLE_TIME + dt.timedelta(hours=3),
+        reopened=True,
+        timezone="Europe/Madrid",
+        attachments_left_out=("sync-dump.tar.gz",),
     ),
     NewTicketAlertContext(
         customer=_SAMPLE_CUSTOMER,
@@ -204,10 +237,11 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
     ),
     CommandErrorContext(
         agent_name="Marco Rossi",
-        command="#priority P7",
-        problem="unknown priority 'P7'",
+        problems=(
+            CommandProblem("#priority P7", "unknown priority 'P7'", "#priority P0|P1|P2|P3"),
+            CommandProblem("#stauts resolved", "unknown command #stauts"),
+        ),
         ticket_number=12345,
-        usage="#priority P0|P1|P2|P3",
     ),
     IncidentNoticeContext(
         customer=_SAMPLE_CUSTOMER,
@@ -272,6 +306,28 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         customer_count=3,
         devops_due=_SAMPLE_TIME + dt.timedelta(minutes=30),
     ),
+    HeldMailAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        ticket=_SAMPLE_TICKET,
+        sender="someone@elsewhere.example",
+        text="Please also send me the invoice of last month.",
+        inbound_id=4712,
+    ),
+    MailUnreadableContext(
+        customer=_SAMPLE_CUSTOMER,
+        subject="Logs of last night's failures",
+        received_at=_SAMPLE_TIME,
+        problem=UnreadableProblem.TOO_MANY_PARTS,
+    ),
+    QuarantineAlertContext(
+        customer=_SAMPLE_CUSTOMER,
+        inbound_id=4711,
+        subject="Logs of last night's failures",
+        received_at=_SAMPLE_TIME,
+        reason="LimitExceeded: message has 301 MIME parts; the limit is 250",
+        customer_told=True,
+        timezone="Europe/Madrid",
+    ),
     KbAlertContext(
         key="API-4004",
         count=12,
@@ -301,8 +357,10 @@ def ticket_number_of(context: TemplateContext) -> int | None:
     """The ticket a context is about, if any."""
     if isinstance(context, CommandErrorContext):
         return context.ticket_number
+    if isinstance(context, MailUnreadableContext | QuarantineAlertContext):
+        return None  # a quarantined mail belongs to no ticket yet
     if isinstance(context, KbAlertContext | KbReviewContext):
-        return None
+        return None  # knowledge-base mail is about no ticket
     return context.ticket.number
 
 

@@ -20,6 +20,13 @@ class EscalationTeam(StrEnum):
     PRODUCT = "product"
 
 
+class Audience(StrEnum):
+    """Who reads a template's mail: its delivery lane (customer mail is sent first)."""
+
+    CUSTOMER = "customer"  # the customer: acknowledgments, agents' replies, notices, apologies
+    INTERNAL = "internal"  # agents, managers, other teams: alerts, requests, reports
+
+
 class Approver(StrEnum):
     """Who approves a refund above an agent's authority (procedures §6.1)."""
 
@@ -72,6 +79,7 @@ class TicketInfo:
     error_title: str | None = None
     troubleshooting_steps: tuple[str, ...] = ()
     steps_in_english: bool = False  # the article has no version in the mail's language yet
+    assignee: str | None = None  # the agent it is assigned to (#assign); staff mail shows it
 
 
 def company_from(settings: Settings) -> Company:

@@ -12,30 +12,37 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.orm import Session
 
 from mailproc.core import model
-from mailproc.core.assess import assess, sla_record
+from mailproc.core.assess import assess
 from mailproc.core.detect import AUTOMATIC_KINDS, for_known_sender
 from mailproc.core.events import EventKind
 from mailproc.core.identity import SenderIdentity, SenderKind, identify_sender
-from mailproc.core.model import InboundStatus, Priority, TicketStatus
+from mailproc.core.model import Address, InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
 from mailproc.core.ticket_threading import ThreadAction, decide_thread
 from mailproc.core.understand import Prepared
+from mailproc.processing.assessed import record_assessment
 from mailproc.processing.context import Outcome, OutcomeAction, ProcessingContext, quarantine
 from mailproc.processing.followups import (
+    AlertReply,
     AnnounceTicket,
     ApplyAgentMail,
     ApplyKbMail,
     DetectIncidents,
     EscalateOutages,
     FollowUp,
+    HeldForReview,
     RecordSurveyReply,
     RefuseAgentMail,
+    RefuseCommands,
     run_followups,
 )
 from mailproc.processing.lookup import BatchLookup
 from mailproc.processing.parsepool import PrepareResult
+from mailproc.processing.review import hold, refused_command_lines, review_reason
 from mailproc.processing.rows import (
     Understood,
+    attachment_refs,
+    cc_addresses,
     mark_undeliverable,
     message_detail,
     stage_message,
@@ -48,6 +55,7 @@ from mailproc.tickets.ops import end_waiting
 from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.mail import Thread
 from mailproc.workflows.new_ticket import FirstMail
+from mailproc.workflows.replies import CustomerReply
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +184,9 @@ class Batch:
         detection = understood.detection
         inbound.kind = detection.kind.value
         inbound.kind_reason = "; ".join(detection.reasons)[:2000]
+        held = self._hold(inbound, understood)
+        if held is not None:
+            return held
         ticket, action, reason = self._route(inbound, understood)
         if ticket is not None and understood.prepared.reduced:
             record_event(
@@ -192,7 +203,11 @@ class Batch:
             self.lookup.add_message(message_id, understood.prepared.fingerprint, ticket)
         if detection.kind not in AUTOMATIC_KINDS and understood.sender.address:
             self._writers.add(understood.sender.address)
-        if ticket is not None and detection.kind not in AUTOMATIC_KINDS:
+        if (
+            ticket is not None
+            and detection.kind not in AUTOMATIC_KINDS
+            and action is not OutcomeAction.NOTED
+        ):
             known = self.lookup.participants_of(ticket)
             support = self.context.support_addresses
             stage_participants(self.session, ticket, understood, known, support)
@@ -200,6 +215,24 @@ class Batch:
         inbound.processed_at = self.now
         inbound.last_error = None
         return Outcome(inbound.id, action, ticket.number if ticket else None, reason)
+
+    def _hold(self, inbound: Inbound, understood: Understood) -> Outcome | None:
+        """A person's mail by reply token from a stranger to the ticket: held for review."""
+        number = understood.thread.ticket
+        target = self.lookup.ticket(number) if number is not None else None
+        if target is None or understood.detection.kind in AUTOMATIC_KINDS:
+            return None
+        participants = self.lookup.participants_of(target)
+        reason = review_reason(self.session, inbound, understood, target, participants)
+        if reason is None:
+            return None
+        hold(self.session, inbound, target, reason, self.now)
+        if self.context.desk is not None:
+            text, sender = understood.prepared.new_text, understood.sender.address
+            self._followups.append(
+                HeldForReview(self.context.desk, target, sender, text, inbound.id)
+            )
+        return Outcome(inbound.id, OutcomeAction.HELD, target.number, reason)
 
     def _route(self, inbound: Inbound, understood: Understood) -> Routed:
         thread = understood.thread
@@ -242,6 +275,17 @@ class Batch:
         """A person's mail on an existing ticket: an agent's, a survey answer, or a reply."""
         thread, sender, parsed = understood.thread, understood.sender, understood.parsed
         new_text = understood.prepared.new_text
+        desk = self.context.desk
+        # a customer's "#..." lines are plain text; anyone else's are refused (an agent's address
+        # while agents cannot be authenticated is told so below, with what to configure)
+        unauthenticated = sender.unauthenticated_agent is not None
+        lines = [] if unauthenticated else refused_command_lines(target, sender, new_text)
+        if lines:
+            if desk is not None and sender.address:
+                to = Address(parsed.from_[0].name if parsed.from_ else "", sender.address)
+                self._followups.append(RefuseCommands(desk, target, to, lines, inbound.id))
+            reason = f"{thread.reason}; command lines from a non-agent: refused, not added"
+            return target, OutcomeAction.NOTED, reason
         target.updated_at = self.now
         record_event(
             self.session,
@@ -252,11 +296,13 @@ class Batch:
             inbound_id=inbound.id,
             detail=message_detail(understood),
         )
-        desk = self.context.desk
         if sender.kind is SenderKind.AGENT and sender.agent is not None:
             agent = sender.agent
             if desk is not None:
-                self._followups.append(ApplyAgentMail(desk, target, agent, new_text, inbound.id))
+                mail = AgentMail(
+                    inbound.id, new_text, understood.prepared.quoted_text, attachment_refs(parsed)
+                )
+                self._followups.append(ApplyAgentMail(desk, target, agent, mail))
             return target, OutcomeAction.APPENDED, f"{thread.reason}; agent {agent.name}"
         claimed = sender.unauthenticated_agent
         if claimed is not None:  # an agent's address, but agents cannot be authenticated yet
@@ -272,7 +318,11 @@ class Batch:
             self._followups.append(RecordSurveyReply(desk, target, parsed.subject, new_text))
             reason = f"{thread.reason}; survey answer (ticket stays resolved)"
             return target, OutcomeAction.APPENDED, reason
-        if thread.action is ThreadAction.REOPEN:
+        reopened = thread.action is ThreadAction.REOPEN
+        if desk is not None:
+            reply = CustomerReply(inbound.id, new_text, reopened, attachment_refs(parsed))
+            self._followups.append(AlertReply(desk, target, reply))
+        if reopened:
             target.status = TicketStatus.OPEN
             record_event(
                 self.session,
@@ -394,6 +444,8 @@ class Batch:
             language=understood.prepared.language,
             may_auto_reply=understood.detection.may_auto_reply,
             from_agent=sender.kind is SenderKind.AGENT,
+            cc=cc_addresses(parsed.cc, self.context.support_addresses),
+            attachments=attachment_refs(parsed),
         )
         context = self.context
         announce = AnnounceTicket(ticket, sender.customer, first, context.notifier, context.desk)
@@ -422,59 +474,12 @@ class Batch:
             inbound.received_at,
             self.context.sla,
         )
-        found, deadlines = assessment.classification, assessment.deadlines
-        ticket.priority = found.priority.value
-        ticket.intent = found.intent.value
-        ticket.needs_triage = found.needs_triage
-        ticket.triage_reason = found.triage_reason
-        ticket.triage_due = assessment.triage_due
-        ticket.classified_at = self.now
-        ticket.first_response_due = deadlines.first_response_due
-        ticket.resolution_due = deadlines.resolution_due
-        ticket.classification = assessment.classification_record()
-        ticket.sla = sla_record(deadlines)
+        found = record_assessment(self.session, ticket, inbound.id, assessment, self.now)
         desk = self.context.desk
         if found.priority is Priority.P0 and desk is not None:
             if not self._outages:  # once per batch; it runs after the flush: it sees every new P0
                 self._followups.append(DetectIncidents(desk, ticket))
             self._outages.append(ticket)
-        seconds = (self.now - inbound.received_at).total_seconds()
-        record_event(
-            self.session,
-            self.now,
-            EventKind.TICKET_CLASSIFIED,
-            assessment.explain_priority(),
-            ticket=ticket,
-            inbound_id=inbound.id,
-            detail={**ticket.classification, "seconds_after_receipt": seconds},
-        )
-        record_event(
-            self.session,
-            self.now,
-            EventKind.TICKET_SLA,
-            "; ".join(deadlines.explanation),
-            ticket=ticket,
-            inbound_id=inbound.id,
-            detail={
-                "sla_row": deadlines.sla_row,
-                "calendar": deadlines.calendar_description,
-                "first_response_due": deadlines.first_response_due.isoformat(),
-                "resolution_due": deadlines.resolution_due.isoformat()
-                if deadlines.resolution_due
-                else None,
-            },
-        )
-        if found.needs_triage and assessment.triage_due is not None:
-            record_event(
-                self.session,
-                self.now,
-                EventKind.TICKET_TRIAGE_NEEDED,
-                f"{found.triage_reason}; Support Manager escalation due by "
-                f"{assessment.triage_due.isoformat()}",
-                ticket=ticket,
-                inbound_id=inbound.id,
-                detail={"triage_due": assessment.triage_due.isoformat()},
-            )
 
     def _allocate_ticket(self) -> tuple[int | None, int]:
         """(id, number) of a new ticket; on SQLite the id comes with the insert."""

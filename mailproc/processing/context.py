@@ -67,6 +67,7 @@ class OutcomeAction(StrEnum):
     KEPT = "kept"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    HELD = "held"  # set aside for review (quarantined with the reason)
 
 
 @dataclass(frozen=True, slots=True)

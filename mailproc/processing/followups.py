@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from mailproc.core import model
 from mailproc.core.events import EventKind
 from mailproc.core.identity import Agent
+from mailproc.core.model import Address
 from mailproc.errors import PermanentError
 from mailproc.store import repo
 from mailproc.store.models import Ticket
@@ -25,6 +26,7 @@ from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.desk import Desk
 from mailproc.workflows.mail import Notifier
 from mailproc.workflows.new_ticket import FirstMail, notify_new_ticket
+from mailproc.workflows.replies import CustomerReply, HeldMail
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +69,57 @@ class ApplyAgentMail:
     desk: Desk
     ticket: Ticket
     agent: Agent
+    mail: AgentMail
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Apply the agent's mail."""
+        self.desk.agent_mail(session, self.ticket, self.agent, self.mail, now)
+
+
+@dataclass(frozen=True)
+class RefuseCommands:
+    """Command lines from a mailbox that is not an agent's: one reply saying so."""
+
+    desk: Desk
+    ticket: Ticket
+    sender: Address
+    lines: tuple[str, ...]
+    inbound_id: int
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Answer the sender."""
+        self.desk.commands_not_from_agent(
+            session, self.ticket, self.sender, self.lines, self.inbound_id, now
+        )
+
+
+@dataclass(frozen=True)
+class HeldForReview:
+    """A mail held for review: the assignee (or the agents) are told."""
+
+    desk: Desk
+    ticket: Ticket
+    sender: str | None
     new_text: str
     inbound_id: int
 
     def run(self, session: Session, now: dt.datetime) -> None:
-        """Apply the agent's mail."""
-        self.desk.agent_mail(session, self.ticket, self.agent, self.new_text, self.inbound_id, now)
+        """Queue the alert."""
+        held = HeldMail(self.inbound_id, self.new_text, self.sender)
+        self.desk.mail_held(session, self.ticket, held, now)
+
+
+@dataclass(frozen=True)
+class AlertReply:
+    """A customer's reply on a ticket: the assignee (or the agents) are told."""
+
+    desk: Desk
+    ticket: Ticket
+    reply: CustomerReply
+
+    def run(self, session: Session, now: dt.datetime) -> None:
+        """Queue the alert."""
+        self.desk.customer_replied(session, self.ticket, self.reply, now)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ participants, undeliverable addresses and the events; staged to be written with 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -13,9 +14,10 @@ from sqlalchemy.orm import Session
 from mailproc.core.addresses import normalize_address
 from mailproc.core.detect import Detection
 from mailproc.core.identity import SenderIdentity, SenderKind
-from mailproc.core.model import ParsedMessage
+from mailproc.core.model import Address, ParsedMessage
 from mailproc.core.ticket_threading import ThreadDecision
 from mailproc.core.understand import Prepared
+from mailproc.outbound.compose import AttachmentRef
 from mailproc.store.models import (
     AttachmentRecord,
     Blob,
@@ -123,6 +125,19 @@ def stage_message(
         )
 
 
+def attachment_refs(parsed: ParsedMessage) -> tuple[AttachmentRef, ...]:
+    """The mail's attachments as stored (by hash), to send on with our mail."""
+    return tuple(
+        AttachmentRef(a.sha256, a.filename, a.content_type, a.size) for a in parsed.attachments
+    )
+
+
+def cc_addresses(cc: Sequence[Address], support_addresses: frozenset[str]) -> tuple[str, ...]:
+    """A mail's Cc addresses that become participants: valid, and not our own."""
+    found = (normalize_address(address.addr) for address in cc)
+    return tuple(dict.fromkeys(a for a in found if a and a not in support_addresses))
+
+
 def stage_participants(
     session: Session,
     ticket: Ticket,
@@ -140,10 +155,8 @@ def stage_participants(
             else ("requester" if sender.address == ticket.requester else "sender")
         )
         found[sender.address] = role
-    for cc in understood.parsed.cc:
-        normalized = normalize_address(cc.addr)
-        if normalized and normalized not in support_addresses:
-            found.setdefault(normalized, "cc")
+    for address in cc_addresses(understood.parsed.cc, support_addresses):
+        found.setdefault(address, "cc")
     for address, role in found.items():
         if address not in known:
             known[address] = role

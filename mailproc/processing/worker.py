@@ -18,8 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.core.events import EventKind
 from mailproc.core.model import InboundStatus
+from mailproc.errors import PermanentError
 from mailproc.processing.batch import Batch
-from mailproc.processing.context import Outcome, ProcessingContext, ProcessSummary, quarantine
+from mailproc.processing.context import (
+    Outcome,
+    OutcomeAction,
+    ProcessingContext,
+    ProcessSummary,
+    quarantine,
+)
 from mailproc.processing.parsepool import Ahead, Job, PrepareResult
 from mailproc.store import repo
 from mailproc.store.db import is_transient, transaction
@@ -106,12 +113,36 @@ def process_batch(
                 outcomes = batch.run(claimed, ready or {})
                 session.flush()
             batch.notify()
-        return outcomes
     except exc.SQLAlchemyError as error:
         if is_transient(error):
             raise
         log.warning("batch of %d refused (%s); retrying one by one", len(claimed), error)
-    return [process_one(session, inbound, raw, context) for inbound, raw in claimed]
+        outcomes = [process_one(session, inbound, raw, context) for inbound, raw in claimed]
+    _tell_quarantined(session, claimed, outcomes, context)
+    return outcomes
+
+
+def _tell_quarantined(
+    session: Session,
+    claimed: Sequence[tuple[Inbound, bytes]],
+    outcomes: Sequence[Outcome],
+    context: ProcessingContext,
+) -> None:
+    """A known customer's quarantined mail: the agents and the customer are told (each in a
+    savepoint: a mail that cannot even be announced stays quarantined, and is logged)."""
+    if context.desk is None:
+        return
+    quarantined = {o.inbound_id for o in outcomes if o.action is OutcomeAction.QUARANTINED}
+    for inbound, raw in claimed:
+        if inbound.id not in quarantined:
+            continue
+        try:
+            with session.begin_nested(), staging(session):
+                context.desk.mail_quarantined(session, inbound, raw, context.clock.now())
+        except (PermanentError, ValueError, exc.SQLAlchemyError) as error:
+            if isinstance(error, exc.SQLAlchemyError) and is_transient(error):
+                raise
+            log.warning("inbound %s: quarantine notice failed: %s", inbound.id, error)
 
 
 def process_one(

@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from mailproc.core.parse import header_summary
 from mailproc.store import repo
-from mailproc.store.models import Event, Inbound, Incident, MessageRecord, Ticket
+from mailproc.store.models import (
+    AttachmentRecord,
+    Blob,
+    Event,
+    Inbound,
+    Incident,
+    MessageRecord,
+    Ticket,
+)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -34,6 +42,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "id": ticket.id,
         "number": ticket.number,
         "status": ticket.status,
+        "assignee": ticket.assignee,
         "subject": ticket.subject,
         "customer_id": customer.id if customer else None,
         "company": customer.company if customer else None,
@@ -114,6 +123,22 @@ def ticket_detail(session: Session, number: int) -> dict[str, Any] | None:
     ]
     detail["events"] = [event_view(e) for e in events]
     return detail
+
+
+def ticket_attachments(session: Session, number: int) -> list[tuple[str, bytes]] | None:
+    """Every stored attachment of a ticket's mail (filename, bytes), oldest first; None when
+    there is no such ticket."""
+    ticket = session.scalars(select(Ticket.id).where(Ticket.number == number)).first()
+    if ticket is None:
+        return None
+    rows = session.execute(
+        select(AttachmentRecord.filename, Blob.data)
+        .join(MessageRecord, MessageRecord.id == AttachmentRecord.message_pk)
+        .join(Blob, Blob.sha256 == AttachmentRecord.sha256)
+        .where(MessageRecord.ticket_id == ticket)
+        .order_by(AttachmentRecord.id)
+    ).all()
+    return [(filename, data) for filename, data in rows]
 
 
 def event_view(event: Event) -> dict[str, Any]:

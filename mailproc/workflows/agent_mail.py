@@ -1,5 +1,5 @@
 """Agents by mail (§7): their commands applied, the rest of their reply relayed to the
-customer; an invalid or unauthorized command changes nothing and gets an error mail.
+customer; an invalid or unauthorized command changes nothing and gets one error mail.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -17,6 +18,7 @@ from mailproc.core import keys
 from mailproc.core.commands import (
     AssignCommand,
     Command,
+    CommandError,
     EscalateCommand,
     NoteCommand,
     PriorityCommand,
@@ -30,14 +32,19 @@ from mailproc.core.events import EventKind
 from mailproc.core.identity import UNCONFIGURED, Agent
 from mailproc.core.kb import KbCommand
 from mailproc.core.model import Address, TicketStatus
-from mailproc.core.quotes import cut_at_included
-from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.contexts import AgentReplyContext, CommandErrorContext, ResolvedNoticeContext
+from mailproc.core.quotes import cut_at_included, split_sign_off
+from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
+from mailproc.outbound.contexts import (
+    AgentReplyContext,
+    CommandErrorContext,
+    CommandProblem,
+    ResolvedNoticeContext,
+)
 from mailproc.store.models import Outbox, RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
 from mailproc.tickets.ops import resolve, start_waiting
 from mailproc.workflows import kb
-from mailproc.workflows.context import WorkflowContext
+from mailproc.workflows.context import Notices, WorkflowContext
 from mailproc.workflows.escalation import escalate, set_priority
 from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
 
@@ -46,10 +53,13 @@ _MAX_OWN_MAILS = 20  # the newest mails of a ticket an agent's reply may include
 
 @dataclass(frozen=True, slots=True)
 class AgentMail:
-    """An agent's inbound mail on a ticket: its id (what its answers are keyed by) and text."""
+    """An agent's inbound mail on a ticket: its id (what its answers are keyed by), its new
+    text and the rest (signature and quotes: the agent's sign-off may open it)."""
 
     inbound_id: int
     new_text: str
+    rest: str = ""
+    attachments: tuple[AttachmentRef, ...] = ()  # relayed to the customer
 
 
 def agent_mail(
@@ -63,19 +73,22 @@ def agent_mail(
     """Apply an agent's commands and relay the rest to the customer; return a summary.
 
     An invalid or unauthorized command changes nothing and relays nothing: the agent gets
-    an error mail listing every problem and sends a corrected reply.
+    one error mail listing every problem and sends a corrected reply. When the reply has
+    text for the customer, the notices its commands cause (resolved, escalated, refund
+    processed) go in the same mail instead of mails of their own.
     """
     parsed = parse_commands(cut_at_included(mail.new_text, _our_mail_texts(session, ticket)))
     case_row, case = requested_case(session, ticket)
     kb_commands = [c for c in parsed.commands if isinstance(c, KbCommand)]
     planned, kb_problems = kb.check(ctx, session, kb_commands, parsed.remaining_text, ticket=ticket)
-    problems = (*check_commands(parsed, agent, case), *kb_problems)
+    problems = (
+        *check_commands(parsed, agent, case),
+        *kb_problems,
+        *_check_state(ctx, ticket, parsed.commands),
+    )
     if problems:
-        for index, problem in enumerate(problems):
-            context = CommandErrorContext(
-                agent.name, problem.source, problem.problem, ticket.number, problem.usage
-            )
-            _error_mail(ctx, session, ticket, agent, mail, index, context, now)
+        to = Address(agent.name, agent.addresses[0])
+        refuse(ctx, session, ticket, to, problems, mail.inbound_id, now)
         reasons = "; ".join(f"{p.source}: {p.problem}" for p in problems)
         record_event(
             session,
@@ -85,14 +98,16 @@ def agent_mail(
             ticket=ticket,
         )
         return "refused"
+    relayed = parsed.remaining_text.strip()
+    notices = Notices() if relayed else None
     status_set = False
     for command in parsed.commands:
         status_set |= isinstance(command, StatusCommand)
-        _apply_command(ctx, session, ticket, agent, command, case_row, mail, now)
+        _apply_command(ctx, session, ticket, agent, command, case_row, mail, notices, now)
     for step in planned:
         kb.apply(ctx, session, agent, step, now, ticket)
-    if parsed.remaining_text.strip():
-        _relay(ctx, session, ticket, agent, mail.inbound_id, parsed.remaining_text, now)
+    if notices is not None:
+        _relay(ctx, session, ticket, agent, mail, parsed.remaining_text, notices, now)
         if not status_set:
             start_waiting(session, ticket, ctx.sla, now)
     return "applied"
@@ -127,8 +142,16 @@ def refuse_unauthenticated(
     """Mail from an agent's address while agent authentication is not configured: nothing
     applied, nothing relayed; the agent (at the configured address) is told why."""
     first_line = next((line.strip() for line in mail.new_text.splitlines() if line.strip()), "")
-    context = CommandErrorContext(agent.name, first_line[:200], UNCONFIGURED, ticket.number)
-    _error_mail(ctx, session, ticket, agent, mail, 0, context, now)
+    to = Address(agent.name, agent.addresses[0])
+    refuse(
+        ctx,
+        session,
+        ticket,
+        to,
+        [CommandError(first_line[:200], UNCONFIGURED)],
+        mail.inbound_id,
+        now,
+    )
     record_event(
         session,
         now,
@@ -138,27 +161,79 @@ def refuse_unauthenticated(
     )
 
 
-def _error_mail(
+def refuse(
     ctx: WorkflowContext,
     session: Session,
     ticket: Ticket,
-    agent: Agent,
-    mail: AgentMail,
-    index: int,
-    context: CommandErrorContext,
+    to: Address,
+    problems: Sequence[CommandError],
+    inbound_id: int,
     now: dt.datetime,
+    *,
+    from_agent: bool = True,
 ) -> None:
-    """Queue one error mail about the agent's mail, to the agent's configured address."""
+    """One error mail for an inbound mail's commands, listing every problem."""
     ctx.notifier.queue(
         session,
-        key=keys.command_error(ticket.number, mail.inbound_id, index),
+        key=keys.command_error(ticket.number, inbound_id),
         ticket=ticket,
         locale="en",
-        to=(Address(agent.name, agent.addresses[0]),),
+        to=(to,),
         automatic=AutoSubmitted.AUTO_REPLIED,
         now=now,
-        context=context,
+        context=CommandErrorContext(
+            to.name or to.addr,
+            tuple(CommandProblem(p.source, p.problem, p.usage) for p in problems),
+            ticket.number,
+            from_agent,
+        ),
     )
+
+
+def commands_not_from_agent(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    sender: Address,
+    lines: Sequence[str],
+    inbound_id: int,
+    now: dt.datetime,
+) -> None:
+    """Command lines from a mailbox that is not a configured agent: one reply saying so."""
+    why = "commands are taken only from a configured agent's address"
+    problems = [CommandError(line, why) for line in lines]
+    refuse(ctx, session, ticket, sender, problems, inbound_id, now, from_agent=False)
+    record_event(
+        session,
+        now,
+        EventKind.COMMANDS_NOT_FROM_AGENT,
+        f"{sender.addr} is not a configured agent: nothing applied, mail not added to the "
+        f"ticket ({'; '.join(lines)})",
+        ticket=ticket,
+        inbound_id=inbound_id,
+    )
+
+
+def _check_state(
+    ctx: WorkflowContext, ticket: Ticket, commands: Sequence[Command]
+) -> list[CommandError]:
+    """Problems the ticket's state or the staff list find: a closed ticket takes no command,
+    ``#assign`` names a configured agent."""
+    if commands and ticket.status == TicketStatus.CLOSED:
+        return [
+            CommandError(c.source, f"ticket #{ticket.number} is closed: nothing can be changed")
+            for c in commands
+        ]
+    return [
+        CommandError(c.source, f"no configured agent is named {c.assignee!r}", "#assign NAME")
+        for c in commands
+        if isinstance(c, AssignCommand) and ctx.notifier.agent_named(c.assignee) is None
+    ]
+
+
+def _reopen_within(ctx: WorkflowContext) -> dt.timedelta:
+    """How long a reply reopens a resolved ticket (``[threading] reopen_window_days``)."""
+    return dt.timedelta(days=ctx.settings.threading.reopen_window_days)
 
 
 def _relay(
@@ -166,17 +241,31 @@ def _relay(
     session: Session,
     ticket: Ticket,
     agent: Agent,
-    inbound_id: int,
+    mail: AgentMail,
     text: str,
+    notices: Notices,
     now: dt.datetime,
 ) -> None:
+    body, sign_off = split_sign_off(text, mail.rest)
     ctx.notifier.customer_mail(
         session,
         ticket,
-        key=keys.agent_reply(ticket.number, inbound_id),
+        key=keys.agent_reply(ticket.number, mail.inbound_id),
         now=now,
-        automatic=AutoSubmitted.AUTO_REPLIED,
-        context_for=lambda c, t: AgentReplyContext(c, t, agent.name, text),
+        automatic=AutoSubmitted.NO,
+        sender=ctx.notifier.agent_sender(agent),
+        cc=ctx.notifier.cc_of(session, ticket),
+        attachments=mail.attachments,
+        context_for=lambda c, t: AgentReplyContext(
+            c,
+            t,
+            agent.name,
+            body,
+            sign_off,
+            notices.resolved_within,
+            notices.escalation,
+            notices.refund,
+        ),
     )
     if ticket.first_responded_at is None:
         ticket.first_responded_at = now
@@ -204,19 +293,25 @@ def _apply_command(
     command: Command,
     case_row: RefundCaseRecord | None,
     mail: AgentMail,
+    notices: Notices | None,
     now: dt.datetime,
 ) -> None:
     who = f"{agent.name} by mail"
     if isinstance(command, StatusCommand):
         if command.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
             resolve(ticket, now, command.status)
-            ctx.notifier.customer_mail(
-                session,
-                ticket,
-                key=keys.resolved_notice(ticket.number, mail.inbound_id),
-                now=now,
-                context_for=lambda c, t: ResolvedNoticeContext(c, t, agent.name),
-            )
+            if notices is not None:
+                notices.resolved_within = _reopen_within(ctx)
+            else:
+                ctx.notifier.customer_mail(
+                    session,
+                    ticket,
+                    key=keys.resolved_notice(ticket.number, mail.inbound_id),
+                    now=now,
+                    context_for=lambda c, t: ResolvedNoticeContext(
+                        c, t, agent.name, reopen_within=_reopen_within(ctx)
+                    ),
+                )
         elif command.status is TicketStatus.WAITING:
             start_waiting(session, ticket, ctx.sla, now)
         else:
@@ -233,6 +328,7 @@ def _apply_command(
             f"{command.reason or 'by an agent'}",
             now,
             by=agent.name,
+            notices=notices,
         )
     elif isinstance(command, NoteCommand):
         record_event(
@@ -244,9 +340,10 @@ def _apply_command(
             detail={"by": agent.name},
         )
     elif isinstance(command, AssignCommand):
-        ticket.assignee = command.assignee
+        assignee = ctx.notifier.agent_named(command.assignee)
+        ticket.assignee = assignee.name if assignee is not None else command.assignee
     elif isinstance(command, RefundApproveCommand) and case_row is not None:
-        approve_refund(ctx, session, ticket, agent, command, case_row, now)
+        approve_refund(ctx, session, ticket, agent, command, case_row, now, notices)
     elif isinstance(command, RefundDenyCommand) and case_row is not None:
         deny_refund(case_row, agent, command.reason, now)
     record_event(session, now, EventKind.AGENT_COMMAND, f"{command.source} ({who})", ticket=ticket)

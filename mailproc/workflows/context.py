@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mailproc.config import Settings
 from mailproc.core.events import EventKind
 from mailproc.core.sla import SlaPolicy
+from mailproc.outbound.contexts import EscalationNote, RefundNote
 from mailproc.store.models import Credit, Customer, Ticket
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only
@@ -41,6 +42,16 @@ class CheckSummary:
             *self.kb,
             *self.reports,
         ]
+
+
+@dataclass
+class Notices:
+    """What an agent's commands tell the customer, gathered for the agent's reply (one mail)
+    instead of a notice of their own."""
+
+    resolved_within: dt.timedelta | None = None
+    escalation: EscalationNote | None = None
+    refund: RefundNote | None = None
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from mailproc.core.identity import Agent
-from mailproc.core.model import Priority
+from mailproc.core.model import Address, Priority
 from mailproc.core.sla import SlaPolicy
-from mailproc.store.models import Incident, Ticket
+from mailproc.store.models import Inbound, Incident, Ticket
 from mailproc.workflows import (
     agent_mail,
     breaches,
@@ -24,11 +24,14 @@ from mailproc.workflows import (
     incidents,
     kb,
     new_ticket,
+    quarantined,
+    replies,
     surveys,
 )
 from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.context import CheckSummary, WorkflowContext
 from mailproc.workflows.mail import Notifier
+from mailproc.workflows.replies import CustomerReply, HeldMail
 
 
 class Desk:
@@ -54,14 +57,41 @@ class Desk:
         session: Session,
         ticket: Ticket,
         agent: Agent,
-        new_text: str,
-        inbound_id: int,
+        mail: AgentMail,
         now: dt.datetime,
     ) -> str:
-        """An agent's mail (inbound ``inbound_id``): commands applied, the rest relayed."""
-        return agent_mail.agent_mail(
-            self.context, session, ticket, agent, AgentMail(inbound_id, new_text), now
+        """An agent's mail: commands applied, the rest relayed."""
+        return agent_mail.agent_mail(self.context, session, ticket, agent, mail, now)
+
+    def commands_not_from_agent(
+        self,
+        session: Session,
+        ticket: Ticket,
+        sender: Address,
+        lines: Sequence[str],
+        inbound_id: int,
+        now: dt.datetime,
+    ) -> None:
+        """Command lines from someone who is not an agent: one reply saying so."""
+        agent_mail.commands_not_from_agent(
+            self.context, session, ticket, sender, lines, inbound_id, now
         )
+
+    def customer_replied(
+        self, session: Session, ticket: Ticket, reply: CustomerReply, now: dt.datetime
+    ) -> None:
+        """The customer wrote again: the assignee (or the agents) are told."""
+        replies.customer_replied(self.context, session, ticket, reply, now)
+
+    def mail_held(self, session: Session, ticket: Ticket, held: HeldMail, now: dt.datetime) -> None:
+        """A mail held for review: the assignee (or the agents) are told."""
+        replies.mail_held(self.context, session, ticket, held, now)
+
+    def mail_quarantined(
+        self, session: Session, inbound: Inbound, raw: bytes, now: dt.datetime
+    ) -> None:
+        """A quarantined mail: a known customer's alerts the agents and is answered once."""
+        quarantined.mail_quarantined(self.context, session, inbound, raw, now)
 
     def kb_mail(
         self, session: Session, agent: Agent, subject: str, new_text: str, now: dt.datetime

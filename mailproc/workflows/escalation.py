@@ -20,6 +20,7 @@ from mailproc.core.identity import AgentRole
 from mailproc.core.model import Priority, TicketStatus
 from mailproc.outbound.contexts import (
     EscalationAlertContext,
+    EscalationNote,
     EscalationNoticeContext,
     P0AlertContext,
     TriageRequestContext,
@@ -29,7 +30,7 @@ from mailproc.store.models import MessageRecord, Ticket, Timer
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only, stage_statement, write_staged
 from mailproc.tickets.ops import change_priority
-from mailproc.workflows.context import CheckSummary, WorkflowContext
+from mailproc.workflows.context import CheckSummary, Notices, WorkflowContext
 from mailproc.workflows.mail import EXCERPT_CHARS, Notifier
 from mailproc.workflows.promises import (
     customer_updated_at,
@@ -104,8 +105,10 @@ def escalate(
     now: dt.datetime,
     by: str | None = None,
     notify_roles: Sequence[AgentRole] = (),
+    notices: Notices | None = None,
 ) -> None:
-    """Escalate to a team now: alert it (and the roles to notify), tell the customer."""
+    """Escalate to a team now: alert it (and the roles to notify), tell the customer
+    (in ``notices`` when given: an agent's reply carries it)."""
     if role.value in ticket.escalated_to:
         return
     ticket.escalated_to = [*ticket.escalated_to, role.value]
@@ -139,7 +142,10 @@ def escalate(
             ),
         )
         update = next_update(ctx, ticket, now, _update_within(ticket))
-        if ctx.notifier.customer_mail(
+        if notices is not None:
+            notices.escalation = EscalationNote(team, update)
+            keep_promise(session, ticket, update, "Template 2 (in an agent's reply)", now)
+        elif ctx.notifier.customer_mail(
             session,
             ticket,
             key=keys.escalation_notice(ticket.number, role),

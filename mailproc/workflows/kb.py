@@ -34,12 +34,8 @@ from mailproc.core.kb import (
 from mailproc.core.model import Address
 from mailproc.kb import articles
 from mailproc.outbound.compose import AutoSubmitted
-from mailproc.outbound.contexts import (
-    CommandErrorContext,
-    KbAlertContext,
-    KbOutcome,
-    KbReviewContext,
-)
+from mailproc.outbound.contexts import CommandErrorContext, CommandProblem
+from mailproc.outbound.kb_contexts import KbAlertContext, KbOutcome, KbReviewContext
 from mailproc.store import repo
 from mailproc.store.models import KbAlert, KbArticle, MessageRecord, Ticket
 from mailproc.store.staged import insert_new_only
@@ -259,7 +255,6 @@ def refuse(
     now: dt.datetime,
 ) -> None:
     """The error mail for refused commands sent to the KB address: nothing was changed."""
-    problem = problems[0]
     ctx.notifier.queue(
         session,
         key=keys.kb_command_error(agent.addresses[0], now),
@@ -270,11 +265,7 @@ def refuse(
         now=now,
         reply_to=ctx.settings.kb.address,
         context=CommandErrorContext(
-            agent.name,
-            problem.source,
-            "; ".join(p.problem for p in problems),
-            None,
-            problem.usage,
+            agent.name, tuple(CommandProblem(p.source, p.problem, p.usage) for p in problems)
         ),
     )
     reasons = "; ".join(f"{p.source}: {p.problem}" for p in problems)

@@ -32,7 +32,7 @@ from mailproc.core.locale_policy import (
 )
 from mailproc.core.model import Address, Customer, Plan, Priority
 from mailproc.core.tokens import ReplyAddressScheme, reply_address
-from mailproc.outbound.compose import AutoSubmitted, Envelope, make_message_id
+from mailproc.outbound.compose import AttachmentRef, AutoSubmitted, Envelope, make_message_id
 from mailproc.outbound.contexts import TemplateContext
 from mailproc.outbound.outbox import (
     envelope_sender,
@@ -44,7 +44,7 @@ from mailproc.outbound.outbox import (
 from mailproc.outbound.render import Renderer
 from mailproc.outbound.values import CustomerInfo, Money, TicketInfo
 from mailproc.store import repo
-from mailproc.store.models import MessageRecord, Ticket
+from mailproc.store.models import MessageRecord, Ticket, TicketParticipant
 
 EXCERPT_CHARS = 600
 ContextFor = Callable[[CustomerInfo, TicketInfo], TemplateContext]
@@ -97,6 +97,25 @@ class Notifier:
             found.append(Address(role.replace("_", " ").title(), address))
         return tuple(found)
 
+    def agent_sender(self, agent: Agent) -> Address:
+        """The From of an agent's reply: the agent's name via the team, our address."""
+        support = self.settings.support
+        name = support.agent_from.replace("{agent}", agent.name)
+        name = name.replace("{support}", support.name)
+        return Address(name, support.addresses[0])
+
+    def agent_named(self, name: str) -> Agent | None:
+        """The configured agent of this name or address (case-insensitive), if any."""
+        wanted = name.strip().casefold()
+        return next(
+            (
+                a
+                for a in self.agents
+                if a.name.casefold() == wanted or wanted in (x.casefold() for x in a.addresses)
+            ),
+            None,
+        )
+
     def locale(
         self,
         customer: Customer | None,
@@ -136,6 +155,7 @@ class Notifier:
             error_code=entry.code if entry else None,
             error_title=entry.title(locale) if entry else None,
             troubleshooting_steps=tuple(entry.troubleshooting(locale)) if entry else (),
+            assignee=ticket.assignee,
         )
 
     def money(self, amount: float | Decimal) -> Money:
@@ -154,25 +174,33 @@ class Notifier:
         automatic: AutoSubmitted,
         now: dt.datetime,
         thread: Thread | None = None,
+        sender: Address | None = None,
+        cc: Sequence[Address] = (),
+        attachments: Sequence[AttachmentRef] = (),
         reply_to: str | None = None,
     ) -> bool:
         """Queue one mail (rendered at delivery); False when ``key`` was queued before.
 
-        Mail about no ticket (the knowledge base's) names the address replies go to.
+        ``sender``: the From (default: the support team's name and address). Mail about no
+        ticket (the knowledge base's, a quarantine notice) names the address replies go to
+        (default: the support address).
         """
         support = self.settings.support
-        if reply_to is None and ticket is not None:
-            reply_to = reply_address(self.scheme, ticket.number)
+        number = ticket.number if ticket is not None else None
+        if reply_to is None and number is not None:
+            reply_to = reply_address(self.scheme, number)
         envelope = Envelope(
-            sender=Address(support.name, support.addresses[0]),
+            sender=sender or Address(support.name, support.addresses[0]),
             to=tuple(to),
             reply_to=Address(support.name, reply_to or support.addresses[0]),
             message_id=make_message_id(key, secrets.token_hex(8), self.message_id_domain),
             date=now,
             auto_submitted=automatic,
-            ticket_number=ticket.number if ticket is not None else None,
+            ticket_number=number,
             in_reply_to=thread.message_id if thread else None,
             references=thread.chain() if thread else (),
+            cc=tuple(cc),
+            attachments=tuple(attachments),
         )
         return queue_deferred(
             session,
@@ -195,8 +223,11 @@ class Notifier:
         context_for: ContextFor,
         now: dt.datetime,
         automatic: AutoSubmitted = AutoSubmitted.AUTO_GENERATED,
+        sender: Address | None = None,
+        cc: Sequence[Address] = (),
+        attachments: Sequence[AttachmentRef] = (),
     ) -> bool:
-        """Queue a mail to the ticket's customer in their language."""
+        """Queue a mail to the ticket's customer in their language (``cc`` copied)."""
         to = _to_customer(ticket)
         if not to:
             return False
@@ -215,6 +246,9 @@ class Notifier:
             automatic=automatic,
             now=now,
             thread=_customer_thread(session, ticket),
+            sender=sender,
+            cc=cc,
+            attachments=attachments,
         )
 
     def internal_mail(
@@ -245,6 +279,18 @@ class Notifier:
             now=now,
         )
 
+    def cc_of(self, session: Session, ticket: Ticket) -> tuple[Address, ...]:
+        """The ticket's Cc participants, copied on the customer's acknowledgment and agent
+        replies when ``[threading] copy_cc`` (none otherwise)."""
+        if not self.settings.threading.copy_cc:
+            return ()
+        rows = session.scalars(
+            select(TicketParticipant.address)
+            .where(TicketParticipant.ticket_id == ticket.id, TicketParticipant.role == "cc")
+            .order_by(TicketParticipant.address)
+        )
+        return tuple(Address("", address) for address in rows)
+
     def auto_reply_allowed(
         self, session: Session, address: str, now: dt.datetime
     ) -> tuple[bool, str]:
@@ -256,6 +302,22 @@ class Notifier:
     def load_budgets(self, session: Session, addresses: Sequence[str], now: dt.datetime) -> None:
         """Load the auto-reply budgets of many addresses at once (a batch's requesters)."""
         load_recent_auto_replies(session, addresses, now - self.budget.period)
+
+
+def within_limit(
+    attachments: Sequence[AttachmentRef], limit: int
+) -> tuple[tuple[AttachmentRef, ...], tuple[str, ...]]:
+    """The attachments that fit ``limit`` bytes together, in order, and the names left out."""
+    kept: list[AttachmentRef] = []
+    left_out: list[str] = []
+    total = 0
+    for attachment in attachments:
+        if total + attachment.size <= limit:
+            kept.append(attachment)
+            total += attachment.size
+        else:
+            left_out.append(attachment.filename)
+    return tuple(kept), tuple(left_out)
 
 
 def locale_policy_from(settings: Settings) -> LocalePolicy:

@@ -16,7 +16,7 @@ from mailproc.core.identity import AgentRole
 from mailproc.core.locale_policy import LanguageGuess, LocaleChoice
 from mailproc.core.model import Address, Customer, Priority
 from mailproc.kb import articles
-from mailproc.outbound.compose import AutoSubmitted
+from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
 from mailproc.outbound.contexts import (
     AcknowledgmentContext,
     NewTicketAlertContext,
@@ -27,7 +27,7 @@ from mailproc.store.models import Ticket
 from mailproc.store.repo import record_event
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import alert_leaders, schedule_timers
-from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread
+from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread, within_limit
 from mailproc.workflows.promises import first_response_promise, resolution_promise
 from mailproc.workflows.refunds import open_refund_case
 
@@ -42,6 +42,8 @@ class FirstMail:
     language: LanguageGuess | None  # the detector's guess for new_text
     may_auto_reply: bool  # a person wrote it (no auto-reply, bounce, list or own mail)
     from_agent: bool
+    cc: tuple[str, ...] = ()  # its Cc participants: copied on the acknowledgment
+    attachments: tuple[AttachmentRef, ...] = ()  # the customer's, sent on to the agents
 
 
 def notify_new_ticket(
@@ -61,6 +63,7 @@ def notify_new_ticket(
     internal = notifier.ticket_info(ticket, customer, "en")
     due = ticket.first_response_due or now
     agents = (Address("Support agents", notifier.settings.notify.agents_address),)
+    files, left_out = within_limit(first.attachments, notifier.settings.notify.max_attachment_bytes)
     notifier.queue(
         session,
         key=keys.new_ticket_alert(ticket.number),
@@ -69,6 +72,7 @@ def notify_new_ticket(
         to=agents,
         automatic=AutoSubmitted.AUTO_GENERATED,
         now=now,
+        attachments=files,
         context=NewTicketAlertContext(
             customer=info,
             ticket=internal,
@@ -80,6 +84,7 @@ def notify_new_ticket(
             translation_requested=choice.translation_requested,
             timezone=info.timezone,
             recent_tickets=_recent_tickets(session, ticket),
+            attachments_left_out=left_out,
         ),
     )
     if ticket.priority == Priority.P0:
@@ -169,6 +174,9 @@ def _acknowledge(
         automatic=AutoSubmitted.AUTO_REPLIED,
         now=now,
         thread=first.thread,
+        cc=tuple(Address("", a) for a in first.cc if a != requester)
+        if notifier.settings.threading.copy_cc
+        else (),
         context=AcknowledgmentContext(
             customer=info,
             ticket=shown,

@@ -22,12 +22,16 @@ from mailproc.core.refunds import (
     detect_refund_request,
     required_level,
 )
-from mailproc.outbound.contexts import RefundApprovalRequestContext, RefundConfirmationContext
+from mailproc.outbound.contexts import (
+    RefundApprovalRequestContext,
+    RefundConfirmationContext,
+    RefundNote,
+)
 from mailproc.outbound.values import Approver, Money
 from mailproc.store.models import RefundCaseRecord, Ticket
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only
-from mailproc.workflows.context import WorkflowContext
+from mailproc.workflows.context import Notices, WorkflowContext
 from mailproc.workflows.mail import core_customer
 
 
@@ -120,24 +124,30 @@ def approve_refund(
     command: RefundApproveCommand,
     case_row: RefundCaseRecord,
     now: dt.datetime,
+    notices: Notices | None = None,
 ) -> None:
-    """An approved refund: the case is closed and the customer told (Template 4)."""
+    """An approved refund: the case is closed and the customer told (Template 4; in
+    ``notices`` when given: an agent's reply carries it)."""
     case_row.status, case_row.decided_by, case_row.decided_at = "approved", agent.name, now
     case_row.approved_amount = command.amount
-    ctx.notifier.customer_mail(
-        session,
-        ticket,
-        key=keys.refund_confirmation(ticket.number),
-        now=now,
-        context_for=lambda c, t: RefundConfirmationContext(
-            c,
-            t,
-            Money(command.amount, case_row.currency),
-            agent.name,
-            *ctx.settings.credits.refund_settlement_days,
-            cancellation=case_row.kind == RefundKind.CANCELLATION,
-        ),
-    )
+    if notices is not None:
+        days = ctx.settings.credits.refund_settlement_days
+        notices.refund = RefundNote(Money(command.amount, case_row.currency), *days)
+    else:
+        ctx.notifier.customer_mail(
+            session,
+            ticket,
+            key=keys.refund_confirmation(ticket.number),
+            now=now,
+            context_for=lambda c, t: RefundConfirmationContext(
+                c,
+                t,
+                Money(command.amount, case_row.currency),
+                agent.name,
+                *ctx.settings.credits.refund_settlement_days,
+                cancellation=case_row.kind == RefundKind.CANCELLATION,
+            ),
+        )
     record_event(
         session,
         now,

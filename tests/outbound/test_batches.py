@@ -29,10 +29,11 @@ from mailproc.core.model import Address
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope as IntakeEnvelope
 from mailproc.outbound.compose import AutoSubmitted, Envelope
-from mailproc.outbound.contexts import TEMPLATES, Audience
+from mailproc.outbound.contexts import TEMPLATES
 from mailproc.outbound.deliver import DeliverySummary
 from mailproc.outbound.outbox import Lane, lane_of, queue_deferred, retry_deadline
 from mailproc.outbound.samples import SAMPLES
+from mailproc.outbound.values import Audience
 from mailproc.store.db import transaction
 from mailproc.store.models import MessageRecord, Outbox
 from mailproc.supervisor import Components, Supervisor

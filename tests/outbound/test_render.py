@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from mailproc.cli.templates import templates
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan
-from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext
+from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext, CommandProblem
 from mailproc.outbound.i18n import catalog_path, compatible
 from mailproc.outbound.render import Renderer, RenderError, mailto
 from mailproc.outbound.samples import SAMPLES, check_templates, ticket_number_of
@@ -36,6 +36,7 @@ CUSTOMER_TEMPLATES = {
     "agent_reply",
     "incident_resolved",
     "incident_notice",
+    "mail_unreadable",
 }
 # Words that only the right language's catalog produces (footers of both layouts).
 MARKERS = {
@@ -59,7 +60,7 @@ def test_every_template_renders_in_every_locale(renderer: Renderer, name: str, l
     mail = renderer.render(SAMPLES[name], locale)
     number = ticket_number_of(SAMPLES[name])
     assert mail.subject and "\n" not in mail.subject
-    if number is not None:  # knowledge-base mail is about no ticket
+    if number is not None:  # knowledge-base and quarantine mail is about no ticket
         assert str(number) in mail.text and str(number) in mail.html
     audience = "customer" if name in CUSTOMER_TEMPLATES else "staff"
     for other, markers in MARKERS.items():
@@ -238,9 +239,12 @@ def test_compatible_demands_the_same_placeholders_and_a_clean_format() -> None:
 
 
 def test_command_error_without_a_ticket_renders_without_a_number(renderer: Renderer) -> None:
-    context = CommandErrorContext(agent_name="Eve", command="#close", problem="no ticket")
+    context = CommandErrorContext(
+        agent_name="Eve", problems=(CommandProblem("#close", "no ticket"),)
+    )
     mail = renderer.render(context, "en")
-    assert "We could not carry out the command in your email:" in mail.text
+    assert "Your email could not be carried out:" in mail.text
+    assert "> #close" in mail.text and "Problem: no ticket" in mail.text
     assert ticket_number_of(context) is None
 
 
