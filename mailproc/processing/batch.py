@@ -279,7 +279,7 @@ class Batch:
         # a customer's "#..." lines are plain text; anyone else's are refused (an agent's address
         # while agents cannot be authenticated is told so below, with what to configure)
         unauthenticated = sender.unauthenticated_agent is not None
-        lines = [] if unauthenticated else refused_command_lines(target, sender, new_text)
+        lines = () if unauthenticated else refused_command_lines(target, sender, new_text)
         if lines:
             if desk is not None and sender.address:
                 to = Address(parsed.from_[0].name if parsed.from_ else "", sender.address)
