@@ -396,6 +396,16 @@ def test_customers_import_shows_progress_only_on_a_terminal(mailproc: Cli) -> No
     assert seen.rstrip().endswith(b"customers: created 0, updated 50, rejected 0")
 
 
+def test_report_shows_progress_only_on_a_terminal(mailproc: Cli) -> None:
+    quiet = mailproc("report", "--json")
+    assert quiet.exit_code == EX_OK and quiet.stderr == ""
+    assert json.loads(quiet.stdout)["metrics"]["ticket_volume"] == {"value": 0}  # last week
+    code, seen = on_terminal(["report"], mailproc.env)
+    assert code == EX_OK
+    assert b"computing the report" in seen and b"100%" in seen
+    assert b"ticket_volume" in seen
+
+
 def test_sla_check_prints_only_what_this_run_did(mailproc: Cli) -> None:
     at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
     first = json.loads(mailproc("sla", "check", "--now", at, "--json").stdout)

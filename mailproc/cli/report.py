@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from mailproc.cli.context import current_app, parse_time
+from mailproc.cli.context import current_app, parse_time, progress
 from mailproc.kb.deflection import deflection_json, deflection_report
 from mailproc.reports import metrics
 from mailproc.reports.periods import PeriodKind, choose_period
@@ -78,7 +78,8 @@ def report(
                 html_file.write_text(page.standalone_html(), encoding="utf-8")
                 click.echo(f"wrote {page.subject} to {html_file}")
                 return
-            found = metrics.report(session, chosen, now)
+            with progress("computing the report", metrics.QUERY_STEPS) as advance:
+                found = metrics.report(session, chosen, now, advance)
             found["kb_deflection"] = deflection_json(
                 deflection_report(session, app.settings.kb.monthly_target, now)
             )

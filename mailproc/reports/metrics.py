@@ -35,6 +35,7 @@ where lower is better (the target itself counts as met); an empty period gives `
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -98,17 +99,24 @@ TARGETS: Final = {
 }
 
 
-def report(session: Session, period: Period, now: dt.datetime) -> dict[str, Any]:
+QUERY_STEPS: Final = 8  # the aggregate statements of one report: a progress bar's length
+
+
+def report(
+    session: Session, period: Period, now: dt.datetime, step: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """The KPI report of ``period`` as of ``now``: the stable JSON contract."""
     return {
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
         "timezone": period.zone.key,
-        "metrics": compute(session, period, now),
+        "metrics": compute(session, period, now, step),
     }
 
 
-def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any]:
+def compute(
+    session: Session, period: Period, now: dt.datetime, step: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Every KPI of ``period``; deadlines and follow-up windows are judged as of ``now``."""
     start, end = period.start, period.end
     plan = planner(session, start, end)
@@ -124,6 +132,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
         .outerjoin(RefundCaseRecord, RefundCaseRecord.ticket_id == Ticket.id)
         .where(_by_people(), plan.within(Ticket.received_at, start, end))
     ).one()
+    _advance(step)
     volume, escalated, refunds = opened[0], opened[1] or 0, opened[2]
 
     due = session.execute(
@@ -140,6 +149,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
             plan.within(Ticket.first_response_due, start, min(end, now)),
         )
     ).one()
+    _advance(step)
     first_response = _pct(due[1], due[0])
 
     two_lower = Ticket.priority.in_(("P2", "P3"))
@@ -152,6 +162,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
             _count_if(and_(two_lower, hours <= 72)),
         ).where(*_resolved_in(plan, start, end))
     ).one()
+    _advance(step)
     one_reply = (  # a join and a grouping: PostgreSQL hashes it, SQLite walks the index
         select(Ticket.id)
         .join(Outbox, Outbox.ticket_id == Ticket.id)
@@ -166,6 +177,7 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
         .subquery()
     )
     first_contact = session.scalar(select(func.count()).select_from(one_reply))
+    _advance(step)
 
     answered_in = and_(
         _by_people(),
@@ -188,22 +200,26 @@ def compute(session: Session, period: Period, now: dt.datetime) -> dict[str, Any
             _count_if(and_(negative, followed)),
         ).where(answered_in)
     ).one()
+    _advance(step)
     churn = session.scalar(
         select(func.count(func.distinct(Ticket.customer_id))).where(
             answered_in, Ticket.churn_risk_raised.is_(true())
         )
     )
+    _advance(step)
 
     sent = session.execute(
         select(func.count(), _count_if(Ticket.survey_answered_at.is_not(None))).where(
             _by_people(), plan.within(Ticket.survey_sent_at, start, end)
         )
     ).one()
+    _advance(step)
     credits = session.scalar(
         select(func.coalesce(func.sum(Credit.amount), 0)).where(
             Credit.currency == CREDIT_CURRENCY, Credit.created_at >= start, Credit.created_at < end
         )
     )
+    _advance(step)
 
     breach = None if first_response is None else round(100.0 - first_response, 1)
     average = None if surveys[0] is None else round(float(surveys[0]), 2)
@@ -463,3 +479,9 @@ def _pct(part: int | None, whole: int | None) -> float | None:
 def _kpi(name: str, value: float | None) -> dict[str, Any]:
     target = TARGETS[name]
     return {"value": value, "target": target.value, "met": target.met(value)}
+
+
+def _advance(step: Callable[[int], None] | None) -> None:
+    """One more aggregate statement done (a progress bar's step)."""
+    if step is not None:
+        step(1)
