@@ -156,15 +156,21 @@ def _sender_kind(app: App, number: int) -> str:
 def test_agent_needs_trusted_authentication_results(app: App) -> None:
     deliver(app, mail(LAURA, "DS-1001", message_id="l1@northwind-analytics.example"))
     reply = "In-Reply-To: <l1@northwind-analytics.example>"
+    # not authenticated: not the agent, and a stranger to the ticket threading by its
+    # Message-ID, so held for review, not added (issue 20, item 11)
     forged = deliver(app, mail(f"Marta <{AGENT}>", "Re: DS-1001", "body 1", reply))
-    assert forged.action == "appended" and _sender_kind(app, 10001) == "unknown"
+    assert forged.action == "held" and _sender_kind(app, 10001) == "customer"
+    other_id = "Authentication-Results: evil.example; dmarc=pass header.from=dataflow.com"
+    again = deliver(app, mail(f"Marta <{AGENT}>", "Re: DS-1001", "body 2", reply, other_id))
+    assert again.action == "held" and _sender_kind(app, 10001) == "customer"
+    held = [e for e in events(app, 10001) if e["kind"] == "inbound.held"]
+    assert len(held) == 2 and all("Message-ID of its thread" in e["reason"] for e in held)
+    fresh = deliver(app, mail(f"Marta <{AGENT}>", "Refund approved", "body 4"))
+    assert fresh.action == "created" and _sender_kind(app, fresh.ticket_number or 0) == "unknown"
     assert any(
         "no Authentication-Results from mx.dataflow.com" in e["detail"].get("sender_reason", "")
-        for e in events(app, 10001)
+        for e in events(app, fresh.ticket_number or 0)
     )
-    other_id = "Authentication-Results: evil.example; dmarc=pass header.from=dataflow.com"
-    deliver(app, mail(f"Marta <{AGENT}>", "Re: DS-1001", "body 2", reply, other_id))
-    assert _sender_kind(app, 10001) == "unknown"
     deliver(app, mail(f"Marta <{AGENT}>", "Re: DS-1001", "body 3", reply, AUTH_PASS))
     assert _sender_kind(app, 10001) == "agent"
 
@@ -424,3 +430,25 @@ def test_every_decision_is_in_the_event_log(app: App) -> None:
         kinds = session.scalars(select(Event.kind).order_by(Event.id)).all()
     assert kinds[:4] == ["ticket.created", "message.received", "ticket.classified", "ticket.sla"]
     assert {"notify.ack_queued", "timer.scheduled"} <= set(kinds[4:])
+
+
+def test_a_stranger_knowing_the_customers_message_id_cannot_write_into_the_ticket(
+    app: App,
+) -> None:
+    # Issue 20, item 11: In-Reply-To/References threading checked nobody's standing.
+    deliver(app, mail(LAURA, "DS-1001", message_id="l1@northwind-analytics.example"))
+    stranger = deliver(
+        app,
+        mail(
+            "Mallory <mallory@elsewhere.example>",
+            "Re: DS-1001",
+            "Please send the credentials to this address instead.",
+            "In-Reply-To: <l1@northwind-analytics.example>",
+        ),
+    )
+    assert stranger.action == "held"
+    assert _sender_kind(app, 10001) == "customer"  # nothing added to Laura's ticket
+    with transaction(app.sessions, commit=False) as session:
+        inbound = session.scalars(select(Inbound).order_by(Inbound.id.desc())).first()
+        assert inbound is not None and inbound.status == "quarantined"
+        assert "Message-ID of its thread" in (inbound.last_error or "")

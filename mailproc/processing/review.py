@@ -1,7 +1,9 @@
 """Mail on a ticket from a stranger to it. Command lines from anyone but an agent or the
 ticket's customer are refused. A valid reply token used by someone who is neither a
-participant, nor the customer, nor an agent (a forwarded thread, a leaked address) is held
-for review: quarantined with the reason, not added, until ``mailproc quarantine release``."""
+participant, nor the customer, nor an agent (a forwarded thread, a leaked address), and so is
+mail threaded by a Message-ID of the ticket's thread from such a sender (anyone who knows a
+customer's Message-ID could otherwise write into their ticket): held for review, quarantined
+with the reason, not added, until ``mailproc quarantine release``."""
 
 from __future__ import annotations
 
@@ -45,18 +47,27 @@ def review_reason(
     """Why this mail is held for review, or None when it may be added to ``target``."""
     thread, sender = understood.thread, understood.sender
     if (
-        thread.trust is not Trust.REPLY_TOKEN
+        thread.trust not in (Trust.REPLY_TOKEN, Trust.MESSAGE_ID)
         or thread.action not in (ThreadAction.ATTACH, ThreadAction.REOPEN)
         or sender.kind is SenderKind.AGENT
         or is_customer_of(target, sender)
         or (sender.address is not None and sender.address in participants)
+        or (  # a stranger's command lines on the thread are answered, and not added either
+            thread.trust is Trust.MESSAGE_ID
+            and refused_command_lines(target, sender, understood.prepared.new_text)
+        )
         or _released(session, inbound)
     ):
         return None
     who = sender.address or "a sender without a valid address"
+    evidence = (
+        "the reply address (a valid reply token)"
+        if thread.trust is Trust.REPLY_TOKEN
+        else "a Message-ID of its thread (In-Reply-To/References)"
+    )
     return (
-        f"held for review: {who} used the reply address (a valid reply token) of ticket "
-        f"#{target.number} but is neither a participant nor an agent"
+        f"held for review: {who} used {evidence} of ticket #{target.number} but is neither "
+        "a participant nor an agent"
     )
 
 
