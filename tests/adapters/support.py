@@ -341,6 +341,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=config.parent,  # relative paths (the default Maildir relay) land beside the config
     )
     if check and completed.returncode != 0:
         raise AssertionError(f"mailproc {args} failed: {completed.stderr}")
@@ -351,5 +352,8 @@ def start_cli(args: list[str], config: Path, log: Path) -> subprocess.Popen[byte
     """Start ``mailproc --config CONFIG ARGS`` in the background, output to ``log``."""
     with log.open("ab") as output:
         return subprocess.Popen(
-            [MAILPROC, "--config", str(config), *args], stdout=output, stderr=subprocess.STDOUT
+            [MAILPROC, "--config", str(config), *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=config.parent,  # relative paths (the default Maildir relay) land beside the config
         )
