@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -30,6 +29,7 @@ from mailproc.config_transport import (
     ListenerSettings,
     OutboxSettings,
     RelaySettings,
+    Section,
     ServeSettings,
 )
 from mailproc.core.addresses import normalize_address, normalize_domain
@@ -56,11 +56,7 @@ def _normalized_addresses(addresses: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(normalized)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     """Where tickets live: SQLite file by default, PostgreSQL (psycopg 3) beyond one machine."""
 
     url: str = "sqlite:///mailproc.db"
@@ -76,7 +72,7 @@ class DatabaseSettings(_Section):
         return url
 
 
-class SupportSettings(_Section):
+class SupportSettings(Section):
     """Who we are: the addresses customers write to and the domain of our Message-IDs."""
 
     name: str = "DataFlow Support"
@@ -100,7 +96,7 @@ class SupportSettings(_Section):
         return canonical
 
 
-class IntakeSettings(_Section):
+class IntakeSettings(Section):
     """Limits applied to every raw message before it is parsed."""
 
     max_message_bytes: int = Field(25 * 1024 * 1024, ge=1024)
@@ -121,7 +117,7 @@ class IntakeSettings(_Section):
         )
 
 
-class ProcessingSettings(_Section):
+class ProcessingSettings(Section):
     """How the worker turns pending raw mail into tickets."""
 
     # fewer, larger transactions: each batch costs about a dozen round trips of its own
@@ -137,7 +133,7 @@ class ProcessingSettings(_Section):
 # --- threading, identity and automatic replies (issue 3) --------------------------------------
 
 
-class ThreadingSettings(_Section):
+class ThreadingSettings(Section):
     """Reply addresses with per-ticket tokens, our Message-ID domain, the reopen window."""
 
     reply_local_part: str = Field("support", pattern=r"^[a-z0-9._-]{1,40}$")
@@ -155,7 +151,7 @@ class ThreadingSettings(_Section):
         return secrets
 
 
-class AgentSettings(_Section):
+class AgentSettings(Section):
     """One staff member who may work tickets by mail."""
 
     name: str = Field(min_length=1, max_length=100)
@@ -179,7 +175,7 @@ class AgentSettings(_Section):
         return _normalized_addresses(addresses)
 
 
-class IdentitySettings(_Section):
+class IdentitySettings(Section):
     """Agents and the Authentication-Results we trust to prove their mail is theirs."""
 
     # Empty: agents' mail is refused (an error mail to the agent) unless trust_from_address.
@@ -188,7 +184,7 @@ class IdentitySettings(_Section):
     agents: tuple[AgentSettings, ...] = ()
 
 
-class AutoReplySettings(_Section):
+class AutoReplySettings(Section):
     """A per-sender budget for automatic replies, against mail storms."""
 
     max_per_sender: int = Field(3, ge=0, le=1000)
@@ -204,7 +200,7 @@ class AutoReplySettings(_Section):
 # --- outbound mail (issue 5) ---------------------------------------------------------------
 
 
-class CompanySettings(_Section):
+class CompanySettings(Section):
     """Who signs outbound mail."""
 
     brand: str = "DataFlow"
@@ -231,7 +227,7 @@ class CompanySettings(_Section):
         return _normalized_addresses((address,))[0]
 
 
-class IncidentSettings(_Section):
+class IncidentSettings(Section):
     """When P0 reports become one incident (§4.3, §7.3): ``min_customers`` distinct customers
     reporting the same error code, each report within ``window_minutes`` of the previous."""
 
@@ -240,7 +236,7 @@ class IncidentSettings(_Section):
     status_page: str = "status.dataflow.com"
 
 
-class CreditSettings(_Section):
+class CreditSettings(Section):
     """Amounts the procedures promise: SLA-breach credit (§5.2), low-score credit (§8)."""
 
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
@@ -249,7 +245,7 @@ class CreditSettings(_Section):
     refund_settlement_days: tuple[int, int] = (5, 7)
 
 
-class LocaleSettings(_Section):
+class LocaleSettings(Section):
     """Which languages replies may use (§5.4) and how sure language detection must be."""
 
     min_detection_confidence: float = Field(0.8, ge=0, le=1)
@@ -259,7 +255,7 @@ class LocaleSettings(_Section):
     region_overrides: dict[str, str] = Field(default_factory=dict)
 
 
-class NotifySettings(_Section):
+class NotifySettings(Section):
     """Where internal notifications go: the agents' address and one address per role.
 
     A role's mail goes to the configured agents with that role and to its address here.
@@ -297,7 +293,7 @@ class NotifySettings(_Section):
         return {role: _normalized_addresses((a,))[0] for role, a in addresses.items()}
 
 
-class KbSettings(_Section):
+class KbSettings(Section):
     """The knowledge base (§9): its command address and the recurring-issue rules."""
 
     address: str = "kb@dataflow.com"  # agents' mail to it is a #kb command mail, not a ticket
@@ -312,7 +308,7 @@ class KbSettings(_Section):
         return _normalized_addresses((address,))[0]
 
 
-class Settings(_Section):
+class Settings(Section):
     """Every mailproc setting; see README.md "Configuration"."""
 
     database: DatabaseSettings = DatabaseSettings()

@@ -5,20 +5,12 @@ from __future__ import annotations
 import ipaddress
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from mailproc.config_transport import Section, split_host_port
 from mailproc.passwords import is_password_hash
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def split_listen(value: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:8080`` for IPv6) as a pair; ValueError when malformed."""
-    host, sep, port = value.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{value!r} is not HOST:PORT")
-    return host, int(port)
 
 
 def is_loopback(host: str) -> bool:
@@ -31,10 +23,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class DashboardSettings(BaseModel):
+class DashboardSettings(Section):
     """The read-only dashboard of ``mailproc serve`` (and ``mailproc dashboard``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False  # run inside `mailproc serve`
     listen: str = "127.0.0.1:8080"
@@ -50,7 +40,7 @@ class DashboardSettings(BaseModel):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, listen: str) -> str:
-        split_listen(listen)
+        split_host_port(listen)
         return listen
 
     @field_validator("users")
@@ -91,12 +81,12 @@ class DashboardSettings(BaseModel):
     @property
     def host(self) -> str:
         """The address to bind."""
-        return split_listen(self.listen)[0]
+        return split_host_port(self.listen)[0]
 
     @property
     def port(self) -> int:
         """The port to bind (0: any free port)."""
-        return split_listen(self.listen)[1]
+        return split_host_port(self.listen)[1]
 
     @property
     def login_required(self) -> bool:

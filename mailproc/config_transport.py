@@ -9,11 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """One ``[section]`` of the settings: unknown keys are errors, values never change."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RelaySettings(_Section):
+class RelaySettings(Section):
     """Where outbound mail goes: ``smtp://host:port``, ``smtps://host:port`` or ``maildir:PATH``."""
 
     url: str = "maildir:outbox"
@@ -32,7 +34,7 @@ class RelaySettings(_Section):
         return url
 
 
-class OutboxSettings(_Section):
+class OutboxSettings(Section):
     """Retries of outbound mail: exponential backoff until a deadline."""
 
     batch_size: int = Field(50, ge=1, le=5000)
@@ -55,7 +57,7 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class ListenerSettings(_Section):
+class ListenerSettings(Section):
     """The SMTP/LMTP listener of ``mailproc serve``."""
 
     listen: str = "127.0.0.1:8025"
@@ -89,7 +91,7 @@ class ListenerSettings(_Section):
         return self
 
 
-class ImapMailboxSettings(_Section):
+class ImapMailboxSettings(Section):
     """One IMAP mailbox to poll; ``name`` identifies it in keys, leases and source refs."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -119,7 +121,7 @@ class ImapMailboxSettings(_Section):
         return self.port or (993 if self.security == "tls" else 143)
 
 
-class ImapSettings(_Section):
+class ImapSettings(Section):
     """The IMAP poller: mailboxes, push (IDLE) or polling, batch size, lease and backoff."""
 
     mailboxes: tuple[ImapMailboxSettings, ...] = ()
@@ -143,7 +145,7 @@ class ImapSettings(_Section):
         return mailboxes
 
 
-class ServeSettings(_Section):
+class ServeSettings(Section):
     """What ``mailproc serve`` runs in one process, and how often."""
 
     listener: bool = True

@@ -15,7 +15,7 @@ from mailproc.core import model
 from mailproc.core.assess import assess
 from mailproc.core.detect import AUTOMATIC_KINDS, for_known_sender
 from mailproc.core.events import EventKind
-from mailproc.core.identity import SenderIdentity, SenderKind, identify_sender
+from mailproc.core.identity import SenderKind, identify_sender
 from mailproc.core.model import Address, InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
 from mailproc.core.ticket_threading import ThreadAction, decide_thread
@@ -38,7 +38,7 @@ from mailproc.processing.followups import (
 )
 from mailproc.processing.lookup import BatchLookup
 from mailproc.processing.parsepool import PrepareResult
-from mailproc.processing.review import hold, refused_command_lines, review_reason
+from mailproc.processing.review import hold, is_customer_of, refused_command_lines, review_reason
 from mailproc.processing.rows import (
     Understood,
     attachment_refs,
@@ -312,7 +312,7 @@ class Batch:
             return target, OutcomeAction.APPENDED, f"{thread.reason}; {sender.reason}"
         answered = target.survey_sent_at is not None and target.survey_answered_at is None
         if answered and desk is not None and parse_survey_reply(parsed.subject, new_text):
-            if not _is_requester(sender, target):  # only the ticket's customer rates it
+            if not is_customer_of(target, sender):  # only the ticket's customer rates it
                 reason = f"{thread.reason}; a survey answer not from the ticket's customer: ignored"
                 return target, OutcomeAction.APPENDED, reason
             self._followups.append(RecordSurveyReply(desk, target, parsed.subject, new_text))
@@ -489,10 +489,3 @@ class Batch:
             self._last_number = repo.next_ticket_number(self.session) - 1
         self._last_number += 1
         return None, self._last_number
-
-
-def _is_requester(sender: SenderIdentity, ticket: Ticket) -> bool:
-    """Whether the sender is the ticket's customer: its requester or the customer's address."""
-    if sender.address is not None and sender.address == ticket.requester:
-        return True
-    return sender.customer is not None and sender.customer.id == ticket.customer_id
