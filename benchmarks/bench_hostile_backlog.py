@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_smtp_imap import MAILPROC, drive, free_port, process
+from bench_smtp_imap import MAILPROC, drive, free_port, process, serve_config
 from scratch import database
 
 CLIENTS = 4
@@ -84,12 +84,7 @@ def measure(messages: int) -> list[str]:
             report.append(f"  refused at intake: {ref}: {reason}")
         app.close()
         port = free_port()
-        config = Path(work) / "serve.toml"
-        config.write_text(
-            f'[database]\nurl = "{url}"\n'
-            f'[listener]\nlisten = "127.0.0.1:{port}"\nhostname = "bench"\n'
-            f'[serve]\npollers = false\n[relay]\nurl = "maildir:{work}/out"\n'
-        )
+        config = serve_config(Path(work), url, port, f'[relay]\nurl = "maildir:{work}/out"\n')
         with process([MAILPROC, "--config", str(config), "serve"], port, Path(work) / "log"):
             run = drive(port, CLIENTS, messages, "hostile")
         app = App(Settings.model_validate({"database": {"url": url}}))

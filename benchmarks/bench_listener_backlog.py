@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_smtp_imap import MAILPROC, drive, free_port, process
+from bench_smtp_imap import MAILPROC, drive, free_port, process, serve_config
 from corpus_gen import generate
 from scratch import database
 
@@ -39,12 +39,7 @@ def measure(backlog: int, batch_size: int) -> str:
         app.ingest(RawInput(raw, Envelope("file")) for raw in generate(backlog))
         app.close()
         port = free_port()
-        config = Path(work) / "serve.toml"
-        config.write_text(
-            f'[database]\nurl = "{url}"\n'
-            f'[listener]\nlisten = "127.0.0.1:{port}"\nhostname = "bench"\n'
-            f"[serve]\npollers = false\n[processing]\nbatch_size = {batch_size}\n"
-        )
+        config = serve_config(Path(work), url, port, f"[processing]\nbatch_size = {batch_size}\n")
         with process([MAILPROC, "--config", str(config), "serve"], port, Path(work) / "log"):
             run = drive(port, CLIENTS, MESSAGES, f"backlog{batch_size}")
     latencies = sorted(seconds * 1000 for seconds in run.latencies)

@@ -127,6 +127,18 @@ def drive(port: int, clients: int, total: int, tag: str) -> SmtpRun:
     return SmtpRun(total / elapsed, [x for per in latencies for x in per])
 
 
+def serve_config(work: Path, url: str, port: int, extra: str = "") -> Path:
+    """A ``serve.toml`` in ``work``: the database, a loopback listener on ``port``, no pollers,
+    and ``extra`` TOML sections."""
+    config = work / "serve.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\n'
+        f'[listener]\nlisten = "127.0.0.1:{port}"\nhostname = "bench"\n'
+        f"[serve]\npollers = false\n{extra}"
+    )
+    return config
+
+
 @contextlib.contextmanager
 def process(args: list[str], port: int, log: Path) -> Iterator[None]:
     """A server subprocess, stopped with SIGTERM."""
