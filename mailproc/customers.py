@@ -98,6 +98,7 @@ def _copy(row: Customer, customer: CoreCustomer, now: dt.datetime) -> None:
     row.last_support_ticket = customer.last_support_ticket
     row.signup_date = customer.signup_date
     row.business_hours = customer.business_hours
+    row.price_lock_until = customer.price_lock_until
     row.updated_at = now
 
 

@@ -123,3 +123,35 @@ def test_import_rejects_line_breaks_inside_fields() -> None:
     assert [c.id for c in parsed.customers] == [3003]
     assert len(parsed.errors) == 2
     assert all("line break" in e.reason for e in parsed.errors)
+
+
+def test_price_lock_until_is_an_optional_date_column() -> None:
+    by_id = {c.id: c for c in parse_customers_csv(sample_text()).customers}
+    locked = {i: str(c.price_lock_until) for i, c in by_id.items() if c.price_lock_until}
+    assert locked == {
+        1020: "2027-03-04",
+        1036: "2027-07-07",
+        1042: "2024-03-27",  # expired: no longer sends a case to the Finance Director
+        1045: "2027-03-01",
+    }
+    text = "\n".join(
+        [
+            HEADER,
+            "2001,Locked,An,an@x.example,Enterprise,US,en,UTC,,,,,,2027-06-30",
+            "2002,Bad Lock,Bo,bo@x.example,Enterprise,US,en,UTC,,,,,,next year",
+        ]
+    )
+    parsed = parse_customers_csv(text)
+    assert [str(c.price_lock_until) for c in parsed.customers] == ["2027-06-30"]
+    [error] = parsed.errors
+    assert (error.line, error.reason) == (
+        3,
+        "Price_Lock_Until 'next year' is not a date (YYYY-MM-DD)",
+    )
+
+
+def test_price_lock_until_is_exported(app: App) -> None:
+    app.import_customers(sample_text())
+    [header, *rows] = app.export_customers().splitlines()
+    assert header.endswith(",Business_Hours,Price_Lock_Until")
+    assert next(r for r in rows if r.startswith("1020,")).endswith(",2027-03-04")

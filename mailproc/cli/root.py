@@ -12,6 +12,7 @@ from mailproc.cli.attachments import attachments
 from mailproc.cli.board import board, dashboard
 from mailproc.cli.classify import classify_command
 from mailproc.cli.context import Context
+from mailproc.cli.credits import credits
 from mailproc.cli.customers import customers
 from mailproc.cli.db import db
 from mailproc.cli.deliver import deliver
@@ -62,6 +63,7 @@ for command in (
     ingest,
     process,
     customers,
+    credits,
     tickets,
     classify_command,
     quarantine,

@@ -14,11 +14,14 @@
 # Roles. Every staff role may use #status, #priority (P0 included: an outage must not wait
 # for a manager), #note, #assign and #escalate. #refund approve or deny needs the level the
 # refund case requires (refunds.required_level): whoever may grant a refund may refuse it.
+# #cancel confirm needs the level of the cancellation (Enterprise, a price lock, a contract
+# dispute or less than 7 days' notice: above an agent).
 # #kb draft and update: any staff role; #kb publish and reject: managers (core.kb).
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,14 +31,16 @@ from types import MappingProxyType
 
 from mailproc.core.identity import Agent, AgentRole
 from mailproc.core.kb import KB_USAGE, REVIEWER_ROLES, KbAction, KbCommand, parse_kb
-from mailproc.core.model import Priority, TicketStatus
+from mailproc.core.model import Plan, Priority, TicketStatus
 from mailproc.core.refunds import (
     DEFAULT_REFUND_POLICY,
     ROLE_LEVELS,
     Decision,
     RefundCase,
+    RefundKind,
     RefundPolicy,
     can_approve,
+    cancellation_effective,
     parse_amount,
     required_level,
 )
@@ -51,6 +56,7 @@ class CommandName(StrEnum):
     REFUND = "refund"
     ASSIGN = "assign"
     KB = "kb"
+    CANCEL = "cancel"
 
 
 USAGE: Mapping[CommandName, str] = MappingProxyType(
@@ -62,6 +68,7 @@ USAGE: Mapping[CommandName, str] = MappingProxyType(
         CommandName.REFUND: "#refund approve AMOUNT | #refund deny REASON",
         CommandName.ASSIGN: "#assign NAME",
         CommandName.KB: KB_USAGE,
+        CommandName.CANCEL: "#cancel confirm [effective YYYY-MM-DD]",
     }
 )
 # Which roles may use each command; refunds are further limited by the case's level.
@@ -79,6 +86,7 @@ COMMAND_ROLES: Mapping[CommandName, frozenset[AgentRole]] = MappingProxyType(
             frozenset(AgentRole),
         ),
         CommandName.REFUND: frozenset(ROLE_LEVELS),
+        CommandName.CANCEL: frozenset(ROLE_LEVELS),
     }
 )
 ESCALATION_TEAMS = (
@@ -95,10 +103,12 @@ _ONCE = frozenset(
         CommandName.REFUND,
         CommandName.ASSIGN,
         CommandName.KB,
+        CommandName.CANCEL,
     }
 )
 _COMMAND = re.compile(r"\s*#([A-Za-z]\w*)(?![\w-])\s*:?(.*)")
 _KNOWN = re.compile(rf"\s*#(?:{'|'.join(CommandName)})(?![\w-])", re.IGNORECASE)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PRIORITY = re.compile(r"p?([0-3])", re.IGNORECASE)
 MAX_ARGUMENT_CHARS = 200  # a name or a reason; notes may be longer
 
@@ -154,6 +164,27 @@ class RefundDenyCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelConfirmCommand:
+    """Confirm the customer's cancellation, effective on a date (None: the notice period)."""
+
+    source: str
+    effective: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationRequest:
+    """A cancellation awaiting confirmation: the plan, the day notice was given, today (in
+    UTC) and what else decides its level (§6.1, §6.3)."""
+
+    plan: Plan
+    currency: str
+    requested_on: dt.date
+    today: dt.date
+    contract_dispute: bool = False
+    price_lock: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AssignCommand:
     """Assign the ticket to a staff member, by name or address (resolved by the caller)."""
 
@@ -170,6 +201,7 @@ Command = (
     | RefundDenyCommand
     | AssignCommand
     | KbCommand
+    | CancelConfirmCommand
 )
 
 
@@ -206,6 +238,7 @@ _NAMES: Mapping[type[Command], CommandName] = MappingProxyType(
         RefundDenyCommand: CommandName.REFUND,
         AssignCommand: CommandName.ASSIGN,
         KbCommand: CommandName.KB,
+        CancelConfirmCommand: CommandName.CANCEL,
     }
 )
 
@@ -257,11 +290,13 @@ def authorize(
     agent: Agent,
     refund_case: RefundCase | None = None,
     policy: RefundPolicy = DEFAULT_REFUND_POLICY,
+    cancellation: CancellationRequest | None = None,
 ) -> Decision:
     """Whether ``agent`` may carry out ``command``, and why.
 
     For ``#refund`` the caller passes the ticket's open case; an approval is checked at the
     approved amount (and currency, when written), not at the amount the customer asked for.
+    For ``#cancel`` it passes the open cancellation; the notice counts from its request.
     """
     name = command_name(command)
     if not agent.roles & COMMAND_ROLES[name]:
@@ -271,10 +306,15 @@ def authorize(
         if agent.roles & REVIEWER_ROLES:
             return Decision(True, f"{agent.name} may review knowledge-base articles")
         return Decision(False, f"only a Support Manager may {command.action} an article")
+    if isinstance(command, CancelConfirmCommand):
+        return _authorize_cancel(command, agent, cancellation, policy)
     if not isinstance(command, RefundApproveCommand | RefundDenyCommand):
         return Decision(True, f"{agent.name} may use #{name}")
     if refund_case is None:
-        return Decision(False, "this ticket has no open refund or cancellation request")
+        why = "this ticket has no open refund or credit request"
+        if cancellation is not None:
+            why += "; confirm its cancellation with #cancel confirm"
+        return Decision(False, why)
     if isinstance(command, RefundApproveCommand):
         refund_case = dataclasses.replace(
             refund_case,
@@ -286,16 +326,47 @@ def authorize(
     return Decision(verdict.allowed, f"{agent.name}: {verdict.reason}: {needed.reason}")
 
 
+def _authorize_cancel(
+    command: CancelConfirmCommand,
+    agent: Agent,
+    request: CancellationRequest | None,
+    policy: RefundPolicy,
+) -> Decision:
+    if request is None:
+        return Decision(False, "this ticket has no open cancellation request")
+    if command.effective is not None and command.effective < request.today:
+        return Decision(
+            False, f"the effective date {command.effective} is before today ({request.today})"
+        )
+    _, notice = cancellation_effective(
+        request.requested_on, request.today, command.effective, policy
+    )
+    case = RefundCase(
+        Decimal(0),
+        request.currency,
+        request.plan,
+        None,
+        RefundKind.CANCELLATION,
+        request.contract_dispute,
+        request.price_lock,
+        notice,
+    )
+    needed = required_level(case, policy)
+    verdict = can_approve(agent.roles, needed.level)
+    return Decision(verdict.allowed, f"{agent.name}: {verdict.reason}: {needed.reason}")
+
+
 def check_commands(
     parsed: ParsedCommands,
     agent: Agent,
     refund_case: RefundCase | None = None,
     policy: RefundPolicy = DEFAULT_REFUND_POLICY,
+    cancellation: CancellationRequest | None = None,
 ) -> tuple[CommandError, ...]:
     """Every problem of a parsed reply: syntax errors, then each refused command."""
     refused = []
     for command in parsed.commands:
-        decision = authorize(command, agent, refund_case, policy)
+        decision = authorize(command, agent, refund_case, policy, cancellation)
         if not decision.allowed:
             refused.append(CommandError(command.source, decision.reason))
     return (*parsed.errors, *refused)
@@ -338,6 +409,25 @@ def _parse_one(source: str, written: str, argument: str) -> Command | CommandErr
         case CommandName.KB:
             parsed = parse_kb(source, argument)
             return CommandError(source, parsed, usage) if isinstance(parsed, str) else parsed
+        case CommandName.CANCEL:
+            return _cancel(source, first.lower(), rest, usage)
+
+
+def _cancel(source: str, action: str, rest: str, usage: str) -> Command | CommandError:
+    if action != "confirm":
+        return CommandError(source, f"#cancel takes confirm, not {action!r}", usage)
+    if not rest:
+        return CancelConfirmCommand(source, None)
+    keyword, _, written = rest.partition(" ")
+    if keyword.lower() != "effective" or not written.strip():
+        return CommandError(source, f"expected effective YYYY-MM-DD, not {rest!r}", usage)
+    date = written.strip()
+    try:
+        if _DATE.fullmatch(date) is None:
+            raise ValueError(date)
+        return CancelConfirmCommand(source, dt.date.fromisoformat(date))
+    except ValueError:
+        return CommandError(source, f"{date!r} is not a date (YYYY-MM-DD)", usage)
 
 
 def _refund(source: str, action: str, rest: str, usage: str) -> Command | CommandError:

@@ -29,6 +29,7 @@ COLUMNS = (
     "Last_Support_Ticket",
     "Signup_Date",
     "Business_Hours",
+    "Price_Lock_Until",
 )
 REQUIRED = ("Customer_ID", "Company", "Contact_Emails", "Plan", "Country", "Time_Zone")
 CHURN_RISKS = ("Low", "Medium", "High")
@@ -159,6 +160,7 @@ def _customer(row: dict[str, str | None]) -> Customer:
     last_ticket = checked(lambda: _date("Last_Support_Ticket", value("Last_Support_Ticket")), None)
     signup = checked(lambda: _date("Signup_Date", value("Signup_Date")), None)
     hours = checked(lambda: _hours(value("Business_Hours")), None)
+    price_lock = checked(lambda: _date("Price_Lock_Until", value("Price_Lock_Until")), None)
     if problems:
         raise RowProblems(list(dict.fromkeys(problems)))
     return Customer(
@@ -175,6 +177,7 @@ def _customer(row: dict[str, str | None]) -> Customer:
         last_support_ticket=last_ticket,
         signup_date=signup,
         business_hours=hours,
+        price_lock_until=price_lock,
     )
 
 
@@ -299,6 +302,7 @@ def format_customers_csv(customers: Iterable[Customer]) -> str:
                 c.last_support_ticket.isoformat() if c.last_support_ticket else "",
                 c.signup_date.isoformat() if c.signup_date else "",
                 c.business_hours or "",
+                c.price_lock_until.isoformat() if c.price_lock_until else "",
             )
         )
     return out.getvalue()

@@ -73,9 +73,14 @@ def refund_approval_request(ticket: int) -> str:
     return f"refund-approval:{ticket}"
 
 
-def refund_confirmation(ticket: int) -> str:
-    """Template 4 once a refund is approved."""
-    return f"refund:{ticket}"
+def refund_confirmation(ticket: int, inbound: int) -> str:
+    """Template 4 for what one agent's mail decided (a refund, a credit, a cancellation)."""
+    return f"refund:{ticket}:{inbound}"
+
+
+def partial_credit(ticket: int) -> str:
+    """The partial credit approved on a ticket's case (§6.1 level 2)."""
+    return f"partial-credit:{ticket}"
 
 
 def escalation_alert(ticket: int, team: str) -> str:

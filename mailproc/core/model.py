@@ -119,3 +119,4 @@ class Customer:
     last_support_ticket: dt.date | None = None
     signup_date: dt.date | None = None
     business_hours: str | None = None  # e.g. "Mon-Fri 09:00-17:00"; None = plan default
+    price_lock_until: dt.date | None = None  # a contract price lock (§6.3 edge case)

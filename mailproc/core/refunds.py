@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from types import MappingProxyType
 from mailproc.core.classify import fold_text
 from mailproc.core.identity import AgentRole
 from mailproc.core.model import Plan
+from mailproc.core.survey import ChurnRisk, CustomerMetrics, updated_customer_metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class RefundPolicy:
     currency: str = "USD"
     guarantee_days: int = 30
     manager_limit: Decimal = Decimal(1000)
+    notice_days: int = 7  # an agent processes cancellations with 7 days' notice (§6.1)
 
 
 DEFAULT_REFUND_POLICY = RefundPolicy()
@@ -83,15 +86,21 @@ DEFAULT_REFUND_POLICY = RefundPolicy()
 
 @dataclass(frozen=True, slots=True)
 class RefundCase:
-    """A refund, credit or cancellation to decide; ``amount`` is 0 for a plain cancellation."""
+    """A refund, credit or cancellation to decide; ``amount`` is 0 for a plain cancellation.
+
+    ``days_since_purchase`` is None when the customer has no Signup_Date: whether the
+    money-back guarantee still holds cannot be judged. ``notice_days`` is the notice a
+    cancellation is confirmed with (None: not yet chosen).
+    """
 
     amount: Decimal
     currency: str
     plan: Plan
-    days_since_purchase: int
+    days_since_purchase: int | None
     kind: RefundKind = RefundKind.REFUND
     contract_dispute: bool = False
-    price_lock: bool = False  # an Enterprise contract with a price lock (§6.3 edge case)
+    price_lock: bool = False  # a contract with a price lock (§6.3 edge case)
+    notice_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +130,22 @@ def required_level(case: RefundCase, policy: RefundPolicy = DEFAULT_REFUND_POLIC
         ),
         (
             sm,
-            money_back and case.days_since_purchase > policy.guarantee_days,
+            money_back and case.days_since_purchase is None,
+            f"no Signup_Date on record: whether it is within the {policy.guarantee_days}-day"
+            " guarantee cannot be judged",
+        ),
+        (
+            sm,
+            money_back
+            and case.days_since_purchase is not None
+            and case.days_since_purchase > policy.guarantee_days,
             f"{case.days_since_purchase} days since purchase, over the"
             f" {policy.guarantee_days}-day guarantee",
+        ),
+        (
+            sm,
+            case.notice_days is not None and case.notice_days < policy.notice_days,
+            f"{case.notice_days} days' notice, under the {policy.notice_days} days' notice",
         ),
         (sm, case.kind is RefundKind.PARTIAL_CREDIT, "partial credit"),
         (sm, price is None, f"{case.plan} {kind} (custom pricing)"),
@@ -210,6 +232,13 @@ _REFUND = re.compile(
     r"|devolucion (?:del? )?(?:dinero|importe|pago|cobro)|devuelv\w* (?:el|mi|nuestro) dinero"
     r"|rembours\w*)(?!\w)"
 )
+_PARTIAL_CREDIT = re.compile(r"(?<!\w)(?:partial credit|credito parcial|credit partiel)(?!\w)")
+_CONTRACT_DISPUTE = re.compile(
+    r"(?<!\w)(?:contract dispute|disput\w* (?:over |about )?(?:the |our |my |this )?contract"
+    r"|disputa (?:contractual|(?:del|de|sobre el|por el) contrato)"
+    r"|impugna\w* (?:el |nuestro |este )?contrato|litige (?:contractuel|(?:sur|concernant)"
+    r" (?:le |notre |ce )?contrat)|contest\w* (?:le |notre |ce )?contrat)(?!\w)"
+)
 _CANCEL = re.compile(
     r"(?<!\w)(?:cancell?ation|cancel(?:l?ing)? (?:my |our |the |this )?(?:subscription|account"
     r"|plan|contract|service|membership)|(?:want|like|need|wish) to cancel"
@@ -244,6 +273,17 @@ class RefundRequest:
     refund: bool
     cancellation: bool
     amount: Amount | None
+    partial_credit: bool = False  # "partial credit of $N"
+    contract_dispute: bool = False
+
+    @property
+    def kind(self) -> RefundKind:
+        """A partial credit, a cancellation only, or a refund (with or without cancelling)."""
+        if self.partial_credit:
+            return RefundKind.PARTIAL_CREDIT
+        if self.cancellation and not (self.refund or self.contract_dispute):
+            return RefundKind.CANCELLATION
+        return RefundKind.REFUND
 
 
 def parse_amount(text: str) -> Amount | None:
@@ -264,13 +304,65 @@ def find_amount(text: str) -> Amount | None:
 
 
 def detect_refund_request(subject: str, new_text: str) -> RefundRequest | None:
-    """A refund or cancellation request in English, Spanish or French, else None."""
+    """A refund, partial-credit, cancellation or contract-dispute request in English, Spanish
+    or French, else None."""
     folded = fold_text(f"{subject}\n{new_text}")
     refund = _REFUND.search(folded) is not None
     cancellation = _CANCEL.search(folded) is not None
-    if not (refund or cancellation):
+    partial = _PARTIAL_CREDIT.search(folded) is not None
+    dispute = _CONTRACT_DISPUTE.search(folded) is not None
+    if not (refund or cancellation or partial or dispute):
         return None
-    return RefundRequest(refund, cancellation, find_amount(f"{subject}\n{new_text}"))
+    amount = find_amount(f"{subject}\n{new_text}")
+    return RefundRequest(refund, cancellation, amount, partial, dispute)
+
+
+# --- cancellations and what the outcome does to the customer's data ---------------------------
+
+
+def cancellation_effective(
+    requested_on: dt.date,
+    today: dt.date,
+    written: dt.date | None,
+    policy: RefundPolicy = DEFAULT_REFUND_POLICY,
+) -> tuple[dt.date, int]:
+    """The date a cancellation takes effect and the notice in days from the request.
+
+    Without a date written, the notice is the policy's (7 days from the request, §6.1), and
+    never a day before ``today``.
+    """
+    default = max(requested_on + dt.timedelta(days=policy.notice_days), today)
+    effective = written or default
+    return effective, (effective - requested_on).days
+
+
+# Each outcome counts as one answer in the running mean of Satisfaction_Score (§6.2 step 5):
+# a customer who leaves as the lowest score, a refund as a middling one.
+_OUTCOME_SCORES = {True: 1, False: 3}
+_CHURN_FLOORS = {True: ChurnRisk.HIGH, False: ChurnRisk.MEDIUM}
+_CHURN_ORDER = (ChurnRisk.LOW, ChurnRisk.MEDIUM, ChurnRisk.HIGH)
+
+
+def metrics_after_outcome(
+    old_score: float | None,
+    answers: int,
+    cancellation: bool,
+    on: dt.date,
+    last_ticket: dt.date | None,
+) -> CustomerMetrics:
+    """The customer's Satisfaction_Score and Churn_Risk after an approved refund
+    (``cancellation`` False) or a confirmed cancellation (§6.2 step 5).
+
+    The outcome counts as one more answer (cancellation 1/5, refund 3/5) in the mean of
+    ``answers`` earlier ones; Churn_Risk is then High after a cancellation and at least
+    Medium after a refund.
+    """
+    metrics = updated_customer_metrics(
+        old_score, answers, _OUTCOME_SCORES[cancellation], on, last_ticket
+    )
+    floor = _CHURN_FLOORS[cancellation]
+    churn = max(metrics.churn_risk, floor, key=_CHURN_ORDER.index)
+    return CustomerMetrics(metrics.satisfaction_score, churn, metrics.last_support_ticket)
 
 
 def _amount(number: str, marker: str | None) -> Amount | None:

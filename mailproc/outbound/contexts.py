@@ -20,8 +20,13 @@ from mailproc.outbound.desk_contexts import (
     QuarantineAlertContext,
 )
 from mailproc.outbound.kb_contexts import KbAlertContext, KbReviewContext
+from mailproc.outbound.refund_contexts import (
+    CancellationNote,
+    RefundApprovalRequestContext,
+    RefundConfirmationContext,
+    RefundNote,
+)
 from mailproc.outbound.values import (
-    Approver,
     Audience,
     CustomerInfo,
     EscalationTeam,
@@ -77,23 +82,6 @@ class SlaBreachApologyContext:
     update: Promise
     manager_name: str
     credit: Money | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RefundConfirmationContext:
-    """Template 4 (§6.2): refund processed."""
-
-    template: ClassVar[str] = "refund_confirmation"
-
-    audience: ClassVar[Audience] = Audience.CUSTOMER
-
-    customer: CustomerInfo
-    ticket: TicketInfo
-    amount: Money
-    agent_name: str | None = None
-    settlement_days_min: int = 5
-    settlement_days_max: int = 7
-    cancellation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,21 +157,12 @@ class EscalationNote:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundNote:
-    """A processed refund told inside an agent's reply (what Template 4 says)."""
-
-    amount: Money
-    settlement_days_min: int = 5
-    settlement_days_max: int = 7
-
-
-@dataclass(frozen=True, slots=True)
 class AgentReplyContext:
     """An agent's answer relayed to the customer; ``body`` is the agent's text.
 
     ``sign_off`` is the agent's own closing line (none: the usual one is added); the notices
     the agent's commands caused come in the same mail: ``resolved_within`` (the reopen
-    window of a resolved ticket), ``escalation`` and ``refund``.
+    window of a resolved ticket), ``escalation``, ``refund`` and ``cancellation``.
     """
 
     template: ClassVar[str] = "agent_reply"
@@ -198,6 +177,7 @@ class AgentReplyContext:
     resolved_within: dt.timedelta | None = None
     escalation: EscalationNote | None = None
     refund: RefundNote | None = None
+    cancellation: CancellationNote | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,23 +269,6 @@ class LowScoreAlertContext:
     agent_name: str | None = None
     credit: Money | None = None  # credited to the customer's account (§8 edge case)
     timezone: str = "UTC"
-
-
-@dataclass(frozen=True, slots=True)
-class RefundApprovalRequestContext:
-    """To the approver (§6.1): a refund above the agent's authority."""
-
-    template: ClassVar[str] = "refund_approval_request"
-
-    audience: ClassVar[Audience] = Audience.INTERNAL
-
-    customer: CustomerInfo
-    ticket: TicketInfo
-    amount: Money
-    approver: Approver
-    requested_by: str
-    reason: str
-    days_since_payment: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,9 @@ def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
     def date_filter(value: dt.datetime, zone: str) -> str:
         return format_date(_aware(value, zone), "long", locale=locale)
 
+    def day_filter(value: dt.date) -> str:
+        return format_date(value, "long", locale=locale)
+
     def duration_filter(value: dt.timedelta) -> str:
         return format_timedelta(value, locale=locale)
 
@@ -177,6 +180,7 @@ def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
     return {
         "datetime": datetime_filter,
         "date": date_filter,
+        "day": day_filter,
         "duration": duration_filter,
         "span": span_filter,
         "span_hours": span_hours_filter,

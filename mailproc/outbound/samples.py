@@ -29,9 +29,6 @@ from mailproc.outbound.contexts import (
     LowScoreAlertContext,
     NewTicketAlertContext,
     P0AlertContext,
-    RefundApprovalRequestContext,
-    RefundConfirmationContext,
-    RefundNote,
     ResolutionAlertContext,
     ResolvedNoticeContext,
     SlaBreachApologyContext,
@@ -49,6 +46,12 @@ from mailproc.outbound.desk_contexts import (
 )
 from mailproc.outbound.i18n import catalog_path
 from mailproc.outbound.kb_contexts import KbAlertContext, KbOutcome, KbReviewContext
+from mailproc.outbound.refund_contexts import (
+    CancellationNote,
+    RefundApprovalRequestContext,
+    RefundConfirmationContext,
+    RefundNote,
+)
 from mailproc.outbound.render import LAYOUTS_FOLDER, PARTS, Renderer, RenderError
 from mailproc.outbound.values import Approver, CustomerInfo, EscalationTeam, Money, TicketInfo
 
@@ -130,9 +133,9 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
     RefundConfirmationContext(
         customer=_SAMPLE_CUSTOMER,
         ticket=_SAMPLE_TICKET,
-        amount=Money(Decimal("149.00")),
+        refund=RefundNote(Money(Decimal("149.00"))),
+        cancellation=CancellationNote(dt.date(2025, 6, 16)),
         agent_name="Marco Rossi",
-        cancellation=True,
     ),
     LowSatisfactionFollowUpContext(
         customer=_SAMPLE_CUSTOMER,
@@ -234,6 +237,7 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
         requested_by="Marco Rossi",
         reason="annual plan cancelled after 45 days",
         days_since_payment=45,
+        cancelling=True,
     ),
     CommandErrorContext(
         agent_name="Marco Rossi",

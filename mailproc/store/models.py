@@ -84,6 +84,7 @@ class Customer(Base):
     last_support_ticket: Mapped[dt.date | None] = mapped_column(Date)
     signup_date: Mapped[dt.date | None] = mapped_column(Date)
     business_hours: Mapped[str | None] = mapped_column(String(100))
+    price_lock_until: Mapped[dt.date | None] = mapped_column(Date)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
     addresses: Mapped[list[CustomerAddress]] = relationship(
@@ -380,7 +381,8 @@ class Incident(Base):
 
 
 class RefundCaseRecord(Base):
-    """A refund or cancellation request and the authorization level it needs (§6.1)."""
+    """A refund, partial credit or cancellation request and the level it needs (§6.1); a
+    "refund and cancel" request keeps both parts (``cancellation``, confirmed on its own)."""
 
     __tablename__ = "refund_cases"
 
@@ -399,6 +401,12 @@ class RefundCaseRecord(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)
     approved_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    cancellation: Mapped[bool] = mapped_column(Boolean, default=False)
+    contract_dispute: Mapped[bool] = mapped_column(Boolean, default=False)
+    price_lock: Mapped[bool] = mapped_column(Boolean, default=False)
+    effective_on: Mapped[dt.date | None] = mapped_column(Date)
+    cancelled_by: Mapped[str | None] = mapped_column(String(320))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
 class Credit(Base):
@@ -414,6 +422,7 @@ class Credit(Base):
     currency: Mapped[str] = mapped_column(String(3))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    approved_by: Mapped[str | None] = mapped_column(String(320))  # None: the procedures'
 
 
 class KbArticle(Base):

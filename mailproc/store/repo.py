@@ -44,6 +44,7 @@ def to_core_customer(row: Customer) -> model.Customer:
         last_support_ticket=row.last_support_ticket,
         signup_date=row.signup_date,
         business_hours=row.business_hours,
+        price_lock_until=row.price_lock_until,
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from mailproc.core import keys
 from mailproc.core.commands import (
     AssignCommand,
+    CancelConfirmCommand,
     Command,
     CommandError,
     EscalateCommand,
@@ -46,7 +47,13 @@ from mailproc.tickets.ops import resolve, start_waiting
 from mailproc.workflows import kb
 from mailproc.workflows.context import Notices, WorkflowContext
 from mailproc.workflows.escalation import escalate, set_priority
-from mailproc.workflows.refunds import approve_refund, deny_refund, requested_case
+from mailproc.workflows.refunds import (
+    approve_refund,
+    confirm_cancellation,
+    deny_refund,
+    requested_case,
+    send_confirmation,
+)
 
 _MAX_OWN_MAILS = 20  # the newest mails of a ticket an agent's reply may include
 
@@ -78,11 +85,11 @@ def agent_mail(
     processed) go in the same mail instead of mails of their own.
     """
     parsed = parse_commands(cut_at_included(mail.new_text, _our_mail_texts(session, ticket)))
-    case_row, case = requested_case(session, ticket)
+    case_row, case, cancellation = requested_case(session, ticket, now.date())
     kb_commands = [c for c in parsed.commands if isinstance(c, KbCommand)]
     planned, kb_problems = kb.check(ctx, session, kb_commands, parsed.remaining_text, ticket=ticket)
     problems = (
-        *check_commands(parsed, agent, case),
+        *check_commands(parsed, agent, case, cancellation=cancellation),
         *kb_problems,
         *_check_state(ctx, ticket, parsed.commands),
     )
@@ -100,13 +107,16 @@ def agent_mail(
         return "refused"
     relayed = parsed.remaining_text.strip()
     notices = Notices() if relayed else None
+    told = notices if notices is not None else Notices()  # Template 4: in the reply or alone
     status_set = False
     for command in parsed.commands:
         status_set |= isinstance(command, StatusCommand)
-        _apply_command(ctx, session, ticket, agent, command, case_row, mail, notices, now)
+        _apply_command(ctx, session, ticket, agent, command, case_row, mail, notices, told, now)
     for step in planned:
         kb.apply(ctx, session, agent, step, now, ticket)
-    if notices is not None:
+    if notices is None:
+        send_confirmation(ctx, session, ticket, agent, mail.inbound_id, told, now)
+    else:
         _relay(ctx, session, ticket, agent, mail, parsed.remaining_text, notices, now)
         if not status_set:
             start_waiting(session, ticket, ctx.sla, now)
@@ -265,6 +275,7 @@ def _relay(
             notices.resolved_within,
             notices.escalation,
             notices.refund,
+            notices.cancellation,
         ),
     )
     if ticket.first_responded_at is None:
@@ -294,6 +305,7 @@ def _apply_command(
     case_row: RefundCaseRecord | None,
     mail: AgentMail,
     notices: Notices | None,
+    told: Notices,
     now: dt.datetime,
 ) -> None:
     who = f"{agent.name} by mail"
@@ -343,7 +355,9 @@ def _apply_command(
         assignee = ctx.notifier.agent_named(command.assignee)
         ticket.assignee = assignee.name if assignee is not None else command.assignee
     elif isinstance(command, RefundApproveCommand) and case_row is not None:
-        approve_refund(ctx, session, ticket, agent, command, case_row, now, notices)
+        approve_refund(ctx, session, ticket, agent, command, case_row, now, told)
     elif isinstance(command, RefundDenyCommand) and case_row is not None:
-        deny_refund(case_row, agent, command.reason, now)
+        deny_refund(session, ticket, case_row, agent, command.reason, now)
+    elif isinstance(command, CancelConfirmCommand) and case_row is not None:
+        confirm_cancellation(session, ticket, agent, command, case_row, now, told)
     record_event(session, now, EventKind.AGENT_COMMAND, f"{command.source} ({who})", ticket=ticket)

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from mailproc.config import Settings
 from mailproc.core.events import EventKind
 from mailproc.core.sla import SlaPolicy
-from mailproc.outbound.contexts import EscalationNote, RefundNote
+from mailproc.outbound.contexts import EscalationNote
+from mailproc.outbound.refund_contexts import CancellationNote, RefundNote
 from mailproc.store.models import Credit, Customer, Ticket
 from mailproc.store.repo import record_event
 from mailproc.store.staged import insert_new_only
@@ -52,6 +53,7 @@ class Notices:
     resolved_within: dt.timedelta | None = None
     escalation: EscalationNote | None = None
     refund: RefundNote | None = None
+    cancellation: CancellationNote | None = None
 
 
 @dataclass(frozen=True)
@@ -70,30 +72,37 @@ class WorkflowContext:
         self,
         session: Session,
         ticket: Ticket,
-        customer: Customer,
+        customer: Customer | None,
         amount: Decimal,
         key: str,
         reason: str,
         now: dt.datetime,
+        *,
+        currency: str | None = None,
+        approved_by: str | None = None,
     ) -> None:
-        """Credit the customer once per ``key`` (a breach or a low score)."""
+        """Credit the customer once per ``key`` (a breach, a low score, a partial credit);
+        ``approved_by`` names who approved it (None: the procedures grant it)."""
+        currency = currency or self.settings.credits.currency
         inserted = session.execute(
             insert_new_only(session, Credit).returning(Credit.id),
             {
                 "key": key,
-                "customer_id": customer.id,
+                "customer_id": customer.id if customer is not None else None,
                 "ticket_id": ticket.id,
                 "amount": amount,
-                "currency": self.settings.credits.currency,
+                "currency": currency,
                 "reason": reason,
                 "created_at": now,
+                "approved_by": approved_by,
             },
         ).first()
         if inserted is not None:
+            by = f" (approved by {approved_by})" if approved_by else ""
             record_event(
                 session,
                 now,
                 EventKind.CREDIT_RECORDED,
-                f"{amount} {self.settings.credits.currency} credited: {reason}",
+                f"{amount} {currency} credited: {reason}{by}",
                 ticket=ticket,
             )

@@ -1,5 +1,6 @@
-"""Refunds (§6): a case opened from the customer's first mail, with the authorization it
-needs; approvals and denials by agents' commands.
+"""Refunds, partial credits and cancellations (§6): a case opened from the customer's first
+mail, with the authorization it needs; approvals, denials and confirmations by agents'
+commands; the customer told (Template 4) and their data updated (§6.2 step 5).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailproc.core import keys, model
-from mailproc.core.commands import RefundApproveCommand
+from mailproc.core.commands import CancelConfirmCommand, CancellationRequest, RefundApproveCommand
 from mailproc.core.events import EventKind
 from mailproc.core.identity import Agent, AgentRole
 from mailproc.core.refunds import (
@@ -19,10 +20,13 @@ from mailproc.core.refunds import (
     AuthorizationLevel,
     RefundCase,
     RefundKind,
+    cancellation_effective,
     detect_refund_request,
+    metrics_after_outcome,
     required_level,
 )
-from mailproc.outbound.contexts import (
+from mailproc.outbound.refund_contexts import (
+    CancellationNote,
     RefundApprovalRequestContext,
     RefundConfirmationContext,
     RefundNote,
@@ -38,30 +42,31 @@ from mailproc.workflows.mail import core_customer
 def open_refund_case(
     ctx: WorkflowContext, session: Session, ticket: Ticket, text: str, now: dt.datetime
 ) -> None:
-    """Open a refund case when the first mail asks for one; ask for approval if needed."""
+    """Open a case when the first mail asks for a refund, a partial credit, a cancellation
+    or disputes the contract; ask the approver when an agent may not decide it."""
     request = detect_refund_request(ticket.subject, text)
     if request is None:
         return
     customer = core_customer(ticket)
     plan = customer.plan if customer else model.Plan.STARTER
+    kind = request.kind
     price = DEFAULT_REFUND_POLICY.plan_prices.get(plan)
-    amount = request.amount.value if request.amount else (price or Decimal(0))
+    if kind is RefundKind.CANCELLATION:
+        amount = Decimal(0)  # a cancellation alone gives no money back
+    elif request.amount is not None:
+        amount = request.amount.value
+    else:  # a partial credit without an amount: the approver writes it
+        amount = Decimal(0) if kind is RefundKind.PARTIAL_CREDIT else (price or Decimal(0))
     currency = (
         request.amount.currency
         if request.amount and request.amount.currency
         else ctx.settings.credits.currency
     )
-    days = (
-        (ticket.received_at.date() - customer.signup_date).days
-        if customer and customer.signup_date
-        else 0
-    )
-    kind = (
-        RefundKind.CANCELLATION
-        if request.cancellation and not request.refund
-        else RefundKind.REFUND
-    )
-    case = RefundCase(amount, currency, plan, days, kind)
+    received = ticket.received_at.date()
+    days = (received - customer.signup_date).days if customer and customer.signup_date else None
+    lock = customer.price_lock_until if customer else None
+    price_lock = lock is not None and lock >= received
+    case = RefundCase(amount, currency, plan, days, kind, request.contract_dispute, price_lock)
     needed = required_level(case)
     session.execute(
         insert_new_only(session, RefundCaseRecord),
@@ -76,15 +81,20 @@ def open_refund_case(
             "level_reason": needed.reason,
             "status": "requested",
             "requested_at": now,
+            "cancellation": request.cancellation,
+            "contract_dispute": request.contract_dispute,
+            "price_lock": price_lock,
         },
     )
+    both = request.cancellation and kind is not RefundKind.CANCELLATION
+    also = " (and cancellation)" if both else ""
     record_event(
         session,
         now,
         EventKind.REFUND_REQUESTED,
-        f"{kind.value} of {amount} {currency} needs {needed.level.label}: {needed.reason}",
+        f"{kind.value}{also} of {amount} {currency} needs {needed.level.label}: {needed.reason}",
         ticket=ticket,
-        detail={"level": needed.level.value},
+        detail={"level": needed.level.value, "cancellation": request.cancellation},
     )
     if request.amount is not None and request.amount.clamped:
         record_event(
@@ -107,11 +117,13 @@ def open_refund_case(
         context_for=lambda c, t: RefundApprovalRequestContext(
             c,
             t,
-            amount=ctx.notifier.money(amount),
+            amount=Money(amount, currency),
             approver=approver,
             requested_by=c.name or ticket.requester or "",
             reason=needed.reason,
             days_since_payment=days,
+            kind=kind.value,
+            cancelling=request.cancellation,
         ),
     )
 
@@ -122,63 +134,173 @@ def approve_refund(
     ticket: Ticket,
     agent: Agent,
     command: RefundApproveCommand,
-    case_row: RefundCaseRecord,
+    row: RefundCaseRecord,
     now: dt.datetime,
-    notices: Notices | None = None,
+    told: Notices,
 ) -> None:
-    """An approved refund: the case is closed and the customer told (Template 4; in
-    ``notices`` when given: an agent's reply carries it)."""
-    case_row.status, case_row.decided_by, case_row.decided_at = "approved", agent.name, now
-    case_row.approved_amount = command.amount
-    if notices is not None:
-        days = ctx.settings.credits.refund_settlement_days
-        notices.refund = RefundNote(Money(command.amount, case_row.currency), *days)
-    else:
-        ctx.notifier.customer_mail(
+    """An approved refund or partial credit: the case decided, a credit recorded (partial
+    credit) or the customer's data updated (refund); what Template 4 says goes in ``told``."""
+    currency = command.currency or row.currency
+    row.status, row.decided_by, row.decided_at = "approved", agent.name, now
+    row.approved_amount, row.currency = command.amount, currency
+    credit = row.kind == RefundKind.PARTIAL_CREDIT
+    if credit:
+        ctx.credit(
             session,
             ticket,
-            key=keys.refund_confirmation(ticket.number),
-            now=now,
-            context_for=lambda c, t: RefundConfirmationContext(
-                c,
-                t,
-                Money(command.amount, case_row.currency),
-                agent.name,
-                *ctx.settings.credits.refund_settlement_days,
-                cancellation=case_row.kind == RefundKind.CANCELLATION,
-            ),
+            ticket.customer,
+            command.amount,
+            keys.partial_credit(ticket.number),
+            f"partial credit on ticket #{ticket.number}",
+            now,
+            currency=currency,
+            approved_by=agent.name,
         )
+    else:
+        _update_customer(session, ticket, now, cancellation=False)
+    days = ctx.settings.credits.refund_settlement_days
+    told.refund = RefundNote(Money(command.amount, currency), *days, credit=credit)
     record_event(
         session,
         now,
         EventKind.REFUND_APPROVED,
-        f"{command.amount} {case_row.currency} approved by {agent.name}; Template 4 sent",
+        f"{row.kind.replace('_', ' ')} of {command.amount} {currency} approved by {agent.name}",
         ticket=ticket,
     )
 
 
-def deny_refund(row: RefundCaseRecord, agent: Agent, reason: str, now: dt.datetime) -> None:
-    """A denied refund: the case is closed with the agent's reason."""
+def deny_refund(
+    session: Session,
+    ticket: Ticket,
+    row: RefundCaseRecord,
+    agent: Agent,
+    reason: str,
+    now: dt.datetime,
+) -> None:
+    """A denied refund or credit: the case's money part closed with the agent's reason."""
     row.status, row.decided_by, row.decided_at = "denied", agent.name, now
     row.decision_reason = reason
+    record_event(
+        session,
+        now,
+        EventKind.REFUND_DENIED,
+        f"{row.kind.replace('_', ' ')} denied by {agent.name}: {reason}",
+        ticket=ticket,
+    )
+
+
+def confirm_cancellation(
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    command: CancelConfirmCommand,
+    row: RefundCaseRecord,
+    now: dt.datetime,
+    told: Notices,
+) -> None:
+    """A confirmed cancellation: effective on the date written or after the notice period;
+    Churn_Risk High (§6.2 step 5); what Template 4 says goes in ``told``."""
+    effective, notice = cancellation_effective(
+        row.requested_at.date(), now.date(), command.effective
+    )
+    row.effective_on, row.cancelled_by, row.cancelled_at = effective, agent.name, now
+    if row.kind == RefundKind.CANCELLATION:
+        row.status, row.decided_by, row.decided_at = "confirmed", agent.name, now
+    _update_customer(session, ticket, now, cancellation=True)
+    told.cancellation = CancellationNote(effective)
+    record_event(
+        session,
+        now,
+        EventKind.CANCELLATION_CONFIRMED,
+        f"cancellation confirmed by {agent.name}, effective {effective} ({notice} days' notice)",
+        ticket=ticket,
+        detail={"effective_on": effective.isoformat(), "notice_days": notice},
+    )
+
+
+def send_confirmation(
+    ctx: WorkflowContext,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    inbound_id: int,
+    told: Notices,
+    now: dt.datetime,
+) -> None:
+    """Template 4 for what one agent's mail decided, when no reply of the agent carries it."""
+    if told.refund is None and told.cancellation is None:
+        return
+    ctx.notifier.customer_mail(
+        session,
+        ticket,
+        key=keys.refund_confirmation(ticket.number, inbound_id),
+        now=now,
+        context_for=lambda c, t: RefundConfirmationContext(
+            c, t, told.refund, told.cancellation, agent.name
+        ),
+    )
 
 
 def requested_case(
-    session: Session, ticket: Ticket
-) -> tuple[RefundCaseRecord | None, RefundCase | None]:
-    """The ticket's refund case row, and its core view while a decision is awaited."""
+    session: Session, ticket: Ticket, today: dt.date
+) -> tuple[RefundCaseRecord | None, RefundCase | None, CancellationRequest | None]:
+    """The ticket's case row, the core view of its refund or credit while a decision is
+    awaited, and its cancellation while not yet confirmed."""
     row = session.scalars(
         select(RefundCaseRecord).where(RefundCaseRecord.ticket_id == ticket.id)
     ).first()
-    case = _case_of(row) if row is not None and row.status == "requested" else None
-    return row, case
+    if row is None:
+        return None, None, None
+    plan = model.Plan(row.plan)
+    refund = None
+    if row.status == "requested" and row.kind != RefundKind.CANCELLATION:
+        refund = RefundCase(
+            row.amount or Decimal(0),
+            row.currency,
+            plan,
+            row.days_since_purchase,
+            RefundKind(row.kind),
+            row.contract_dispute,
+            row.price_lock,
+        )
+    cancellation = None
+    if row.cancellation and row.effective_on is None:
+        cancellation = CancellationRequest(
+            plan,
+            row.currency,
+            row.requested_at.date(),
+            today,
+            row.contract_dispute,
+            row.price_lock,
+        )
+    return row, refund, cancellation
 
 
-def _case_of(row: RefundCaseRecord) -> RefundCase:
-    return RefundCase(
-        row.amount or Decimal(0),
-        row.currency,
-        model.Plan(row.plan),
-        row.days_since_purchase or 0,
-        RefundKind(row.kind),
+def _update_customer(
+    session: Session, ticket: Ticket, now: dt.datetime, *, cancellation: bool
+) -> None:
+    """Satisfaction_Score and Churn_Risk after an approved refund or a cancellation."""
+    row = ticket.customer
+    if row is None:
+        return
+    before = f"{row.satisfaction_score}/{row.churn_risk}"
+    metrics = metrics_after_outcome(
+        row.satisfaction_score,
+        int(row.satisfaction_score is not None),
+        cancellation,
+        ticket.received_at.date(),
+        row.last_support_ticket,
+    )
+    row.satisfaction_score = metrics.satisfaction_score
+    row.churn_risk = metrics.churn_risk.value
+    row.last_support_ticket = metrics.last_support_ticket
+    row.updated_at = now
+    outcome = "cancellation" if cancellation else "refund"
+    record_event(
+        session,
+        now,
+        EventKind.CUSTOMER_METRICS_UPDATED,
+        f"customer {row.id} after the {outcome}: Satisfaction_Score/Churn_Risk {before} -> "
+        f"{metrics.satisfaction_score}/{metrics.churn_risk.value}",
+        ticket=ticket,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from decimal import Decimal
@@ -14,6 +15,8 @@ from mailproc.core.commands import (
     COMMAND_ROLES,
     USAGE,
     AssignCommand,
+    CancelConfirmCommand,
+    CancellationRequest,
     Command,
     CommandName,
     EscalateCommand,
@@ -366,10 +369,11 @@ def test_authorize(
     assert words in decision.reason
 
 
-def test_role_table_opens_everything_but_refunds_to_every_role() -> None:
+def test_role_table_opens_everything_but_refunds_and_cancellations_to_every_role() -> None:
+    money = (CommandName.REFUND, CommandName.CANCEL)
     for name, roles in COMMAND_ROLES.items():
         expected = {R.AGENT, R.SUPPORT_MANAGER, R.SUPPORT_DIRECTOR, R.FINANCE_DIRECTOR}
-        assert roles == (expected if name is CommandName.REFUND else set(AgentRole))
+        assert roles == (expected if name in money else set(AgentRole))
     assert set(COMMAND_ROLES) == set(CommandName) == set(USAGE)
 
 
@@ -394,3 +398,95 @@ def test_long_hostile_lines_are_read_in_linear_time(line: str) -> None:
     started = time.perf_counter()
     parse_commands(f"{line}\n{line}\n\ntext\n{line}")
     assert time.perf_counter() - started < 0.5
+
+
+# --- #cancel (issue 15 part 4) -------------------------------------------------------------------
+
+CANCEL_USAGE = USAGE[CommandName.CANCEL]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#cancel confirm", CancelConfirmCommand("#cancel confirm", None)),
+        (
+            "#Cancel Confirm effective 2026-12-31",
+            CancelConfirmCommand("#Cancel Confirm effective 2026-12-31", dt.date(2026, 12, 31)),
+        ),
+    ],
+)
+def test_parse_cancel(text: str, expected: Command) -> None:
+    assert one(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("#cancel now", "#cancel takes confirm, not 'now'"),
+        ("#cancel confirm tomorrow", "expected effective YYYY-MM-DD, not 'tomorrow'"),
+        ("#cancel confirm effective 31/12/2026", "'31/12/2026' is not a date (YYYY-MM-DD)"),
+        ("#cancel confirm effective 2026-02-30", "'2026-02-30' is not a date (YYYY-MM-DD)"),
+        ("#cancel confirm effective 20261231", "'20261231' is not a date (YYYY-MM-DD)"),
+    ],
+)
+def test_cancel_errors_show_the_usage(text: str, problem: str) -> None:
+    [error] = parse_commands(text).errors
+    assert (error.problem, error.usage) == (problem, CANCEL_USAGE)
+
+
+ASKED, TODAY = dt.date(2026, 11, 27), dt.date(2026, 11, 28)
+STARTER_CANCEL = CancellationRequest(Plan.STARTER, "USD", ASKED, TODAY)
+ENTERPRISE_CANCEL = CancellationRequest(Plan.ENTERPRISE, "USD", ASKED, TODAY)
+LOCKED_CANCEL = CancellationRequest(Plan.PROFESSIONAL, "USD", ASKED, TODAY, price_lock=True)
+CANCELS = [
+    ("agent, 7 days' notice", "#cancel confirm", ANN, STARTER_CANCEL, True, ""),
+    (
+        "agent, short notice",
+        "#cancel confirm effective 2026-11-30",
+        ANN,
+        STARTER_CANCEL,
+        False,
+        "3 days' notice, under the 7 days' notice",
+    ),
+    (
+        "manager, short notice",
+        "#cancel confirm effective 2026-11-30",
+        MIA,
+        STARTER_CANCEL,
+        True,
+        "",
+    ),
+    ("agent, Enterprise", "#cancel confirm", ANN, ENTERPRISE_CANCEL, False, "custom pricing"),
+    ("manager, Enterprise", "#cancel confirm", MIA, ENTERPRISE_CANCEL, True, ""),
+    ("manager, price lock", "#cancel confirm", MIA, LOCKED_CANCEL, False, "price-locked"),
+    ("finance, price lock", "#cancel confirm", FAY, LOCKED_CANCEL, True, ""),
+    (
+        "in the past",
+        "#cancel confirm effective 2026-11-27",
+        FAY,
+        STARTER_CANCEL,
+        False,
+        "the effective date 2026-11-27 is before today (2026-11-28)",
+    ),
+    ("no request", "#cancel confirm", MIA, None, False, "no open cancellation request"),
+    ("no authority", "#cancel confirm", DEV, STARTER_CANCEL, False, "may not use #cancel"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "who", "asked", "allowed", "words"),
+    [c[1:] for c in CANCELS],
+    ids=[c[0] for c in CANCELS],
+)
+def test_authorize_cancel(
+    text: str, who: Agent, asked: CancellationRequest | None, allowed: bool, words: str
+) -> None:
+    decision = authorize(one(text), who, cancellation=asked)
+    assert decision.allowed is allowed
+    assert words in decision.reason
+
+
+def test_refund_commands_on_a_cancellation_point_to_cancel() -> None:
+    decision = authorize(one("#refund deny no"), MIA, None, cancellation=STARTER_CANCEL)
+    assert not decision.allowed
+    assert decision.reason.endswith("confirm its cancellation with #cancel confirm")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from decimal import Decimal
 
@@ -22,11 +23,14 @@ from mailproc.core.refunds import (
     RefundPolicy,
     RefundRequest,
     can_approve,
+    cancellation_effective,
     detect_refund_request,
     find_amount,
+    metrics_after_outcome,
     parse_amount,
     required_level,
 )
+from mailproc.core.survey import ChurnRisk
 
 AGENT, MANAGER, FINANCE = (
     AuthorizationLevel.AGENT,
@@ -299,3 +303,132 @@ def test_huge_amounts_are_clamped_and_flagged(text: str) -> None:
 def test_ordinary_amounts_are_not_clamped() -> None:
     assert find_amount("refund $149") == Amount(Decimal(149), "USD")
     assert not find_amount("refund 9999999999.99 EUR").clamped  # type: ignore[union-attr]
+
+
+# --- issue 15 part 4: credits, disputes, price locks, unknown signup, cancellations -----------
+
+PARTIAL = RefundKind.PARTIAL_CREDIT
+PART_4_REQUESTS = [
+    (
+        "partial credit",
+        "After the outage we ask for a partial credit of $200.",
+        RefundKind.PARTIAL_CREDIT,
+        False,
+    ),
+    (
+        "Spanish partial credit",
+        "Pedimos un crédito parcial de 200 dólares.",
+        RefundKind.PARTIAL_CREDIT,
+        False,
+    ),
+    (
+        "French partial credit",
+        "Nous demandons un crédit partiel de 200 USD.",
+        RefundKind.PARTIAL_CREDIT,
+        False,
+    ),
+    ("contract dispute", "We dispute the contract price.", RefundKind.REFUND, True),
+    ("Spanish dispute", "Tenemos una disputa sobre el contrato firmado.", RefundKind.REFUND, True),
+    ("French dispute", "Nous contestons le contrat signé en 2025.", RefundKind.REFUND, True),
+    (
+        "a dispute and a cancellation stay a refund case",
+        "Contract dispute: we cancel our plan.",
+        RefundKind.REFUND,
+        True,
+    ),
+    ("cancellation only", "Please cancel my subscription.", RefundKind.CANCELLATION, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "dispute"),
+    [r[1:] for r in PART_4_REQUESTS],
+    ids=[r[0] for r in PART_4_REQUESTS],
+)
+def test_partial_credits_and_disputes_are_requests(
+    text: str, kind: RefundKind, dispute: bool
+) -> None:
+    request = detect_refund_request("", text)
+    assert request is not None
+    assert (request.kind, request.contract_dispute) == (kind, dispute)
+
+
+PART_4_LEVELS = [
+    (
+        "no signup date: the Support Manager, and why",
+        RefundCase(D(49), "USD", Plan.STARTER, None),
+        AuthorizationLevel.SUPPORT_MANAGER,
+        "no Signup_Date on record: whether it is within the 30-day guarantee cannot be judged",
+    ),
+    (
+        "no signup date does not matter to a cancellation",
+        RefundCase(D(0), "USD", Plan.STARTER, None, RefundKind.CANCELLATION, notice_days=7),
+        AuthorizationLevel.AGENT,
+        "Starter cancellation",
+    ),
+    (
+        "short notice",
+        RefundCase(D(0), "USD", Plan.PROFESSIONAL, 90, RefundKind.CANCELLATION, notice_days=3),
+        AuthorizationLevel.SUPPORT_MANAGER,
+        "3 days' notice, under the 7 days' notice",
+    ),
+    (
+        "a price-locked cancellation",
+        RefundCase(D(0), "USD", Plan.ENTERPRISE, 90, RefundKind.CANCELLATION, price_lock=True),
+        AuthorizationLevel.FINANCE_DIRECTOR,
+        "price-locked contract",
+    ),
+    (
+        "a dispute at a dollar",
+        RefundCase(D(1), "USD", Plan.STARTER, 3, contract_dispute=True),
+        AuthorizationLevel.FINANCE_DIRECTOR,
+        "contract dispute",
+    ),
+    (
+        "a partial credit at the limit",
+        RefundCase(D(1000), "USD", Plan.PROFESSIONAL, 3, RefundKind.PARTIAL_CREDIT),
+        AuthorizationLevel.SUPPORT_MANAGER,
+        "partial credit; 1000 USD is over the Professional price of 149",
+    ),
+    (
+        "a partial credit a cent over",
+        RefundCase(D("1000.01"), "USD", Plan.PROFESSIONAL, 3, RefundKind.PARTIAL_CREDIT),
+        AuthorizationLevel.FINANCE_DIRECTOR,
+        "1000.01 USD is over the 1000 USD manager limit",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("refund", "level", "reason"), [r[1:] for r in PART_4_LEVELS], ids=[r[0] for r in PART_4_LEVELS]
+)
+def test_part_4_levels(refund: RefundCase, level: AuthorizationLevel, reason: str) -> None:
+    needed = required_level(refund)
+    assert (needed.level, needed.reason) == (level, reason)
+
+
+def test_cancellation_takes_effect_after_the_notice_and_never_in_the_past() -> None:
+    asked, today = dt.date(2026, 11, 27), dt.date(2026, 11, 28)
+    assert cancellation_effective(asked, today, None) == (dt.date(2026, 12, 4), 7)
+    late = dt.date(2026, 12, 20)
+    assert cancellation_effective(asked, late, None) == (late, 23)
+    assert cancellation_effective(asked, today, dt.date(2026, 11, 30)) == (dt.date(2026, 11, 30), 3)
+
+
+@pytest.mark.parametrize(
+    ("score", "answers", "cancellation", "expected"),
+    [
+        (3.9, 1, True, (2.5, ChurnRisk.HIGH)),
+        (5.0, 1, True, (3.0, ChurnRisk.HIGH)),  # High even when the mean stays at 3
+        (5.0, 1, False, (4.0, ChurnRisk.MEDIUM)),  # a refund: at least Medium
+        (2.0, 1, False, (2.5, ChurnRisk.HIGH)),  # never lowered by the floor
+        (None, 0, False, (3.0, ChurnRisk.MEDIUM)),
+    ],
+)
+def test_metrics_after_a_refund_or_a_cancellation(
+    score: float | None, answers: int, cancellation: bool, expected: tuple[float, ChurnRisk]
+) -> None:
+    day = dt.date(2026, 11, 27)
+    metrics = metrics_after_outcome(score, answers, cancellation, day, dt.date(2026, 1, 1))
+    assert (metrics.satisfaction_score, metrics.churn_risk) == expected
+    assert metrics.last_support_ticket == day
