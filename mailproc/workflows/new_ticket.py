@@ -56,6 +56,8 @@ def notify_new_ticket(
 ) -> None:
     """Acknowledge the customer (Template 1) and alert agents, the P0 chain and triage."""
     choice = notifier.locale(customer, first.content_language, first.language)
+    ticket.locale = choice.locale
+    ticket.translation_requested = choice.translation_requested
     info = notifier.customer_info(ticket, customer)
     _acknowledge(notifier, session, ticket, customer, first, choice, info, now)
     excerpt = first.new_text[:EXCERPT_CHARS]
@@ -170,7 +172,7 @@ def _acknowledge(
         key=keys.acknowledgment(ticket.number),
         ticket=ticket,
         locale=choice.locale,
-        to=(Address(info.name, requester),),
+        to=(Address(info.name if info.named else "", requester),),
         automatic=AutoSubmitted.AUTO_REPLIED,
         now=now,
         thread=first.thread,
