@@ -123,7 +123,12 @@ class LocaleChoice:
     locale: str
     reason: ChoiceReason
     mail_language: str | None
-    translation_requested: bool
+    requested_language: str | None = None  # written or preferred, not written to them
+
+    @property
+    def translation_requested(self) -> bool:
+        """The customer writes or prefers a language the answer is not written in."""
+        return self.requested_language is not None
 
 
 class _Identifier(Protocol):
@@ -219,10 +224,10 @@ def choose_locale(
         locale, reason = DEFAULT_LOCALE, ChoiceReason.NOT_OFFERED
     else:
         locale, reason = DEFAULT_LOCALE, ChoiceReason.DEFAULT
-    asked = {wanted, language} - {None, DEFAULT_LOCALE, locale}
+    asked = [lang for lang in (language, wanted) if lang not in (None, DEFAULT_LOCALE, locale)]
     return LocaleChoice(
         locale=locale,
         reason=reason,
         mail_language=language,
-        translation_requested=bool(asked),
+        requested_language=asked[0] if asked else None,
     )

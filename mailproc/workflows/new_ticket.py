@@ -81,7 +81,7 @@ def notify_new_ticket(
             first_response_due=due,
             excerpt=excerpt,
             rule_hits=hits,
-            mail_language=choice.mail_language,
+            mail_language=choice.requested_language or choice.mail_language,
             reply_locale=choice.locale,
             translation_requested=choice.translation_requested,
             timezone=info.timezone,
