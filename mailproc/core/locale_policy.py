@@ -85,7 +85,8 @@ class LocalePolicy:
     )
     region_overrides: Mapping[str, Region] = field(default_factory=dict)
     min_confidence: float = 0.8
-    preference_overrides_policy: bool = False  # True: a preferred es/fr is written even if not offered
+    # True: a preferred es/fr is written even where ``rules`` do not offer it
+    preference_overrides_policy: bool = False
 
     def region_of(self, country: str | None) -> Region | None:
         """The region of an ISO 3166-1 alpha-2 country code, overrides first."""
