@@ -6,6 +6,7 @@ The scenario mails are those of tests/data/classify_scenarios.toml."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -25,11 +26,16 @@ from mailproc.app import App
 from mailproc.cli.root import cli
 from mailproc.clock import FixedClock
 from mailproc.config import Settings
+from mailproc.core.model import Address
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope
 from mailproc.outbound.build import build
+from mailproc.outbound.compose import AutoSubmitted, compose, make_message_id
+from mailproc.outbound.compose import Envelope as MailEnvelope
+from mailproc.outbound.contexts import RefundConfirmationContext
 from mailproc.outbound.deliver import renderer_for
 from mailproc.outbound.outbox import materialize
+from mailproc.outbound.samples import SAMPLES
 from mailproc.resources import resource_path
 from mailproc.store.db import transaction
 from mailproc.store.models import Outbox, Ticket
@@ -204,6 +210,31 @@ def test_a_known_customer_is_still_told_their_plan(app: App) -> None:
     body = text(ack.raw)
     assert body.startswith("Dear Oliver Hughes, ")
     assert "as set out in your Enterprise plan" in body and PROSPECT["en"] not in body
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_a_refund_confirmation_to_an_unknown_sender_names_no_plan(locale: str) -> None:
+    sample = SAMPLES["refund_confirmation"]
+    assert isinstance(sample, RefundConfirmationContext)
+    jane = dataclasses.replace(
+        sample.customer, name="Jane Doe", email="customer2635@example.com", known=False
+    )
+    context = dataclasses.replace(sample, customer=jane)
+    envelope = MailEnvelope(
+        sender=Address("DataFlow Support", "support@dataflow.com"),
+        to=(Address("Jane Doe", "customer2635@example.com"),),
+        reply_to=Address("DataFlow Support", "support@dataflow.com"),
+        message_id=make_message_id("ticket-12345/refund", "r1", "dataflow.com"),
+        date=MONDAY,
+        auto_submitted=AutoSubmitted.AUTO_GENERATED,
+        ticket_number=12345,
+    )
+    mail = compose(renderer_for(Settings()).render(context, locale), envelope)
+    body = text(mail.as_bytes())
+    assert body.startswith(WORDS[locale]["jane"] + " ")
+    assert PLAN_WORDS.search(body) is None, body
+    known = compose(renderer_for(Settings()).render(sample, locale), envelope)
+    assert PLAN_WORDS.search(text(known.as_bytes())) is not None  # a customer is told
 
 
 # -- part 7: one priority in every language; the language policy is §5.4 --------------------
