@@ -253,6 +253,9 @@ class LocaleSettings(Section):
         {"plans": ("Enterprise",), "regions": ("EMEA", "LATAM"), "locales": ("es", "fr")},
     )
     region_overrides: dict[str, str] = Field(default_factory=dict)
+    # §5.4 by default: a customer's preferred es/fr is written only where ``offer`` offers it;
+    # true writes every preferred locale (the behaviour before issue 14).
+    preference_overrides_policy: bool = False
 
 
 class NotifySettings(Section):

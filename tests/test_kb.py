@@ -170,9 +170,9 @@ def test_the_whole_loop_by_mail(app: App, clock: FixedClock) -> None:
     assert "1. Reduzca los procesos paralelos de la exportación a 2." in spanish
     assert "Check the X-RateLimit-Remaining" not in spanish
     assert "Revise los encabezados" not in spanish  # the old catalog steps are gone
-    # French has no version yet: English with a note (Enterprise, Canada, French)
-    send(app, "sophie@maplegrovehealth.example", "Export", RATE_LIMIT)
-    french = ack_for(app, "sophie@maplegrovehealth.example")
+    # French has no version yet: English with a note (Enterprise, France, French; §5.4)
+    send(app, "antoine@banqueriviere.example", "Export", RATE_LIMIT)
+    french = ack_for(app, "antoine@banqueriviere.example")
     assert "1. Lower the export's parallel workers to 2." in french
     assert "pas encore disponible dans votre langue" in french
 

@@ -42,6 +42,11 @@ def work_list_options(command: F) -> F:
         click.option("--due-within", help="Open tickets whose next deadline is within e.g. 4h."),
         click.option("--escalated", is_flag=True, help="Escalated to a team or manager."),
         click.option(
+            "--translation-requested",
+            is_flag=True,
+            help="Answered in English although the customer writes or prefers another language.",
+        ),
+        click.option(
             "--since",
             type=click.DateTime(["%Y-%m-%d"]),
             help="Received on or after this day (company zone).",
@@ -65,6 +70,7 @@ def print_work_list(app: App, status: str | None, as_json: bool, options: dict[s
         overdue=bool(options.get("overdue")),
         due_within=_duration(options.get("due_within")),
         escalated=bool(options.get("escalated")),
+        translation_requested=bool(options.get("translation_requested")),
         since=(
             local_midnight(since.date(), ZoneInfo(app.settings.company.timezone)) if since else None
         ),

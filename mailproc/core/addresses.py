@@ -16,6 +16,25 @@ def has_forbidden_chars(value: str) -> bool:
     return bool(_FORBIDDEN.search(value))
 
 
+def person_name(display_name: str, max_chars: int = 80) -> str:
+    """A From display name fit to greet its sender by; "" for an address, a link or no name.
+
+    ``"Jane Doe" <customer2635@example.com>`` is greeted as Jane Doe; a display name that is
+    only the address again, or holds a URL, a line break or no letter, is not a name.
+    """
+    name = " ".join(display_name.split()).strip("\"' ")
+    if (
+        not name
+        or len(name) > max_chars
+        or has_forbidden_chars(display_name)
+        or "@" in name
+        or "://" in name
+        or not any(char.isalpha() for char in name)
+    ):
+        return ""
+    return name
+
+
 @lru_cache(maxsize=4096)  # pure; the same few domains come back (our own on every mail we send)
 def normalize_domain(domain: str) -> str | None:
     """Lower-case a domain and turn Unicode labels into their IDNA (punycode) form."""

@@ -5,6 +5,7 @@ The result carries everything the event log and ``tickets show`` need to explain
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,8 @@ from mailproc.core.classify import Classification
 from mailproc.core.model import Customer, Plan, Priority
 from mailproc.core.sla import Deadlines, Pause, SlaPolicy, compute_deadlines
 
-# A sender we do not know gets the smallest plan's targets on UTC working hours.
-UNKNOWN_CUSTOMER = Customer(
+# A sender we do not know: the plan of ``[sla] unknown_sender_plan`` on UTC working hours.
+_UNKNOWN_SENDER = Customer(
     id=0,
     company="(unknown customer)",
     contact_name="",
@@ -24,6 +25,28 @@ UNKNOWN_CUSTOMER = Customer(
     language="en",
     timezone="UTC",
 )
+
+
+def unknown_customer(policy: SlaPolicy) -> Customer:
+    """Who an unknown sender is timed as: ``[sla] unknown_sender_plan`` on UTC working hours."""
+    return dataclasses.replace(_UNKNOWN_SENDER, plan=policy.unknown_sender_plan)
+
+
+def _deadlines(
+    received_at: dt.datetime,
+    priority: Priority,
+    customer: Customer | None,
+    policy: SlaPolicy,
+    pauses: tuple[Pause, ...] = (),
+) -> Deadlines:
+    if customer is not None:
+        return compute_deadlines(received_at, priority, customer, policy, pauses)
+    deadlines = compute_deadlines(received_at, priority, unknown_customer(policy), policy, pauses)
+    why = (
+        "unknown sender: not in the customer list, timed on the"
+        f" {policy.unknown_sender_plan} row ([sla] unknown_sender_plan)"
+    )
+    return dataclasses.replace(deadlines, explanation=(why, *deadlines.explanation))
 
 
 @dataclass(frozen=True)
@@ -66,6 +89,7 @@ def sla_record(deadlines: Deadlines) -> dict[str, Any]:
     """Deadlines as stored on the ticket (JSON): row, calendar, targets and the explanation."""
     return {
         "sla_row": deadlines.sla_row,
+        "plan": deadlines.plan,
         "calendar": deadlines.calendar_description,
         "clock": deadlines.clock,
         "clock_start": deadlines.clock_start.isoformat(),
@@ -82,9 +106,7 @@ def assess(
     policy: SlaPolicy,
 ) -> Assessment:
     """The due times that follow from a new ticket's classification and its customer."""
-    deadlines = compute_deadlines(
-        received_at, classification.priority, customer or UNKNOWN_CUSTOMER, policy
-    )
+    deadlines = _deadlines(received_at, classification.priority, customer, policy)
     triage_due = (
         received_at + classification.triage_within
         if classification.needs_triage and classification.triage_within is not None
@@ -101,4 +123,4 @@ def recompute(
     pauses: tuple[Pause, ...] = (),
 ) -> Deadlines:
     """Due times after a change of priority, plan or waiting periods, from the ticket's history."""
-    return compute_deadlines(received_at, priority, customer or UNKNOWN_CUSTOMER, policy, pauses)
+    return _deadlines(received_at, priority, customer, policy, pauses)

@@ -28,6 +28,7 @@ class Intent(StrEnum):
     FEATURE_REQUEST = "feature_request"
     BILLING_QUESTION = "billing_question"
     SURVEY_ANSWER = "survey_answer"
+    SECURITY = "security"  # account compromise, unknown logins, data exposure
     OTHER = "other"
 
 

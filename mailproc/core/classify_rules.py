@@ -10,6 +10,48 @@ from typing import Any
 # The most severe priority among hits wins; the first hit that names an intent sets it.
 DEFAULT_RULES: tuple[Mapping[str, Any], ...] = (
     {
+        "name": "security-report",  # account compromise, unknown logins, data exposure
+        "priority": "P1",
+        "intent": "security",
+        "triage": "security report: the Support Manager assesses it now (§2.2)",
+        "patterns": [
+            r"(?:account|accounts|password|credentials|api key|api token|token)s? (?:(?:has|have"
+            r"|was|were|may have|might have|seems to have) been |is |seems |looks )?(?:compromised"
+            r"|hacked|hijacked|breached|stolen|leaked)",
+            r"(?:compromised|hacked|hijacked) (?:account|password|credentials)",
+            r"(?:unknown|unrecogni[sz]ed|suspicious|unauthori[sz]ed|strange|unusual) (?:logins?"
+            r"|log-ins?|sign-ins?|sessions?|access|devices?|ip addresse?s?)",
+            r"(?:logins?|sign-ins?) (?:that |which )?(?:we|i) (?:don't|do not|can't|cannot)"
+            r" recogni[sz]e",
+            r"(?:logins?|sign-ins?) from (?:an? )?(?:unknown|strange|foreign|unfamiliar)",
+            r"(?:data|security) (?:leak|breach|exposure|incident)",
+            r"expos(?:es|ed|ing|e) (?:our |the |all |their |your )?(?:customers'? |clients'? "
+            r"|users'? |employees'? )?(?:personal |private |sensitive |confidential )?(?:data"
+            r"|information|records)",
+            r"(?:cuenta|contrasena|credenciales|clave de (?:la )?api)s? (?:(?:ha|han) sido |fue "
+            r"|fueron |esta |estan |parece )?(?:comprometid|hackead|robad|piratead|vulnerad)\w*",
+            r"(?:inicios?|intentos?) de sesion (?:sospechos|desconocid|no autorizad|extran|raro)"
+            r"\w*",
+            r"(?:inicios? de sesion|accesos?) que no (?:reconocemos|reconozco|hicimos|hice)",
+            r"accesos? (?:sospechos|desconocid|no autorizad|indebid)\w*",
+            r"(?:ubicacion|ip|dispositivo|pais) desconocid[oa]",
+            r"(?:fuga|filtracion|exposicion|brecha|violacion) de (?:datos|informacion|seguridad)",
+            r"incidente de seguridad",
+            r"expone(?:n)? (?:los |nuestros |sus )?datos",
+            r"(?:compte|mot de passe|identifiants|cle d'api|jeton)s? (?:a ete |ont ete |est |sont "
+            r"|semble |semblent |aurait ete |a peut-etre ete )?(?:compromis|pirate|vole|hacke)"
+            r"\w*",
+            r"connexions? (?:suspect|non autoris|frauduleu|inhabituel)\w*",
+            r"(?:connexions?|acces) que (?:nous ne|je ne|personne ne) (?:reconnai|reconnaiss|a)"
+            r"\w*",
+            r"acces (?:non autoris|suspect|frauduleu|inconnu)\w*",
+            r"(?:lieu|adresse ip|appareil|pays) inconnu\w*",
+            r"(?:fuite|violation|exposition) de(?:s)? (?:donnees|informations)",
+            r"(?:incident|faille) de securite",
+            r"expos(?:e|ent) (?:les |nos |leurs |vos )?donnees",
+        ],
+    },
+    {
         "name": "platform-outage",  # §2.1 P0: platform-wide failure, API down, all dashboards
         "priority": "P0",
         "intent": "outage",
@@ -114,9 +156,23 @@ DEFAULT_RULES: tuple[Mapping[str, Any], ...] = (
             r"(?:la )?conexion (?:a|con) (?:la |nuestra )?[\w ]{0,30}?(?:falla|fallo"
             r"|no funciona|se cae)",
             r"(?:impossible|echec) de (?:la |se |nous |me )?connect\w* (?:a|au|avec)"
-            r" (?:la |notre |nos )?(?:source|base|entrepot|connecteur)",
-            r"(?:la )?connexion (?:a|avec) (?:la |notre )?(?:source de donnees|base de donnees)"
-            r"[\w ]{0,30}?(?:echoue|ne fonctionne (?:pas|plus))",
+            r" (?:la |notre |nos |l')?(?:source|base|entrepot|connecteur|snowflake|bigquery"
+            r"|redshift|postgres|mysql|salesforce)",
+            r"(?:la )?connexion (?:a|avec) (?:la |notre |nos |l')?(?:source de donnees|base de"
+            r" donnees|entrepot|connecteur)[\w ]{0,30}?(?:echoue|ne fonctionne (?:pas|plus))",
+            r"data ?sources?[^.!?\n]{0,60}?(?:stopped (?:syncing|working|connecting)"
+            r"|(?:is |are )?not (?:syncing|connecting)|won't (?:sync|connect)"
+            r"|connection (?:failed|fails|error))",
+            r"(?:fuentes?|origen(?:es)?) de datos[^.!?\n]{0,60}?(?:dejo de (?:sincronizar|funcionar"
+            r"|conectar)|no (?:se )?(?:sincroniza|conecta|funciona)|(?:la )?conexion fall\w*"
+            r"|error de conexion)",
+            r"(?:no (?:podemos|puedo|pueden|logramos|consigo|conseguimos)|imposible)"
+            r" conectar(?:nos|me|se)? (?:a|con) (?:la |nuestra |nuestro |el )?(?:fuente|base"
+            r"|almacen|conector|origen)",
+            r"(?:n'arriv|ne parv)\w* (?:pas|plus) a (?:nous |me |se )?connecter (?:a|au|avec)"
+            r" (?:la |notre |nos |l')?(?:source|base|entrepot|connecteur)",
+            r"sources? de donnees[^.!?\n]{0,60}?(?:echou\w*|en echec|erreur de connexion"
+            r"|ne (?:se )?(?:synchronise|connecte|fonctionne)(?:nt)? (?:pas|plus))",
         ],
     },
     {
@@ -161,8 +217,8 @@ DEFAULT_RULES: tuple[Mapping[str, Any], ...] = (
         "intent": "technical_issue",
         "patterns": [
             r"(?:completely |totally )?unusable",
-            r"(?:blocking|blocks|blocked) (?:our|all|the whole|my) (?:team|work|business"
-            r"|operations|reporting)",
+            r"(?:blocking|blocks|blocked|is holding up) (?:our |all |my |the )?(?:whole |entire )?"
+            r"(?:team|work|business|operations|reporting)",
             r"(?:totalmente |completamente )?inutilizable",
             r"(?:nos )?(?:bloquea|impide) (?:trabajar|todo el trabajo|nuestra operacion)",
             r"(?:totalement |completement )?inutilisable",
@@ -230,6 +286,8 @@ DEFAULT_RULES: tuple[Mapping[str, Any], ...] = (
             r"(?:button|icon|label|tooltip|column|header|legend|text|menu)s? (?:is |are )?"
             r"(?:misaligned|overlapping|cut off|truncated|hidden|overlap)",
             r"typos?",
+            r"(?:errata|falta de ortografia)s?",
+            r"(?:coquille|faute de frappe|faute d'orthographe)s?",
             r"comments? (?:are |is )?(?:not (?:loading|showing|appearing)|missing)",
             r"(?:error|fallo|problema) (?:visual|de (?:interfaz|visualizacion|diseno|formato))",
             r"(?:boton|icono|etiqueta|columna|leyenda|texto|menu)(?:e?s)? (?:esta |estan )?"
@@ -272,7 +330,7 @@ DEFAULT_RULES: tuple[Mapping[str, Any], ...] = (
         "patterns": [
             r"feature request",
             r"(?:would|'d) (?:love|like) (?:to see|to have|it if|the ability|a way|an option"
-            r"|you to add)",
+            r"|you to add|to be able to)",
             r"(?:please|could you|can you|would you) (?:please )?(?:add|consider adding)",
             r"it would be (?:great|nice|helpful|useful|awesome) (?:if|to)",
             r"(?:enhancement|improvement) (?:request|suggestion|idea)",

@@ -85,6 +85,8 @@ class LocalePolicy:
     )
     region_overrides: Mapping[str, Region] = field(default_factory=dict)
     min_confidence: float = 0.8
+    # True: a preferred es/fr is written even where ``rules`` do not offer it
+    preference_overrides_policy: bool = False
 
     def region_of(self, country: str | None) -> Region | None:
         """The region of an ISO 3166-1 alpha-2 country code, overrides first."""
@@ -111,6 +113,7 @@ class ChoiceReason(StrEnum):
 
     PREFERENCE = "customer preference"
     POLICY = "support policy and mail language"
+    NOT_OFFERED = "language not offered to this customer by the support policy (§5.4)"
     DEFAULT = "default"
 
 
@@ -121,7 +124,12 @@ class LocaleChoice:
     locale: str
     reason: ChoiceReason
     mail_language: str | None
-    translation_requested: bool
+    requested_language: str | None = None  # written or preferred, not written to them
+
+    @property
+    def translation_requested(self) -> bool:
+        """The customer writes or prefers a language the answer is not written in."""
+        return self.requested_language is not None
 
 
 class _Identifier(Protocol):
@@ -194,25 +202,33 @@ def choose_locale(
 ) -> LocaleChoice:
     """Choose the outbound locale: preference, then policy by mail language, then English.
 
-    The mail's language comes from Content-Language, else from ``text`` (the new text of
-    the inbound mail), or from ``guess`` when the detector already ran on that text (the
-    parse workers do it). A translation is requested when that language is known, is not
-    English and is not the locale the answer is written in.
+    §5.4: Spanish and French are written only where the policy offers them (Enterprise in
+    EMEA/LATAM by default); a preferred locale the policy does not offer is written only with
+    ``preference_overrides_policy``. The mail's language comes from Content-Language, else
+    from ``text`` (the new text of the inbound mail), or from ``guess`` when the detector
+    already ran on that text (the parse workers do it). A translation is requested when the
+    mail's language or the customer's preferred locale is not English and is not the locale
+    the answer is written in.
     """
     if guess is None:
         guess = guess_language(text)
     language = declared_language(content_language) or (
         guess.accepted(policy.min_confidence) if guess is not None else None
     )
-    if preferred in SUPPORTED_LOCALES:
-        locale, reason = preferred, ChoiceReason.PREFERENCE
-    elif language is not None and language in policy.offered(plan, country):
+    offered = policy.offered(plan, country)
+    wanted = preferred if preferred in SUPPORTED_LOCALES else None
+    if wanted is not None and (wanted in offered or policy.preference_overrides_policy):
+        locale, reason = wanted, ChoiceReason.PREFERENCE
+    elif language in offered and (language != DEFAULT_LOCALE or wanted is None):
         locale, reason = language, ChoiceReason.POLICY
+    elif {wanted, language} - {None, DEFAULT_LOCALE}:
+        locale, reason = DEFAULT_LOCALE, ChoiceReason.NOT_OFFERED
     else:
         locale, reason = DEFAULT_LOCALE, ChoiceReason.DEFAULT
+    asked = [lang for lang in (language, wanted) if lang not in (None, DEFAULT_LOCALE, locale)]
     return LocaleChoice(
         locale=locale,
         reason=reason,
         mail_language=language,
-        translation_requested=language not in (None, DEFAULT_LOCALE, locale),
+        requested_language=asked[0] if asked else None,
     )

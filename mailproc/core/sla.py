@@ -55,6 +55,7 @@ DEFAULT_SLA: Mapping[str, Any] = MappingProxyType(
         },
         "always_on": ["P0"],  # priorities whose clocks run 24x7, holidays included
         "pause_resolution_while_waiting": True,
+        "unknown_sender_plan": "Starter",  # the SLA row of a sender not in the customer list
     }
 )
 
@@ -72,6 +73,7 @@ class _SlaConfig(BaseModel):
     business_hours: dict[Plan, str]
     always_on: list[Priority]
     pause_resolution_while_waiting: bool
+    unknown_sender_plan: Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class SlaPolicy:
     business_hours: Mapping[Plan, str]
     always_on: frozenset[Priority]
     pause_resolution: bool
+    unknown_sender_plan: Plan = Plan.STARTER
 
 
 def _overlay(default: Any, override: Any) -> Any:
@@ -120,6 +123,7 @@ def sla_policy_from_config(config: Mapping[str, Any] | None = None) -> SlaPolicy
         business_hours=MappingProxyType(dict(data.business_hours)),
         always_on=frozenset(data.always_on),
         pause_resolution=data.pause_resolution_while_waiting,
+        unknown_sender_plan=data.unknown_sender_plan,
     )
 
 

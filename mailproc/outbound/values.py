@@ -58,13 +58,20 @@ class Company:
 
 @dataclass(frozen=True, slots=True)
 class CustomerInfo:
-    """The customer as mail shows them; ``name``, ``email`` and ``company`` are their data."""
+    """The customer as mail shows them; ``name``, ``email`` and ``company`` are their data.
+
+    ``name`` is the contact name, else the display name of their From, else their address;
+    ``named`` says it is a person's name to greet them by. ``known``: in the customer list
+    (an unknown sender is not told about a plan, and is written to as a prospect).
+    """
 
     name: str
     email: str
     timezone: str = "UTC"
     company: str | None = None
     customer_id: int | None = None
+    named: bool = True
+    known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,8 @@ class Ticket(Base):
     intent: Mapped[str | None] = mapped_column(String(32))
     needs_triage: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str | None] = mapped_column(String(8))
+    # §5.4: the customer wrote or prefers a language the answer is not written in
+    translation_requested: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     parent_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     classified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

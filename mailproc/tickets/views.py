@@ -52,6 +52,8 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "priority": ticket.priority,
         "intent": ticket.intent,
         "needs_triage": ticket.needs_triage,
+        "locale": ticket.locale,
+        "translation_requested": ticket.translation_requested,
         "received_at": _iso(ticket.received_at),
         "first_response_due": _iso(ticket.first_response_due),
         "resolution_due": _iso(ticket.resolution_due),

@@ -28,6 +28,7 @@ class WorkFilter:
     due_within: dt.timedelta | None = None
     escalated: bool = False
     since: dt.datetime | None = None
+    translation_requested: bool = False  # only tickets whose customer asked for another language
     limit: int | None = None
     sort: str | None = None  # None: newest first
 
@@ -66,6 +67,8 @@ def work_list(session: Session, work: WorkFilter, now: dt.datetime) -> list[dict
         query = query.where(cast(Ticket.escalated_to, String).like('%"%'))
     if work.since is not None:
         query = query.where(Ticket.received_at >= work.since)
+    if work.translation_requested:
+        query = query.where(Ticket.translation_requested.is_(True))
     query = query.order_by(*_order(work.sort))
     if work.limit is not None:
         query = query.limit(work.limit)

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, object_session
 
 from mailproc.config import Settings
+from mailproc.core.addresses import person_name
 from mailproc.core.catalog import Catalog
 from mailproc.core.detect import AutoReplyBudget, check_auto_reply_budget
 from mailproc.core.identity import Agent, AgentRole
@@ -133,14 +134,16 @@ class Notifier:
         )
 
     def customer_info(self, ticket: Ticket, customer: Customer | None) -> CustomerInfo:
-        """The customer as the templates show them."""
+        """The customer as the templates show them: an unknown sender by their From's name."""
+        name = (customer.contact_name if customer else "") or _requester_name(ticket)
         return CustomerInfo(
-            name=(customer.contact_name if customer and customer.contact_name else "")
-            or (ticket.requester or "").split("@")[0],
+            name=name or ticket.requester or "",
             email=ticket.requester or "",
             timezone=customer.timezone if customer else "UTC",
             company=customer.company if customer else None,
             customer_id=customer.id if customer else None,
+            named=bool(name),
+            known=customer is not None,
         )
 
     def ticket_info(self, ticket: Ticket, customer: Customer | None, locale: str) -> TicketInfo:
@@ -151,7 +154,7 @@ class Notifier:
             number=ticket.number,
             subject=ticket.subject,
             priority=Priority(ticket.priority or "P3"),
-            plan=customer.plan if customer else Plan.STARTER,
+            plan=customer.plan if customer else Plan(ticket.sla.get("plan") or Plan.STARTER),
             error_code=entry.code if entry else None,
             error_title=entry.title(locale) if entry else None,
             troubleshooting_steps=tuple(entry.troubleshooting(locale)) if entry else (),
@@ -334,12 +337,32 @@ def locale_policy_from(settings: Settings) -> LocalePolicy:
         ),
         region_overrides={c.upper(): Region(r) for c, r in locales.region_overrides.items()},
         min_confidence=locales.min_detection_confidence,
+        preference_overrides_policy=locales.preference_overrides_policy,
     )
 
 
 def core_customer(ticket: Ticket) -> Customer | None:
     """The core view of the ticket's customer, if it has one."""
     return repo.to_core_customer(ticket.customer) if ticket.customer is not None else None
+
+
+def _requester_name(ticket: Ticket) -> str:
+    """The name the requester gave in the From of their first mail on the ticket, if any."""
+    session = object_session(ticket)
+    if session is None or not ticket.requester:
+        return ""
+    names = session.scalars(
+        select(MessageRecord.from_name)
+        .where(
+            MessageRecord.ticket_id == ticket.id,
+            MessageRecord.direction == "in",
+            func.lower(MessageRecord.from_address) == ticket.requester.lower(),
+            MessageRecord.from_name != "",
+        )
+        .order_by(MessageRecord.id)
+        .limit(3)
+    )
+    return next((name for name in map(person_name, names) if name), "")
 
 
 def _to_customer(ticket: Ticket) -> tuple[Address, ...]:

@@ -56,6 +56,8 @@ def notify_new_ticket(
 ) -> None:
     """Acknowledge the customer (Template 1) and alert agents, the P0 chain and triage."""
     choice = notifier.locale(customer, first.content_language, first.language)
+    ticket.locale = choice.locale
+    ticket.translation_requested = choice.translation_requested
     info = notifier.customer_info(ticket, customer)
     _acknowledge(notifier, session, ticket, customer, first, choice, info, now)
     excerpt = first.new_text[:EXCERPT_CHARS]
@@ -79,7 +81,7 @@ def notify_new_ticket(
             first_response_due=due,
             excerpt=excerpt,
             rule_hits=hits,
-            mail_language=choice.mail_language,
+            mail_language=choice.requested_language or choice.mail_language,
             reply_locale=choice.locale,
             translation_requested=choice.translation_requested,
             timezone=info.timezone,
@@ -170,7 +172,7 @@ def _acknowledge(
         key=keys.acknowledgment(ticket.number),
         ticket=ticket,
         locale=choice.locale,
-        to=(Address(info.name, requester),),
+        to=(Address(info.name if info.named else "", requester),),
         automatic=AutoSubmitted.AUTO_REPLIED,
         now=now,
         thread=first.thread,

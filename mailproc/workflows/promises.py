@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailproc.core import keys
-from mailproc.core.assess import UNKNOWN_CUSTOMER
+from mailproc.core.assess import unknown_customer
 from mailproc.core.escalation import TimerKind
 from mailproc.core.events import EventKind
 from mailproc.core.identity import AgentRole
@@ -59,9 +59,8 @@ def next_update(
     ctx: WorkflowContext, ticket: Ticket, now: dt.datetime, within: dt.timedelta
 ) -> Promise:
     """An update promised ``within`` from now, on the customer's calendar for the ticket."""
-    calendar, _notes = customer_calendar(
-        core_customer(ticket) or UNKNOWN_CUSTOMER, Priority(ticket.priority or "P3"), ctx.sla
-    )
+    customer = core_customer(ticket) or unknown_customer(ctx.sla)
+    calendar, _notes = customer_calendar(customer, Priority(ticket.priority or "P3"), ctx.sla)
     return update_promise(calendar, ctx.sla, now, within)
 
 

@@ -62,7 +62,7 @@ def mail_quarantined(
             key=keys.mail_unreadable(inbound.id),
             ticket=None,
             locale=notifier.locale(customer).locale,
-            to=(Address(info.name, address),),
+            to=(Address(info.name if info.named else "", address),),
             automatic=AutoSubmitted.AUTO_REPLIED,
             now=now,
             thread=Thread(message_id),

@@ -46,11 +46,42 @@ LABELLED = [
 ]
 
 
-def test_spanish_preference_gets_spanish_whatever_the_plan_and_mail() -> None:
-    choice = choose_locale(preferred="es", plan=Plan.STARTER, country="US", text=ENGLISH)
+def test_with_the_override_a_spanish_preference_gets_spanish_whatever_the_plan() -> None:
+    """``[locales] preference_overrides_policy = true``: the behaviour before issue 14.7."""
+    policy = LocalePolicy(preference_overrides_policy=True)
+    choice = choose_locale(
+        preferred="es", plan=Plan.STARTER, country="US", text=ENGLISH, policy=policy
+    )
     assert choice.locale == "es"
     assert choice.reason is ChoiceReason.PREFERENCE
     assert not choice.translation_requested
+
+
+@pytest.mark.parametrize(
+    ("preferred", "plan", "country", "text"),
+    [
+        ("es", Plan.STARTER, "US", ENGLISH),  # prefers Spanish, writes English
+        ("fr", Plan.STARTER, "FR", FRENCH),  # customer 1013: Starter in France
+        ("fr", Plan.ENTERPRISE, "CA", FRENCH),  # customer 1007: Enterprise, but in NA
+        ("es", Plan.PROFESSIONAL, "ES", SPANISH),  # customer 1031: Professional in Spain
+    ],
+)
+def test_a_preference_the_policy_does_not_offer_gets_english_and_a_translation_request(
+    preferred: str, plan: Plan, country: str, text: str
+) -> None:
+    """§5.4: Spanish and French are for Enterprise customers in EMEA/LATAM only."""
+    choice = choose_locale(preferred=preferred, plan=plan, country=country, text=text)
+    assert (choice.locale, choice.reason) == ("en", ChoiceReason.NOT_OFFERED)
+    assert choice.translation_requested
+
+
+def test_an_offered_preference_is_written_without_a_translation_request() -> None:
+    choice = choose_locale(preferred="fr", plan=Plan.ENTERPRISE, country="FR", text=ENGLISH)
+    assert (choice.locale, choice.reason, choice.translation_requested) == (
+        "fr",
+        ChoiceReason.PREFERENCE,
+        False,
+    )
 
 
 def test_non_enterprise_french_mail_gets_english_and_the_translation_flag() -> None:
@@ -58,7 +89,7 @@ def test_non_enterprise_french_mail_gets_english_and_the_translation_flag() -> N
     assert choice.locale == "en"
     assert choice.mail_language == "fr"
     assert choice.translation_requested
-    assert choice.reason is ChoiceReason.DEFAULT
+    assert choice.reason is ChoiceReason.NOT_OFFERED
 
 
 @pytest.mark.parametrize(
