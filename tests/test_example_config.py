@@ -105,7 +105,7 @@ def test_the_example_documents_every_section_and_field() -> None:
     [
         ("timeout_s = 30\n\n[serve]", "relay.timeout_s"),  # a field of a section
         ("[auto_reply]\n", "[auto_reply]"),  # a whole section header
-        ("# triage_within_minutes = 30\n", "classify.triage_within_minutes"),  # free-form key
+        ("# triage_within_minutes = 30 ", "classify.triage_within_minutes"),  # free-form key
         ('# roles = ["support_manager"]\n', "identity.agents[].roles"),  # an agent's field
         ("# http = [502, 503]", "classify.rules[].http"),  # a rule's field
     ],
@@ -129,3 +129,15 @@ def test_init_writes_the_whole_example_which_loads_as_the_defaults(
     assert written == EXAMPLE.read_text("utf-8")
     assert missing_from_example(written) == []
     assert load_settings(tmp_path / "mailproc.toml") == Settings()
+
+
+@pytest.mark.parametrize("section", ["identity", "classify", "sla", "catalog"])
+def test_the_commented_examples_are_valid_settings(section: str) -> None:
+    """Uncommented, the example lines of a section (an agent, a rule, SLA targets, a catalog
+    override) are settings that load."""
+    block = _blocks(EXAMPLE.read_text("utf-8"))[section]
+    uncommented = re.sub(r"^# (?=[a-z_]+ = |\[)", "", block, flags=re.MULTILINE)
+    values = tomllib.loads(uncommented.replace(f"[{section}.", "["))
+    assert values, block
+    loaded = Settings.model_validate({section: values})
+    assert loaded != Settings()
