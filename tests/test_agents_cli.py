@@ -102,8 +102,18 @@ def test_names_are_unique_and_configured_agents_are_not_removed_here(config: Pat
 def test_a_configured_agent_wins_over_a_stored_one(config: Path, tmp_path: Path) -> None:
     assert run(config, "agents", "add", "Zoe", "--address", "zoe@dataflow.com").exit_code == 0
     # later the administrator configures Zoe's address for someone else
+    assert run(config, "agents", "add", "Ivy", "--address", "ivy@dataflow.com").exit_code == 0
     zhang = 'name = "Zoe Zhang"\nroles = ["cto"]\naddresses = ["zoe@dataflow.com"]\n'
-    config.write_text(config.read_text() + "[[identity.agents]]\n" + zhang)
+    ivy = 'name = "Ivy"\nroles = ["devops"]\naddresses = ["ivy.ops@dataflow.com"]\n'
+    config.write_text(
+        config.read_text() + "[[identity.agents]]\n" + zhang + "[[identity.agents]]\n" + ivy
+    )
+    assert [
+        (e["name"], e["source"], e["active"]) for e in listed(config) if e["name"] == "Ivy"
+    ] == [
+        ("Ivy", "config", True),
+        ("Ivy", "stored", False),
+    ]
     zoe = [e for e in listed(config) if e["addresses"] == ["zoe@dataflow.com"]]
     assert [(e["name"], e["source"], e["active"]) for e in zoe] == [
         ("Zoe Zhang", "config", True),
@@ -113,7 +123,8 @@ def test_a_configured_agent_wins_over_a_stored_one(config: Path, tmp_path: Path)
     try:
         agent = app.processing_context().identity.agent_for("zoe@dataflow.com")
         assert agent is not None and agent.name == "Zoe Zhang"
-        assert [a.name for a in app.staff.agents] == ["Marta Manager", "Zoe Zhang"]
+        assert [a.name for a in app.staff.agents] == ["Marta Manager", "Zoe Zhang", "Ivy"]
+        assert app.staff.identity.agent_for("ivy@dataflow.com") is None
     finally:
         app.close()
 

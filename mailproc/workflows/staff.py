@@ -77,7 +77,7 @@ def list_agents(session: Session, staff: Staff) -> list[AgentEntry]:
         AgentEntry(a.name, tuple(sorted(a.roles)), a.addresses, "config", True)
         for a in staff.configured
     ]
-    active = {a.name for a in staff.agents}
+    active = {a.name for a in staff.agents[len(staff.configured) :]}  # the stored kept
     for name, roles, addresses in store.stored_agents(session):
         entries.append(AgentEntry(name, roles, addresses, "stored", name in active))
     return entries
