@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +19,6 @@ from mailproc.core.catalog import load_default_catalog
 from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.customers_csv import RowError, parse_customers_csv
 from mailproc.core.detect import DetectPolicy
-from mailproc.core.identity import UNCONFIGURED, Agent, AgentRole, IdentityPolicy
 from mailproc.core.model import Customer
 from mailproc.core.rawmail import not_mail_reason
 from mailproc.core.sla import sla_policy_from_config
@@ -44,6 +44,7 @@ from mailproc.tickets.ops import recompute_for_plan_change
 from mailproc.workflows.context import CheckSummary
 from mailproc.workflows.desk import Desk
 from mailproc.workflows.mail import Notifier, locale_policy_from
+from mailproc.workflows.staff import Staff
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,7 @@ class App:
             self._context = ProcessingContext(
                 rules=rules,
                 support_addresses=frozenset(settings.support.addresses),
-                identity=IdentityPolicy(
-                    agents=self._agents(),
-                    trusted_authserv_id=settings.identity.trusted_authserv_id or None,
-                    trust_from_address=settings.identity.trust_from_address,
-                    own_addresses=settings.support.addresses,
-                ),
+                staff=self.staff,
                 threading=ThreadPolicy(
                     reply_scheme=scheme,
                     reopen_window=dt.timedelta(days=settings.threading.reopen_window_days),
@@ -144,17 +140,16 @@ class App:
             self.message_id_domain(),
             load_default_catalog().with_overrides(settings.catalog),
             locale_policy_from(settings),
-            self._agents(),
+            self.staff,
         )
 
-    def _agents(self) -> tuple[Agent, ...]:
-        identity = self.settings.identity
-        if identity.agents and not (identity.trusted_authserv_id or identity.trust_from_address):
-            log.warning("agents' mail is refused: %s", UNCONFIGURED)
-        return tuple(
-            Agent(a.name, frozenset(AgentRole(r) for r in a.roles), a.addresses)
-            for a in self.settings.identity.agents
-        )
+    @cached_property
+    def staff(self) -> Staff:
+        """The agents: configured and stored, read now and again at each batch."""
+        staff = Staff(self.settings)
+        with transaction(self.sessions, commit=False) as session:
+            staff.refresh(session)
+        return staff
 
     def message_id_domain(self) -> str:
         """The domain of our outbound Message-IDs (never one our agents' mail clients use)."""
@@ -302,6 +297,7 @@ class App:
         """
         desk = self.workflows()
         with transaction(self.sessions, commit=not dry_run) as session:
+            self.staff.refresh(session)
             summary = desk.check(session, now, dry_run=dry_run)
             send_due_reports(
                 session,

@@ -24,6 +24,7 @@ from mailproc.config_transport import ImapMailboxSettings, split_host_port
 from mailproc.errors import TransientError
 from mailproc.outbound.transports import SmtpTransport
 from mailproc.store import migrate
+from mailproc.store.agents import StoredAgent, stored_agents
 from mailproc.store.db import first_line, missing_sqlite_file, transaction
 from mailproc.store.models import Inbound
 
@@ -74,6 +75,7 @@ def diagnose(settings: Settings, config: Path) -> Iterator[Check]:
     """Every check, in order; none of them changes anything."""
     yield ok("config", f"{config if config.exists() else 'built-in defaults'} is valid")
     missing = missing_sqlite_file(settings.database.url)
+    stored: tuple[StoredAgent, ...] = ()
     if missing is not None:
         yield config_error("database", f"no database here ({missing}): run `mailproc init`")
     else:
@@ -81,13 +83,18 @@ def diagnose(settings: Settings, config: Path) -> Iterator[Check]:
         try:
             yield _safely("database", lambda: _database(app))
             yield _safely("clock", lambda: _clock(app))
+            with (
+                contextlib.suppress(TransientError, SQLAlchemyError),
+                transaction(app.sessions, commit=False) as session,
+            ):
+                stored = stored_agents(session)
         finally:
             app.close()
     yield _safely("relay", lambda: _relay(settings))
     for mailbox in settings.imap.mailboxes:
         yield _mailbox(settings, mailbox)
     yield _listener(settings)
-    yield _agents(settings)
+    yield _agents(settings, stored)
 
 
 def _safely(name: str, check: Callable[[], Check]) -> Check:
@@ -190,7 +197,7 @@ def _listener(settings: Settings) -> Check:
     return ok("listener", f"{listen} is free ({settings.listener.protocol})")
 
 
-def _agents(settings: Settings) -> Check:
+def _agents(settings: Settings, stored: tuple[StoredAgent, ...]) -> Check:
     ours = {address.lower() for address in settings.support.addresses}
     agents = settings.identity.agents
     looping = sorted(
@@ -203,9 +210,14 @@ def _agents(settings: Settings) -> Check:
     )
     if looping:
         return config_error("agents", f"{', '.join(looping)} is also a support address (a loop)")
-    if not agents:
-        return warning("agents", "no [[identity.agents]]: agents' replies count as customer mail")
+    if not agents and not stored:
+        return warning(
+            "agents",
+            "no [[identity.agents]] nor `mailproc agents add`: agents' replies count as "
+            "customer mail",
+        )
     return ok(
         "agents",
-        f"{len(agents)} agent(s); new tickets announced to {settings.notify.agents_address}",
+        f"{len(agents)} configured and {len(stored)} stored agent(s); new tickets announced "
+        f"to {settings.notify.agents_address}",
     )

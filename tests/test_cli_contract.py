@@ -277,6 +277,8 @@ NEEDS_ARGUMENT = sorted(
 
 def test_the_commands_with_required_arguments_are_the_expected_ones() -> None:
     assert NEEDS_ARGUMENT == [
+        "agents add",
+        "agents remove",
         "attachments get",
         "classify",
         "customers export",
@@ -325,6 +327,7 @@ def test_missing_file(mailproc: Cli, args: list[str]) -> None:
         ["replay", "--ticket", "99999"],
         ["replay", "--message-id", "<nobody@nowhere.example>"],
         ["classify", str(GOLDEN / "french.eml"), "--customer", "99999"],
+        ["agents", "remove", "Nobody Known"],
     ],
     ids=lambda args: " ".join(args[:2]),
 )

@@ -96,13 +96,13 @@ LAURA = "Laura Chen <laura@northwind-analytics.example>"  # customer 1001
 PRIYA = "Priya Raman <priya@harborline.example>"  # customer 1003
 
 
-def test_subject_tag_of_another_customers_ticket_opens_a_new_ticket(app: App) -> None:
+def test_subject_tag_of_another_customers_ticket_is_held_for_review(app: App) -> None:
     first = deliver(app, mail(LAURA, "DS-1001: Invalid Credentials"))
     assert first.action == "created" and first.ticket_number == 10001
     hijack = deliver(app, mail(PRIYA, "[Ticket #10001] please add me"))
-    assert hijack.action == "created" and hijack.ticket_number == 10002
-    assert "not a participant" in hijack.reason
-    assert "not a participant" in events(app, 10002)[0]["reason"]
+    assert hijack.action == "held" and hijack.ticket_number == 10001
+    assert "neither a participant nor an agent" in hijack.reason
+    assert "inbound.held" in [e["kind"] for e in events(app, 10001)]
     own = deliver(app, mail(LAURA, "Re: [Ticket #10001] more details"))
     assert own.action == "appended" and own.ticket_number == 10001
 

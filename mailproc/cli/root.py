@@ -8,6 +8,7 @@ import logging
 import click
 
 from mailproc import __version__
+from mailproc.cli.agents import agents
 from mailproc.cli.attachments import attachments
 from mailproc.cli.board import board, dashboard
 from mailproc.cli.classify import classify_command
@@ -58,6 +59,7 @@ def cli(ctx: click.Context, config: str | None, verbose: int) -> None:
 
 for command in (
     init,
+    agents,
     attachments,
     db,
     ingest,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from enum import StrEnum
@@ -41,6 +41,31 @@ class Agent:
         if not normalized or None in normalized:
             raise ValueError(f"agent {self.name!r} needs valid addresses, got {self.addresses}")
         object.__setattr__(self, "addresses", tuple(a for a in normalized if a))
+
+
+def merge_agents(
+    configured: Sequence[Agent], stored: Iterable[tuple[str, Sequence[str], Sequence[str]]]
+) -> tuple[tuple[Agent, ...], tuple[str, ...]]:
+    """The configured agents, then each stored (name, roles, addresses) whose name and
+    addresses no earlier agent holds: the configured win. Also a note per stored agent left
+    out, and why."""
+    agents = list(configured)
+    notes: list[str] = []
+    for name, roles, addresses in stored:
+        try:
+            agent = Agent(name, frozenset(AgentRole(role) for role in roles), tuple(addresses))
+        except ValueError as error:
+            notes.append(f"stored agent {name!r} left out: {error}")
+            continue
+        if any(a.name.casefold() == name.casefold() for a in agents):
+            notes.append(f"stored agent {name!r} left out: an agent of that name comes first")
+            continue
+        taken = [x for x in agent.addresses if any(x in a.addresses for a in agents)]
+        if taken:
+            notes.append(f"stored agent {name!r} left out: {', '.join(taken)} is another agent's")
+            continue
+        agents.append(agent)
+    return tuple(agents), tuple(notes)
 
 
 UNCONFIGURED = (

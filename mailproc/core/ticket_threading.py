@@ -1,4 +1,5 @@
-"""Thread decision: the ticket a mail belongs to (reply token ▸ headers ▸ tag + participant)."""
+"""Thread decision: the ticket a mail belongs to (reply token ▸ headers ▸ tag + participant;
+a stranger's tag names a ticket only to hold the mail for review)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class Trust(StrEnum):
     REPLY_TOKEN = "reply_token"
     MESSAGE_ID = "message_id"
     SUBJECT_TAG = "subject_tag"
+    # a subject tag from someone neither on the ticket nor an agent: a person's mail is held
+    # for review, automatic mail matches no ticket
+    STRANGER_TAG = "stranger_tag"
     NONE = "none"
 
 
@@ -106,10 +110,14 @@ def decide_thread(
             reason = f"subject tag [Ticket #{number}] from participant {sender.address}"
             return _for_ticket(ticket, Trust.SUBJECT_TAG, reason, policy, now, notes)
         else:
-            notes.append(
-                f"subject tag [Ticket #{number}] rejected: {sender.address or 'the sender'}"
-                " is not a participant of that ticket"
+            stranger = (
+                f"subject tag [Ticket #{number}] from {sender.address or 'the sender'},"
+                " not a participant of that ticket"
             )
+            found = _for_ticket(ticket, Trust.STRANGER_TAG, stranger, policy, now, notes)
+            if found.action is not ThreadAction.NEW_LINKED:
+                return found  # a person's mail is held for review (processing/review.py)
+            notes.append(f"{stranger}: rejected, the ticket is past its reopen window")
     return ThreadDecision(ThreadAction.NEW, None, Trust.NONE, _explain("new ticket", notes))
 
 

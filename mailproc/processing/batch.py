@@ -18,7 +18,7 @@ from mailproc.core.events import EventKind
 from mailproc.core.identity import SenderKind, identify_sender
 from mailproc.core.model import Address, InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
-from mailproc.core.ticket_threading import ThreadAction, decide_thread
+from mailproc.core.ticket_threading import ThreadAction, Trust, decide_thread
 from mailproc.core.understand import Prepared
 from mailproc.processing.assessed import record_assessment
 from mailproc.processing.context import Outcome, OutcomeAction, ProcessingContext, quarantine
@@ -351,9 +351,10 @@ class Batch:
         kind = understood.detection.kind
         evidence = "; ".join(understood.detection.reasons)
         detail = message_detail(understood)
-        if target is not None and understood.thread.action in (
-            ThreadAction.ATTACH,
-            ThreadAction.REOPEN,
+        if (
+            target is not None
+            and understood.thread.action in (ThreadAction.ATTACH, ThreadAction.REOPEN)
+            and understood.thread.trust is not Trust.STRANGER_TAG
         ):
             reason = (
                 f"{kind.value} ({evidence}); {understood.thread.reason}; ticket state unchanged"

@@ -22,6 +22,7 @@ from mailproc.store import repo
 from mailproc.store.models import Inbound
 from mailproc.workflows.desk import Desk
 from mailproc.workflows.mail import Notifier
+from mailproc.workflows.staff import Staff
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class ProcessingContext:
 
     rules: PrepareRules  # limits, detection, classifier: the pure first step's
     support_addresses: frozenset[str]
-    identity: IdentityPolicy
+    staff: Staff  # the agents, re-read at each batch
     threading: ThreadPolicy
     sla: SlaPolicy
     clock: Clock
@@ -40,6 +41,11 @@ class ProcessingContext:
     desk: Desk | None = field(default=None, compare=False)
     pool: ParsePool | None = field(default=None, compare=False)
     ticket_keys: repo.TicketKeys = field(default_factory=repo.TicketKeys, compare=False)
+
+    @property
+    def identity(self) -> IdentityPolicy:
+        """Who the agents are now, and how their mail is authenticated."""
+        return self.staff.identity
 
     def complete(
         self, claimed: Sequence[tuple[Inbound, bytes]], ready: Mapping[int, PrepareResult]

@@ -2,8 +2,9 @@
 ticket's customer are refused. A valid reply token used by someone who is neither a
 participant, nor the customer, nor an agent (a forwarded thread, a leaked address), and so is
 mail threaded by a Message-ID of the ticket's thread from such a sender (anyone who knows a
-customer's Message-ID could otherwise write into their ticket): held for review, quarantined
-with the reason, not added, until ``mailproc quarantine release``."""
+customer's Message-ID could otherwise write into their ticket), and mail carrying a ticket's
+subject tag from such a sender: held for review, quarantined with the reason, the assignee
+told, not added, until ``mailproc quarantine release``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ from mailproc.core.ticket_threading import ThreadAction, Trust
 from mailproc.processing.rows import Understood
 from mailproc.store.models import Event, Inbound, Ticket
 from mailproc.store.repo import record_event
+
+_HELD_EVIDENCE = {  # what a stranger used to reach a ticket, as the reason tells it
+    Trust.REPLY_TOKEN: "the reply address (a valid reply token)",
+    Trust.MESSAGE_ID: "a Message-ID of its thread (In-Reply-To/References)",
+    Trust.STRANGER_TAG: "its subject tag",
+}
 
 
 def is_customer_of(ticket: Ticket, sender: SenderIdentity) -> bool:
@@ -47,7 +54,7 @@ def review_reason(
     """Why this mail is held for review, or None when it may be added to ``target``."""
     thread, sender = understood.thread, understood.sender
     if (
-        thread.trust not in (Trust.REPLY_TOKEN, Trust.MESSAGE_ID)
+        thread.trust not in _HELD_EVIDENCE
         or thread.action not in (ThreadAction.ATTACH, ThreadAction.REOPEN)
         or sender.kind is SenderKind.AGENT
         or is_customer_of(target, sender)
@@ -60,11 +67,7 @@ def review_reason(
     ):
         return None
     who = sender.address or "a sender without a valid address"
-    evidence = (
-        "the reply address (a valid reply token)"
-        if thread.trust is Trust.REPLY_TOKEN
-        else "a Message-ID of its thread (In-Reply-To/References)"
-    )
+    evidence = _HELD_EVIDENCE[thread.trust]
     return (
         f"held for review: {who} used {evidence} of ticket #{target.number} but is neither "
         "a participant nor an agent"

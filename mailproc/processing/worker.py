@@ -106,6 +106,7 @@ def process_batch(
     """
     if not claimed:
         return []
+    context.staff.refresh(session)  # an agent added by `mailproc agents add` counts at once
     try:
         with session.begin_nested():
             batch = Batch(session, context)

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mailproc.store.agents import AgentRecord as AgentRecord  # the CLI's agents
 from mailproc.store.base import Base as Base  # its metadata holds every table defined below
 from mailproc.store.base import UtcDateTime
 

@@ -46,6 +46,7 @@ from mailproc.outbound.render import Renderer
 from mailproc.outbound.values import CustomerInfo, Money, TicketInfo
 from mailproc.store import repo
 from mailproc.store.models import MessageRecord, Ticket, TicketParticipant
+from mailproc.workflows.staff import Staff
 
 EXCERPT_CHARS = 600
 ContextFor = Callable[[CustomerInfo, TicketInfo], TemplateContext]
@@ -74,7 +75,7 @@ class Notifier:
         message_id_domain: str,
         catalog: Catalog,
         locale_policy: LocalePolicy,
-        agents: Sequence[Agent],
+        staff: Staff,
     ) -> None:
         self.settings = settings
         self.renderer = renderer
@@ -82,11 +83,16 @@ class Notifier:
         self.message_id_domain = message_id_domain
         self.catalog = catalog
         self.locale_policy = locale_policy
-        self.agents = tuple(agents)
+        self.staff = staff
         self.budget = AutoReplyBudget(
             settings.auto_reply.max_per_sender,
             dt.timedelta(minutes=settings.auto_reply.period_minutes),
         )
+
+    @property
+    def agents(self) -> tuple[Agent, ...]:
+        """The agents now: configured and stored (``workflows/staff.py``)."""
+        return self.staff.agents
 
     # -- building blocks ----------------------------------------------------------------
 

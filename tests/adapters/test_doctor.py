@@ -140,3 +140,19 @@ def test_no_database_is_a_config_error_and_creates_nothing(tmp_path: Path, relay
     assert result.exit_code == os.EX_CONFIG
     assert lines(result)["database"].startswith("error   database: no database here")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mailproc.toml"]
+
+
+def test_agents_stored_by_the_cli_count_as_agents(
+    write_config: ConfigWriter, relay_url: str
+) -> None:
+    config = write_config(relay={"url": relay_url})
+    assert lines(doctor(config))["agents"].startswith("warning agents: no [[identity.agents]]")
+    environment = {name: None for name in os.environ if name.startswith("MAILPROC_")}
+    added = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "agents", "add", "Ana Agent", "--address", "ana@dataflow.com"],
+        env=environment,
+    )
+    assert added.exit_code == 0, added.output
+    line = lines(doctor(config))["agents"]
+    assert line.startswith("ok ") and "0 configured and 1 stored agent(s)" in line, line

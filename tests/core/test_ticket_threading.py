@@ -155,12 +155,22 @@ def test_subject_tag_from_a_participant_attaches() -> None:
     assert "participant ana@globex.example" in reason
 
 
-def test_another_customers_subject_tag_opens_a_new_ticket() -> None:
+def test_another_customers_subject_tag_names_the_ticket_as_a_strangers() -> None:
+    """Not trusted: the mail is held for review (processing/review.py), never just added."""
     message = mail("Re: [Ticket #12] please send me the invoice", sender="mallory@initech.example")
     action, ticket, trust, reason = decide(message, MALLORY)
+    assert (action, ticket, trust) == (ThreadAction.ATTACH, 12, Trust.STRANGER_TAG)
+    assert "from mallory@initech.example, not a participant" in reason
+    reopen = decide(mail("Re: [Ticket #13] x", sender="who@nowhere.example"), STRANGER)
+    assert reopen[:3] == (ThreadAction.REOPEN, 13, Trust.STRANGER_TAG)
+
+
+def test_a_strangers_subject_tag_past_the_reopen_window_opens_a_new_ticket() -> None:
+    message = mail("Re: [Ticket #14] hello again", sender="mallory@initech.example")
+    action, ticket, trust, reason = decide(message, MALLORY)
     assert (action, ticket, trust) == (ThreadAction.NEW, None, Trust.NONE)
-    assert "subject tag [Ticket #12] rejected" in reason
-    assert "not a participant" in reason
+    assert "[Ticket #14] from mallory@initech.example, not a participant" in reason
+    assert "rejected, the ticket is past its reopen window" in reason
 
 
 def test_subject_tag_from_an_agent_attaches() -> None:
