@@ -277,7 +277,9 @@ def test_old_mail_without_history_is_timed_from_its_arrival(app: App) -> None:
     assert [template for template, _ in outbox(app)] == ["acknowledgment", "new_ticket_alert"]
 
 
-def test_ingest_history_on_the_command_line(app: App, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_history_on_the_command_line(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     mbox = tmp_path / "old.mbox"
     mbox.write_bytes(
