@@ -65,7 +65,7 @@ def test_configured_rules_replace_the_defaults() -> None:
 
 @pytest.mark.parametrize("text", ["X-Spam-Flag ^yes", "X-Spam: (", ": yes", "X-Spam:"])
 def test_a_rule_must_be_a_header_and_a_regular_expression(text: str) -> None:
-    with pytest.raises(ValueError, match="Header-Name: regular expression|bad regular"):
+    with pytest.raises(ValueError, match=r"Header-Name: regular expression|bad regular"):
         HeaderRule.parse(text)
 
 
