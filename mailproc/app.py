@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from mailproc.core.catalog import load_default_catalog
 from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.customers_csv import RowError, parse_customers_csv
 from mailproc.core.detect import DetectPolicy
+from mailproc.core.history import history_time
 from mailproc.core.model import Customer
 from mailproc.core.rawmail import not_mail_reason
 from mailproc.core.sla import sla_policy_from_config
@@ -32,8 +34,9 @@ from mailproc.intake.store import store_batch
 from mailproc.kb.articles import seed_catalog
 from mailproc.outbound.render import Renderer
 from mailproc.outbound.values import company_from
-from mailproc.processing.context import ProcessingContext, ProcessSummary
+from mailproc.processing.context import Outcome, ProcessingContext, ProcessSummary
 from mailproc.processing.parsepool import ParsePool
+from mailproc.processing.promote import promote
 from mailproc.processing.replay import ReplayResult, ReplaySelection, replay, select_for_replay
 from mailproc.processing.worker import Progress, process_pending
 from mailproc.reports.mailing import send_due_reports
@@ -106,6 +109,8 @@ class App:
                     own_addresses=frozenset(settings.support.addresses),
                     message_id_domains=frozenset({self.message_id_domain()}),
                     reply_scheme=scheme,
+                    spam_rules=settings.filtering.spam_rules(),
+                    bulk_rules=settings.filtering.bulk_rules(),
                 ),
                 classifier=self.classifier(),
             )
@@ -179,20 +184,28 @@ class App:
         progress: Progress | None = None,
         *,
         processing_follows: bool = False,
+        history: bool = False,
     ) -> IngestReport:
         """Store raw messages durably in batches; each batch is committed before it counts.
 
         When processing follows and the input is more than a handful of messages, the parse
         workers start while the mail is stored (a single piped message never starts them).
+        ``history`` stores old mail with its own time (core/history.py), marked so that it
+        never causes mail.
         """
         report = IngestReport()
         batch: list[RawInput] = []
+        imported = self.clock.now()
         for item in inputs:
             if item.error is not None:
                 report.rejected.append(
                     (item.envelope.source_ref or item.envelope.source, item.error)
                 )
                 continue
+            if history:
+                when, _ = history_time(item.raw, imported)
+                envelope = dataclasses.replace(item.envelope, history=True, received_at=when)
+                item = dataclasses.replace(item, envelope=envelope)
             batch.append(item)
             pool = self.processing_context().pool if processing_follows else None
             if pool is not None and len(batch) == ParsePool.min_jobs:
@@ -233,6 +246,11 @@ class App:
             progress=progress,
             before_batch=before_batch,
         )
+
+    def promote(self, inbound_id: int) -> Outcome:
+        """Turn a stored bulk or spam message into a person's mail (and a ticket)."""
+        with transaction(self.sessions) as session:
+            return promote(session, inbound_id, self.processing_context(), self.clock.now())
 
     def replay_ids(self, selection: ReplaySelection) -> list[int]:
         """The inbound ids a replay selection names."""

@@ -33,6 +33,7 @@ from mailproc.config_transport import (
     ServeSettings,
 )
 from mailproc.core.addresses import normalize_address, normalize_domain
+from mailproc.core.detect import SPAM_HEADERS, HeaderRule
 from mailproc.core.limits import IntakeLimits
 
 CONFIG_FILE_NAME = "mailproc.toml"
@@ -115,6 +116,30 @@ class IntakeSettings(Section):
             max_parts=self.max_parts,
             max_understood_chars=self.max_understood_chars,
         )
+
+
+class FilteringSettings(Section):
+    """Header rules ("Header-Name: regular expression", any case) for what an upstream filter
+    marked: spam, and bulk beyond Precedence, List-Id and List-Unsubscribe. Such mail is
+    stored and listed but opens no ticket (``mailproc inbound promote`` turns one into one)."""
+
+    spam_headers: tuple[str, ...] = SPAM_HEADERS
+    bulk_headers: tuple[str, ...] = ()
+
+    @field_validator("spam_headers", "bulk_headers")
+    @classmethod
+    def _rules(cls, rules: tuple[str, ...]) -> tuple[str, ...]:
+        for rule in rules:
+            HeaderRule.parse(rule)
+        return rules
+
+    def spam_rules(self) -> tuple[HeaderRule, ...]:
+        """The spam rules as the detector takes them."""
+        return tuple(HeaderRule.parse(rule) for rule in self.spam_headers)
+
+    def bulk_rules(self) -> tuple[HeaderRule, ...]:
+        """The extra bulk rules as the detector takes them."""
+        return tuple(HeaderRule.parse(rule) for rule in self.bulk_headers)
 
 
 class ProcessingSettings(Section):
@@ -317,6 +342,7 @@ class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     support: SupportSettings = SupportSettings()
     intake: IntakeSettings = IntakeSettings()
+    filtering: FilteringSettings = FilteringSettings()
     processing: ProcessingSettings = ProcessingSettings()
     threading: ThreadingSettings = ThreadingSettings()
     identity: IdentitySettings = IdentitySettings()

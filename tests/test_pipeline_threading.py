@@ -309,7 +309,7 @@ def test_mail_from_our_own_address_is_not_a_ticket(app: App) -> None:
     assert outcome.action == "kept"
 
 
-def test_mailing_list_mail_opens_a_ticket_marked_bulk(app: App) -> None:
+def test_mailing_list_mail_is_kept_marked_bulk_without_a_ticket(app: App) -> None:
     outcome = deliver(
         app,
         mail(
@@ -320,9 +320,10 @@ def test_mailing_list_mail_opens_a_ticket_marked_bulk(app: App) -> None:
             "Precedence: list",
         ),
     )
-    assert outcome.action == "created"
+    assert outcome.action == "kept"
     with transaction(app.sessions, commit=False) as session:
         assert session.scalars(select(Inbound.kind)).one() == "bulk"
+        assert session.scalars(select(Ticket)).all() == []
 
 
 def test_reopen_within_window_and_new_linked_ticket_after(app: App, clock: FixedClock) -> None:

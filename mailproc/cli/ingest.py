@@ -20,8 +20,16 @@ from mailproc.resources import resource_path
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--no-process", is_flag=True, help="Only store; leave processing to the worker.")
 @click.option("--sample", is_flag=True, help="Ingest the shipped sample support mails.")
-def ingest(paths: tuple[Path, ...], no_process: bool, sample: bool) -> None:
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Old mail: thread and store it at its own Date as already handled; send nothing.",
+)
+def ingest(paths: tuple[Path, ...], no_process: bool, sample: bool, history: bool) -> None:
     """Store mail from .eml files, Maildirs, mbox files or stdin (`-` or no PATH).
+
+    With --history, each message is timed by its own Date (sane bounds; else its Received
+    time) and its tickets open as already handled: no SLA clock, timers, survey or mail.
 
     Exit codes follow sysexits for MTA pipes: 0 stored, 65 not mail, 66 no such file,
     75 database unavailable (the MTA should retry; nothing was half-written).
@@ -33,7 +41,9 @@ def ingest(paths: tuple[Path, ...], no_process: bool, sample: bool) -> None:
         raise NoInputError(f"no such file or folder: {missing[0]}")
     app = current_app()
     with progress("storing", None) as stored:
-        report = app.ingest(_inputs(paths), stored, processing_follows=not no_process)
+        report = app.ingest(
+            _inputs(paths), stored, processing_follows=not no_process, history=history
+        )
     click.echo(
         f"stored {report.stored}, duplicates {report.duplicates}, "
         f"Message-ID conflicts {report.message_id_conflicts}, "

@@ -1,4 +1,5 @@
-"""Inbound mail kind (human, auto-reply, bulk, bounce, own mail), bounce details, reply budget."""
+"""Inbound mail kind (human, auto-reply, bulk, spam, bounce, own mail), bounce details, reply
+budget."""
 
 from __future__ import annotations
 
@@ -25,12 +26,48 @@ class MailKind(StrEnum):
     HUMAN = "human"
     AUTO_REPLY = "auto_reply"
     BULK = "bulk"
+    SPAM = "spam"
     BOUNCE = "bounce"
     OWN_MAIL = "own_mail"
 
 
-# mail that never opens, reopens or answers a ticket (bulk mail may still open one)
-AUTOMATIC_KINDS: Final = frozenset({MailKind.BOUNCE, MailKind.AUTO_REPLY, MailKind.OWN_MAIL})
+# mail that never opens, reopens or answers a ticket (bulk and spam: until an admin promotes it)
+AUTOMATIC_KINDS: Final = frozenset(
+    {MailKind.BOUNCE, MailKind.AUTO_REPLY, MailKind.OWN_MAIL, MailKind.BULK, MailKind.SPAM}
+)
+# what an admin may turn into a person's mail (``mailproc inbound promote``)
+PROMOTABLE_KINDS: Final = frozenset({MailKind.BULK, MailKind.SPAM})
+_RULE = re.compile(r"^\s*([!-9;-~]{1,100})\s*:\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    """A header whose value (stripped, any case) matches ``pattern``: "X-Spam-Flag: ^yes$"."""
+
+    header: str
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def parse(cls, text: str) -> HeaderRule:
+        """A rule from "Header-Name: regular expression"; ValueError when it is not one."""
+        match = _RULE.match(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not 'Header-Name: regular expression'")
+        try:
+            return cls(match[1], re.compile(match[2], re.IGNORECASE))
+        except re.error as error:
+            raise ValueError(f"{text!r}: bad regular expression ({error})") from error
+
+    def reason(self, message: ParsedMessage) -> str | None:
+        """Why the rule matches ``message`` ("X-Spam-Flag: YES"), or None."""
+        for value in message.header_values(self.header):
+            if self.pattern.search(value.strip()):
+                return f"{self.header}: {' '.join(value.split())[:60]}"
+        return None
+
+
+# what upstream spam filters write (SpamAssassin, rspamd, most gateways)
+SPAM_HEADERS: Final = (r"X-Spam-Flag: ^yes\b", r"X-Spam-Status: ^yes\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +94,14 @@ class BounceDetails:
 
 @dataclass(frozen=True, slots=True)
 class DetectPolicy:
-    """What counts as our own mail: addresses, Message-ID domains, the reply-address scheme."""
+    """What counts as our own mail (addresses, Message-ID domains, the reply-address scheme),
+    and the header rules that mark spam and bulk mail beyond the built-in signals."""
 
     own_addresses: frozenset[str] = frozenset()
     message_id_domains: frozenset[str] = frozenset()
     reply_scheme: ReplyAddressScheme | None = None
+    spam_rules: tuple[HeaderRule, ...] = tuple(HeaderRule.parse(rule) for rule in SPAM_HEADERS)
+    bulk_rules: tuple[HeaderRule, ...] = ()
 
     def __post_init__(self) -> None:
         addresses = {normalize_address(a) for a in self.own_addresses}
@@ -105,6 +145,14 @@ def for_known_sender(detection: Detection) -> Detection:
         note = "sender is a known customer: out-of-office wording inside a person's subject"
         return Detection(MailKind.HUMAN, (*detection.reasons, note))
     return detection
+
+
+def promoted(detection: Detection) -> Detection:
+    """The verdict on bulk or spam an admin promoted: a person's mail (other kinds stay)."""
+    if detection.kind not in PROMOTABLE_KINDS:
+        return detection
+    note = f"{detection.kind.value} promoted by an admin: a person's mail"
+    return Detection(MailKind.HUMAN, (*detection.reasons, note))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +248,9 @@ def detect(
     own = _own_mail_reasons(message, policy)
     if own:
         return Detection(MailKind.OWN_MAIL, own)
+    spam = _rule_reasons(message, policy.spam_rules)
+    if spam:
+        return Detection(MailKind.SPAM, tuple(f"marked as spam upstream ({r})" for r in spam))
     types = frozenset(part.get_content_type() for part in _parts(message))
     strong, weak = _bounce_evidence(message, types, envelope_sender)
     automatic = _auto_reply_reasons(message, types)
@@ -216,7 +267,7 @@ def detect(
         return Detection(MailKind.AUTO_REPLY, (*automatic, *subject, *found_body))
     if wording == "strong":
         return Detection(MailKind.AUTO_REPLY, (*subject, _SUBJECT_ONLY), borderline=True)
-    bulk = _bulk_reasons(message)
+    bulk = (*_bulk_reasons(message), *_rule_reasons(message, policy.bulk_rules))
     if bulk:
         return Detection(MailKind.BULK, bulk, borderline=bool(wording))
     if _is_null(_return_path(message, envelope_sender)):
@@ -250,6 +301,11 @@ def _return_path(message: ParsedMessage, envelope_sender: str | None) -> str | N
 
 def _is_null(return_path: str | None) -> bool:
     return return_path is not None and return_path.strip().strip("<>").strip() == ""
+
+
+def _rule_reasons(message: ParsedMessage, rules: Sequence[HeaderRule]) -> tuple[str, ...]:
+    """The reasons of the header rules that match."""
+    return tuple(reason for rule in rules if (reason := rule.reason(message)) is not None)
 
 
 def _bounce_evidence(

@@ -95,7 +95,7 @@ def tickets_per_day(session: Session, now: dt.datetime, zone: ZoneInfo) -> Serie
     start = Period(days[0], last, zone).start
     rows = session.connection().execute(
         select(raw_time(Ticket.received_at), Ticket.priority).where(
-            Ticket.origin == "human", Ticket.received_at >= start
+            metrics.by_people(), Ticket.received_at >= start
         )
     )
     counts: Counter[tuple[dt.date, str]] = Counter()

@@ -36,17 +36,24 @@ _INBOUND_COLUMNS = (
     "received_at",
     "status",
     "attempts",
+    "imported_at",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """How a message reached us: channel, a reference within it, SMTP envelope if known."""
+    """How a message reached us: channel, a reference within it, SMTP envelope if known.
+
+    ``history`` marks old mail imported by ``ingest --history``, stored with its own time
+    (``received_at``, see core/history.py) instead of the time of storing.
+    """
 
     source: str
     source_ref: str | None = None
     mail_from: str | None = None
     rcpt_to: tuple[str, ...] = ()
+    history: bool = False
+    received_at: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -121,9 +128,10 @@ def _store_chunk(
             _clean(envelope.source_ref),
             _clean(envelope.mail_from),
             sql.envelope_to([c for c in (_clean(r) for r in envelope.rcpt_to) if c]),
-            when,
+            sql.received_at(envelope.received_at) if envelope.received_at else when,
             "pending",
             0,
+            when if envelope.history else None,
         )
         blobs.append((digest, len(raw), raw))
         if message_id:

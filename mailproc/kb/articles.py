@@ -109,11 +109,12 @@ def quoted(session: Session, catalog: Catalog, code: str, locale: str) -> Quoted
 def tickets_by_key(
     session: Session, start: dt.datetime, end: dt.datetime, keys: set[str] | None = None
 ) -> dict[str, list[dt.datetime]]:
-    """When each key's tickets were received in ``[start, end)`` (all keys, or ``keys``)."""
+    """When each key's tickets were received in ``[start, end)`` (all keys, or ``keys``);
+    history imports do not count (no recurring-issue alert, not in the reports)."""
     found: dict[str, list[dt.datetime]] = {}
     rows = session.execute(
         select(Ticket.received_at, Ticket.classification).where(
-            Ticket.received_at >= start, Ticket.received_at < end
+            Ticket.received_at >= start, Ticket.received_at < end, Ticket.imported_at.is_(None)
         )
     )
     for received_at, classification in rows:

@@ -67,3 +67,23 @@ def record_assessment(
             detail={"triage_due": assessment.triage_due.isoformat()},
         )
     return found
+
+
+def record_history_assessment(
+    session: Session, ticket: Ticket, inbound_id: int, assessment: Assessment, now: dt.datetime
+) -> None:
+    """A history ticket's priority and intent, for the record: no SLA clock, no triage."""
+    found = assessment.classification
+    ticket.priority = found.priority.value
+    ticket.intent = found.intent.value
+    ticket.classified_at = now
+    ticket.classification = assessment.classification_record()
+    record_event(
+        session,
+        now,
+        EventKind.TICKET_CLASSIFIED,
+        f"{assessment.explain_priority()}; history import: already handled, no SLA clock",
+        ticket=ticket,
+        inbound_id=inbound_id,
+        detail=ticket.classification,
+    )

@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session
 
 from mailproc.core import model
 from mailproc.core.assess import assess
-from mailproc.core.detect import AUTOMATIC_KINDS, for_known_sender
+from mailproc.core.detect import AUTOMATIC_KINDS, for_known_sender, promoted
 from mailproc.core.events import EventKind
 from mailproc.core.identity import SenderKind, identify_sender
 from mailproc.core.model import Address, InboundStatus, Priority, TicketStatus
 from mailproc.core.survey import parse_survey_reply
-from mailproc.core.ticket_threading import ThreadAction, Trust, decide_thread
+from mailproc.core.ticket_threading import ThreadAction, decide_thread
 from mailproc.core.understand import Prepared
-from mailproc.processing.assessed import record_assessment
+from mailproc.processing.assessed import record_assessment, record_history_assessment
 from mailproc.processing.context import Outcome, OutcomeAction, ProcessingContext, quarantine
 from mailproc.processing.followups import (
     AlertReply,
@@ -37,13 +37,13 @@ from mailproc.processing.followups import (
     run_followups,
 )
 from mailproc.processing.lookup import BatchLookup
+from mailproc.processing.noted import Routed, add_history, route_automatic
 from mailproc.processing.parsepool import PrepareResult
 from mailproc.processing.review import hold, is_customer_of, refused_command_lines, review_reason
 from mailproc.processing.rows import (
     Understood,
     attachment_refs,
     cc_addresses,
-    mark_undeliverable,
     message_detail,
     stage_message,
     stage_participants,
@@ -58,8 +58,6 @@ from mailproc.workflows.new_ticket import FirstMail
 from mailproc.workflows.replies import CustomerReply
 
 log = logging.getLogger(__name__)
-
-Routed = tuple[Ticket | None, OutcomeAction, str]  # the ticket, what was done, why
 
 
 class Batch:
@@ -150,13 +148,15 @@ class Batch:
         detection = prepared.detection
         if sender.kind is SenderKind.CUSTOMER:
             detection = for_known_sender(detection)
+        if inbound.promoted_at is not None:
+            detection = promoted(detection)
         thread = decide_thread(
             parsed,
             inbound.envelope_to,
             sender,
             self.lookup,
             self.context.threading,
-            self.now,
+            inbound.received_at if inbound.imported_at is not None else self.now,
             detection.bounce,
         )
         return Understood(prepared, sender, thread, detection)
@@ -184,7 +184,8 @@ class Batch:
         detection = understood.detection
         inbound.kind = detection.kind.value
         inbound.kind_reason = "; ".join(detection.reasons)[:2000]
-        held = self._hold(inbound, understood)
+        history = inbound.imported_at is not None
+        held = None if history else self._hold(inbound, understood)
         if held is not None:
             return held
         ticket, action, reason = self._route(inbound, understood)
@@ -201,7 +202,7 @@ class Batch:
         message_id = understood.parsed.message_id
         if message_id:
             self.lookup.add_message(message_id, understood.prepared.fingerprint, ticket)
-        if detection.kind not in AUTOMATIC_KINDS and understood.sender.address:
+        if detection.kind not in AUTOMATIC_KINDS and understood.sender.address and not history:
             self._writers.add(understood.sender.address)
         if (
             ticket is not None
@@ -239,7 +240,9 @@ class Batch:
         kind = understood.detection.kind
         target = self.lookup.ticket(thread.ticket) if thread.ticket is not None else None
         if kind in AUTOMATIC_KINDS:
-            return self._route_automatic(inbound, understood, target)
+            return route_automatic(self.session, inbound, understood, target, self.now)
+        if inbound.imported_at is not None:
+            return self._route_history(inbound, understood, target)
         kb_mail = self._kb_mail(inbound, understood)
         if kb_mail is not None:
             self._followups.append(kb_mail)
@@ -345,47 +348,24 @@ class Batch:
             )
         return target, OutcomeAction.APPENDED, thread.reason
 
-    def _route_automatic(
+    def _route_history(
         self, inbound: Inbound, understood: Understood, target: Ticket | None
     ) -> Routed:
-        kind = understood.detection.kind
-        evidence = "; ".join(understood.detection.reasons)
-        detail = message_detail(understood)
-        if (
-            target is not None
-            and understood.thread.action in (ThreadAction.ATTACH, ThreadAction.REOPEN)
-            and understood.thread.trust is not Trust.STRANGER_TAG
-        ):
-            reason = (
-                f"{kind.value} ({evidence}); {understood.thread.reason}; ticket state unchanged"
-            )
-            if understood.detection.bounce is not None:
-                ignored = mark_undeliverable(self.session, target, inbound, understood, self.now)
-                reason = f"{reason}; {ignored}" if ignored else reason
-            record_event(
-                self.session,
-                self.now,
-                EventKind.for_mail(kind),
-                reason,
-                ticket=target,
-                inbound_id=inbound.id,
-                detail=detail,
-            )
-            return target, OutcomeAction.NOTED, reason
-        reason = f"{kind.value} ({evidence}) that matches no ticket: no ticket opened"
-        record_event(
-            self.session,
-            self.now,
-            EventKind.INBOUND_NOT_TICKETED,
-            reason,
-            inbound_id=inbound.id,
-            detail=detail,
-        )
-        return None, OutcomeAction.KEPT, reason
+        """Old mail imported as history: threaded at its own time and stored; a ticket it
+        belongs to keeps its state, else it opens one already handled. Nothing is sent."""
+        thread = understood.thread
+        if target is not None and thread.action in (ThreadAction.ATTACH, ThreadAction.REOPEN):
+            return add_history(self.session, inbound, understood, target, self.now)
+        parent = target if thread.action is ThreadAction.NEW_LINKED else None
+        ticket = self._open_ticket(inbound, understood, parent)
+        return ticket, OutcomeAction.CREATED, f"{thread.reason}; history import: already handled"
 
     def _open_ticket(
         self, inbound: Inbound, understood: Understood, parent: Ticket | None
     ) -> Ticket:
+        """A new ticket; a history import's is closed at its mail's time, and announced to
+        no one; a promoted mail's is timed from its promotion."""
+        history = inbound.imported_at
         sender = understood.sender
         customer = (
             self.lookup.customer(sender.address) if sender.customer and sender.address else None
@@ -394,19 +374,22 @@ class Batch:
         ticket = Ticket(
             id=ticket_id,
             number=number,
-            status=TicketStatus.NEW,
+            status=TicketStatus.CLOSED if history else TicketStatus.NEW,
             subject=understood.parsed.subject or "(no subject)",
             customer=customer,
             requester=sender.address,
             unknown_customer=customer is None,
             parent_ticket_id=parent.id if parent is not None else None,
-            received_at=inbound.received_at,
+            received_at=inbound.promoted_at or inbound.received_at,
+            resolved_at=inbound.received_at if history else None,
+            closed_at=inbound.received_at if history else None,
+            imported_at=history,
             created_at=self.now,
             updated_at=self.now,
             origin=understood.detection.kind.value,
         )
         self.session.add(ticket)
-        if sender.address:
+        if sender.address and history is None:
             self._requesters.append(sender.address)
         self.lookup.add_ticket(ticket)
         who = (
@@ -437,6 +420,8 @@ class Batch:
             detail=message_detail(understood),
         )
         self._classify(ticket, inbound, understood, sender.customer)
+        if history is not None:
+            return ticket
         parsed = understood.parsed
         first = FirstMail(
             thread=Thread(parsed.message_id, parsed.references),
@@ -469,12 +454,10 @@ class Batch:
         if understood.detection.borderline:  # e.g. out-of-office wording alone: a person reviews
             reason = "; ".join(understood.detection.reasons)
             classification = classification.flagged(reason, classifier.triage_within)
-        assessment = assess(
-            classification,
-            customer,
-            inbound.received_at,
-            self.context.sla,
-        )
+        assessment = assess(classification, customer, ticket.received_at, self.context.sla)
+        if ticket.imported_at is not None:
+            record_history_assessment(self.session, ticket, inbound.id, assessment, self.now)
+            return
         found = record_assessment(self.session, ticket, inbound.id, assessment, self.now)
         desk = self.context.desk
         if found.priority is Priority.P0 and desk is not None:

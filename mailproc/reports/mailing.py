@@ -151,11 +151,9 @@ def send_due_reports(
         key = report_key(kind, period)
         if not to or session.scalar(select(Outbox.id).where(Outbox.key == key)) is not None:
             continue
-        if (
-            session.scalar(select(Ticket.id).where(Ticket.received_at < period.end).limit(1))
-            is None
-        ):
-            continue  # mailproc was not in use yet: no report of an empty past
+        live = select(Ticket.id).where(Ticket.received_at < period.end, metrics.by_people())
+        if session.scalar(live.limit(1)) is None:
+            continue  # mailproc was not in use yet (history imports aside): no empty report
         lines.append(f"{kind.value} report {period.label()} to {', '.join(a.addr for a in to)}")
         if dry_run:
             continue

@@ -1,9 +1,11 @@
 """The KPI definitions of the support report (procedures §3.2, §4.3, §6.3, §7.3, §8.2, §10),
 in one place, each computed with aggregate SQL over a period.
 
-Every KPI counts tickets opened by people: ``tickets.origin = 'human'`` (bounces and
-auto-replies never open tickets; bulk mail that opened one is left out, as is any other
-origin). Times are compared as UTC instants; a period is ``[start, end)``.
+Every KPI counts tickets opened live by people: ``tickets.origin = 'human'`` and not a
+history import (``tickets.imported_at`` empty; ``ingest --history``). Bounces, auto-replies,
+bulk and spam open no ticket (bulk mail that opened one before migration 0012 is left out, as
+is any other origin; a promoted bulk or spam mail is a person's). Times are compared as UTC
+instants; a period is ``[start, end)``.
 
 * ticket volume: tickets opened (first mail received) in the period.
 * first-response SLA %: of the tickets whose first-response deadline fell in the period
@@ -130,7 +132,7 @@ def compute(
         )
         .select_from(Ticket)
         .outerjoin(RefundCaseRecord, RefundCaseRecord.ticket_id == Ticket.id)
-        .where(_by_people(), plan.within(Ticket.received_at, start, end))
+        .where(by_people(), plan.within(Ticket.received_at, start, end))
     ).one()
     _advance(step)
     volume, escalated, refunds = opened[0], opened[1] or 0, opened[2]
@@ -145,7 +147,7 @@ def compute(
                 )
             ),
         ).where(
-            _by_people(),
+            by_people(),
             plan.within(Ticket.first_response_due, start, min(end, now)),
         )
     ).one()
@@ -180,7 +182,7 @@ def compute(
     _advance(step)
 
     answered_in = and_(
-        _by_people(),
+        by_people(),
         plan.within(Ticket.survey_answered_at, start, end),
         Ticket.survey_score.is_not(None),
     )
@@ -210,7 +212,7 @@ def compute(
 
     sent = session.execute(
         select(func.count(), _count_if(Ticket.survey_answered_at.is_not(None))).where(
-            _by_people(), plan.within(Ticket.survey_sent_at, start, end)
+            by_people(), plan.within(Ticket.survey_sent_at, start, end)
         )
     ).one()
     _advance(step)
@@ -295,7 +297,7 @@ def tickets_by_error_code(session: Session, start: dt.datetime, end: dt.datetime
         select(code, func.count().label("n"))
         .select_from(Ticket)
         .join(codes, true())
-        .where(_by_people(), plan.within(Ticket.received_at, start, end))
+        .where(by_people(), plan.within(Ticket.received_at, start, end))
         .group_by(code)
         .order_by(func.count().desc(), code)
     ).all()
@@ -317,7 +319,7 @@ def daily_volume(session: Session, period: Period) -> dict[dt.date, int]:
     plan = planner(session, period.start, period.end)
     rows = session.execute(
         select(bucket, func.count())
-        .where(_by_people(), plan.within(Ticket.received_at, period.start, period.end))
+        .where(by_people(), plan.within(Ticket.received_at, period.start, period.end))
         .group_by(bucket)
     ).all()
     counts = dict.fromkeys(days, 0)
@@ -355,7 +357,7 @@ def breaches(
         )
         .outerjoin(Customer, Customer.id == Ticket.customer_id)
         .where(
-            _by_people(),
+            by_people(),
             Ticket.first_response_due >= period.start,
             Ticket.first_response_due < min(period.end, now),
             missed,
@@ -387,7 +389,7 @@ def escalations(session: Session, period: Period, limit: int = 50) -> list[Ticke
         )
         .outerjoin(Customer, Customer.id == Ticket.customer_id)
         .where(
-            _by_people(),
+            by_people(),
             Ticket.received_at >= period.start,
             Ticket.received_at < period.end,
             _escalated(),
@@ -442,14 +444,15 @@ def planner(session: Session, start: dt.datetime, end: dt.datetime) -> Plan:
     return Plan(scan=overlap / span >= SCAN_SHARE)
 
 
-def _by_people() -> ColumnElement[bool]:
-    return Ticket.origin == "human"
+def by_people() -> ColumnElement[bool]:
+    """Tickets that count: opened live by a person's mail (no history import)."""
+    return (Ticket.origin == "human") & Ticket.imported_at.is_(None)
 
 
 def _resolved_in(
     plan: Plan, start: dt.datetime, end: dt.datetime
 ) -> tuple[ColumnElement[bool], ...]:
-    return (_by_people(), plan.within(Ticket.resolved_at, start, end))
+    return (by_people(), plan.within(Ticket.resolved_at, start, end))
 
 
 def _escalated() -> ColumnElement[bool]:

@@ -62,6 +62,10 @@ class Inbound(Base):
     kind_reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     quarantined_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # a history import (``ingest --history``): when it was stored; never causes mail
+    imported_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # bulk or spam an admin promoted to a person's mail (``inbound promote``): timed from then
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
     raw: Mapped[Blob] = relationship(lazy="raise")
 
@@ -151,8 +155,15 @@ class Ticket(Base):
     # ``human`` counts as volume) and whether its survey answer raised the churn risk
     origin: Mapped[str] = mapped_column(String(16), default="human")
     churn_risk_raised: Mapped[bool] = mapped_column(Boolean, default=False)
+    # opened by a history import, already handled: no SLA clock, timers or survey; not volume
+    imported_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
     customer: Mapped[Customer | None] = relationship(lazy="joined")
+
+    @property
+    def seen_at(self) -> dt.datetime:
+        """When mailproc first had the mail that opened the ticket (history: its import)."""
+        return self.imported_at or self.received_at
 
 
 class TicketParticipant(Base):

@@ -172,6 +172,8 @@ def inbound_view(row: Inbound) -> dict[str, Any]:
         "kind": row.kind,
         "kind_reason": row.kind_reason,
         "quarantined_at": _iso(row.quarantined_at),
+        "imported_at": _iso(row.imported_at),  # a history import (``ingest --history``)
+        "promoted_at": _iso(row.promoted_at),  # bulk or spam promoted (``inbound promote``)
     }
 
 

@@ -57,6 +57,8 @@ def send_breach_notices(
             ticket.resolved_at,
         )
         for notice in breach_notices(state, now, apology_credit=credit or None):
+            if notice.due_at < ticket.seen_at:
+                continue  # missed before mailproc had the mail (a history import): not ours
             if notice.kind is BreachKind.SLA_BREACH_APOLOGY and queued(
                 session, keys.sla_breach_apology(ticket.number)
             ):

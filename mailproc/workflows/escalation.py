@@ -290,6 +290,8 @@ def fire_due_timers(
         if update:
             state = replace(state, customer_updated_at=customer_updated_at(session, ticket))
         void = timer_void_reason(_core_timer(timer, ticket.number), state, timer.made_at)
+        if void is None and timer.due_at < ticket.seen_at:
+            void = "due before mailproc had the ticket's mail (a history import)"
         done = "manager told: promised update not sent" if update else f"escalated to {timer.team}"
         line = f"#{ticket.number} {timer.kind}: " + (f"void ({void})" if void else done)
         if summary is not None:

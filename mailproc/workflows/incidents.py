@@ -50,7 +50,11 @@ def detect_incidents(
             Ticket.received_at,
             Ticket.incident_id,
         )
-        .where(Ticket.priority == Priority.P0, Ticket.received_at >= now - INCIDENT_LOOKBACK)
+        .where(
+            Ticket.priority == Priority.P0,
+            Ticket.received_at >= now - INCIDENT_LOOKBACK,
+            Ticket.imported_at.is_(None),  # history imports: no incident, no notices
+        )
         .order_by(Ticket.received_at)
     ).all()
     reports = [

@@ -4,6 +4,7 @@ it) and the customer is told, once, that it arrived but could not be read and wh
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailproc.core import keys
 from mailproc.core.addresses import normalize_address
+from mailproc.core.detect import HeaderRule
 from mailproc.core.events import EventKind
 from mailproc.core.model import Address
 from mailproc.core.rawmail import split_header_block
@@ -36,7 +38,10 @@ _AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 def mail_quarantined(
     ctx: WorkflowContext, session: Session, inbound: Inbound, raw: bytes, now: dt.datetime
 ) -> None:
-    """Alert the agents and tell the customer, when the sender is a known customer."""
+    """Alert the agents and tell the customer, when the sender is a known customer (never for
+    a history import)."""
+    if inbound.imported_at is not None:
+        return
     headers = _headers(raw)
     address = _sender(headers)
     row = repo.customer_by_address(session, address)
@@ -54,7 +59,9 @@ def mail_quarantined(
     subject = _text(headers, "Subject")[:SUBJECT_CHARS] or "(no subject)"
     reason = inbound.last_error or "quarantined"
     told = False
-    if not _automatic(headers, inbound.envelope_from):
+    filtering = ctx.settings.filtering
+    rules = (*filtering.spam_rules(), *filtering.bulk_rules())
+    if not _automatic(headers, inbound.envelope_from, rules):
         allowed, _ = notifier.auto_reply_allowed(session, address, now)
         message_id = _text(headers, "Message-ID").strip().strip("<>") or None
         told = allowed and notifier.queue(
@@ -122,8 +129,11 @@ def _sender(headers: EmailMessage) -> str | None:
     return normalize_address(found[0][1])
 
 
-def _automatic(headers: EmailMessage, envelope_from: str | None) -> bool:
-    """Mail no one should get an answer to: a bounce, an auto-reply, a list's."""
+def _automatic(
+    headers: EmailMessage, envelope_from: str | None, rules: Sequence[HeaderRule]
+) -> bool:
+    """Mail no one should get an answer to: a bounce, an auto-reply, a list's, bulk or spam
+    (by the ``[filtering]`` header ``rules``)."""
     auto = _text(headers, "Auto-Submitted").lower()
     precedence = _text(headers, "Precedence").lower()
     null_sender = envelope_from is not None and not envelope_from.strip("<> ")
@@ -131,5 +141,10 @@ def _automatic(headers: EmailMessage, envelope_from: str | None) -> bool:
         null_sender  # a bounce (None: not known, as for mail fetched by IMAP)
         or (bool(auto) and auto != "no")
         or precedence in _AUTOMATIC_PRECEDENCE
-        or bool(_text(headers, "List-Id"))
+        or bool(_text(headers, "List-Id") or _text(headers, "List-Unsubscribe"))
+        or any(
+            rule.pattern.search(" ".join(str(value).split()))
+            for rule in rules
+            for value in headers.get_all(rule.header, ())
+        )
     )

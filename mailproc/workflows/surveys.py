@@ -47,6 +47,7 @@ def send_due_surveys(
             Ticket.survey_sent_at.is_(None),
             Ticket.resolved_at.is_not(None),
             Ticket.requester.is_not(None),
+            Ticket.imported_at.is_(None),  # history imports were handled elsewhere: no survey
         )
         .with_for_update(skip_locked=True, of=Ticket)
     ).all()
