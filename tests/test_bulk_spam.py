@@ -142,7 +142,7 @@ def test_bulk_and_spam_are_listed_and_answer_no_one(app: App, clock: FixedClock)
     [
         (LAURA, "en", "Invoice question"),
         ("María <maria@gruposierra.example>", "es", "Pregunta sobre la factura"),
-        ("Sophie <sophie@maplegrovehealth.example>", "fr", "Question de facturation"),
+        ("Antoine <antoine@banqueriviere.example>", "fr", "Question de facturation"),
     ],
 )
 def test_promoted_spam_becomes_a_ticket_timed_from_the_promotion(
