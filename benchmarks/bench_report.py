@@ -125,6 +125,7 @@ def _reply(ticket_id: int, index: int, at: dt.datetime) -> dict[str, Any]:
         "message_id": f"reply-{ticket_id}-{index}@bench.example",
         "envelope_from": "support@dataflow.com",
         "auto_submitted": "auto-replied",
+        "lane": 0,
         "status": "sent",
         "attempts": 1,
         "next_attempt_at": at,
