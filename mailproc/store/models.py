@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mailproc.store import models_reports as models_reports  # the report roll-up tables
 from mailproc.store.base import Base as Base  # its metadata holds every table defined below
 from mailproc.store.base import UtcDateTime
 
