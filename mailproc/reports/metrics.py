@@ -48,7 +48,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -130,7 +129,7 @@ def compute(
             _by_people(),
             plan.among([(start, end)])(Ticket.survey_answered_at),
             Ticket.survey_score.is_not(None),
-            Ticket.churn_risk_raised.is_(true()),
+            Ticket.churn_risk_raised,  # the partial index ix_tickets_churn_answered
         )
     )
     _advance(step)
