@@ -203,3 +203,19 @@ def test_the_rollup_stays_exact_when_tickets_change_after_it(app: App) -> None:
         rollup.refresh(session, NOW)
         assert session.scalar(select(func.count()).select_from(ReportDirtyHour)) == 0
     assert fast_and_slow(app) == after
+
+
+def test_many_dirty_hours_are_counted_live_in_one_stretch(app: App) -> None:
+    generate(app, 800)
+    with transaction(app.sessions) as session:
+        rollup.refresh(session, NOW)
+        session.execute(update(Ticket).values(survey_score=Ticket.survey_score))  # no change
+        assert session.scalar(select(func.count()).select_from(ReportDirtyHour)) == 0
+        session.execute(update(Ticket).where(Ticket.id % 3 == 0).values(priority="P0"))
+        quarter = PERIODS[3]
+        assert rollup.split(session, quarter.start, quarter.end, NOW) == (
+            [],
+            [(quarter.start, quarter.end)],
+        )
+    for fast, slow in fast_and_slow(app):
+        assert fast == slow

@@ -32,6 +32,7 @@ from mailproc.store.models_reports import ReportDirtyHour, ReportHour, ReportHou
 
 HOUR: Final = dt.timedelta(hours=1)
 LOCK: Final = 0x16_2026  # pg_advisory_xact_lock: one refresh at a time
+MAX_LIVE_SPANS: Final = 200  # more stretches to count live than this: count it all live
 
 Span = tuple[dt.datetime | None, dt.datetime | None]  # [start, end); None: unbounded
 
@@ -114,6 +115,8 @@ def split(
         edge = b  # type: ignore[assignment]
     if edge < end:
         live.append((edge, end))
+    if len(live) > MAX_LIVE_SPANS:  # e.g. a bulk change before the next tick: one plain scan
+        return [], [(start, end)]
     return rolled, live
 
 
