@@ -39,6 +39,7 @@ from mailproc.processing.parsepool import ParsePool
 from mailproc.processing.promote import promote
 from mailproc.processing.replay import ReplayResult, ReplaySelection, replay, select_for_replay
 from mailproc.processing.worker import Progress, process_pending
+from mailproc.reports import rollup
 from mailproc.reports.mailing import send_due_reports
 from mailproc.store import migrate, repo
 from mailproc.store.db import make_engine, make_session_factory, transaction
@@ -308,7 +309,7 @@ class App:
 
     def check(self, now: dt.datetime, *, dry_run: bool) -> CheckSummary:
         """The breach notifier and scheduler tick: breaches, timers, surveys, incidents and
-        the scheduled report mails.
+        the scheduled report mails (and, on PostgreSQL, the report's hourly roll-up).
 
         Safe to run from cron on several hosts at once: every mail and credit has a unique
         key, and timers and surveys are claimed with row locks.
@@ -317,6 +318,8 @@ class App:
         with transaction(self.sessions, commit=not dry_run) as session:
             self.staff.refresh(session)
             summary = desk.check(session, now, dry_run=dry_run)
+            if not dry_run:
+                rollup.refresh(session, now)  # PostgreSQL: the report's hourly roll-up
             send_due_reports(
                 session,
                 self.settings,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailproc.reports import metrics
+from mailproc.reports.counts import by_people
 from mailproc.reports.periods import Period, week_of
 from mailproc.store.models import Ticket
 from mailproc.tickets.board import PRIORITIES, raw_time, utc
@@ -95,7 +96,7 @@ def tickets_per_day(session: Session, now: dt.datetime, zone: ZoneInfo) -> Serie
     start = Period(days[0], last, zone).start
     rows = session.connection().execute(
         select(raw_time(Ticket.received_at), Ticket.priority).where(
-            metrics.by_people(), Ticket.received_at >= start
+            by_people(), Ticket.received_at >= start
         )
     )
     counts: Counter[tuple[dt.date, str]] = Counter()

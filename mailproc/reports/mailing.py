@@ -42,6 +42,7 @@ from mailproc.outbound.i18n import load_catalog
 from mailproc.outbound.outbox import envelope_sender, queue_mail, retry_deadline
 from mailproc.outbound.render import RenderedMail
 from mailproc.reports import metrics
+from mailproc.reports.counts import by_people
 from mailproc.reports.periods import Period, PeriodKind, month_of, period_of
 from mailproc.resources import resource_path
 from mailproc.store.models import Outbox, Ticket
@@ -151,7 +152,7 @@ def send_due_reports(
         key = report_key(kind, period)
         if not to or session.scalar(select(Outbox.id).where(Outbox.key == key)) is not None:
             continue
-        live = select(Ticket.id).where(Ticket.received_at < period.end, metrics.by_people())
+        live = select(Ticket.id).where(Ticket.received_at < period.end, by_people())
         if session.scalar(live.limit(1)) is None:
             continue  # mailproc was not in use yet (history imports aside): no empty report
         lines.append(f"{kind.value} report {period.label()} to {', '.join(a.addr for a in to)}")

@@ -3,7 +3,7 @@ in one place, each computed with aggregate SQL over a period.
 
 Every KPI counts tickets opened live by people: ``tickets.origin = 'human'`` and not a
 history import (``tickets.imported_at`` empty; ``ingest --history``). Bounces, auto-replies,
-bulk and spam open no ticket (bulk mail that opened one before migration 0012 is left out, as
+bulk and spam open no ticket (bulk mail that opened one before migration 0015 is left out, as
 is any other origin; a promoted bulk or spam mail is a person's). Times are compared as UTC
 instants; a period is ``[start, end)``.
 
@@ -37,39 +37,29 @@ where lower is better (the target itself counts as met); an empty period gives `
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
     SQLColumnExpression,
-    String,
-    and_,
     case,
-    cast,
-    exists,
-    false,
     func,
-    literal,
     literal_column,
     or_,
     select,
-    true,
+    text,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from mailproc.reports import counts, rollup
+from mailproc.reports.counts import by_people
 from mailproc.reports.periods import Period
-from mailproc.store.models import Credit, Customer, Outbox, RefundCaseRecord, Ticket
+from mailproc.store.models import Customer, Ticket
 
-ESCALATION_TEAMS: Final = ("devops", "engineering", "product")
 PRIORITIES: Final = ("P0", "P1", "P2", "P3")
-STAFF_REPLY_TEMPLATE: Final = "agent_reply"
-NEGATIVE_SCORE_BELOW: Final = 3
-NEGATIVE_FOLLOW_UP_HOURS: Final = 48.0
-CREDIT_CURRENCY: Final = "USD"
+WORK_MEM: Final = "64MB"  # PostgreSQL: the medians' sort of a year of tickets in memory
 SCAN_SHARE: Final = 0.1  # SQLite: a period over this share of the tickets' span scans the table
 
 
@@ -119,132 +109,58 @@ def report(
 def compute(
     session: Session, period: Period, now: dt.datetime, step: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
-    """Every KPI of ``period``; deadlines and follow-up windows are judged as of ``now``."""
+    """Every KPI of ``period``; deadlines and follow-up windows are judged as of ``now``.
+
+    The additive parts come from the hourly roll-up where it is kept and clean
+    (``reports/rollup.py``), the rest live; medians and churn are always counted live."""
     start, end = period.start, period.end
+    rolled, live = rollup.split(session, start, end, now)
+    if session.get_bind().dialect.name == "postgresql":  # the sorts and hashes stay in memory
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    c = rollup.rolled_counts(session, rolled, now)
+    _advance(step)
     plan = planner(session, start, end)
-    hours = _hours(session, Ticket.received_at, Ticket.resolved_at)
-
-    opened = session.execute(
-        select(
-            func.count(),
-            _count_if(_escalated()),
-            func.count(RefundCaseRecord.id),
-        )
-        .select_from(Ticket)
-        .outerjoin(RefundCaseRecord, RefundCaseRecord.ticket_id == Ticket.id)
-        .where(by_people(), plan.within(Ticket.received_at, start, end))
-    ).one()
-    _advance(step)
-    volume, escalated, refunds = opened[0], opened[1] or 0, opened[2]
-
-    due = session.execute(
-        select(
-            func.count(),
-            _count_if(
-                and_(
-                    Ticket.first_responded_at.is_not(None),
-                    Ticket.first_responded_at <= Ticket.first_response_due,
-                )
-            ),
-        ).where(
-            by_people(),
-            plan.within(Ticket.first_response_due, start, min(end, now)),
-        )
-    ).one()
-    _advance(step)
-    first_response = _pct(due[1], due[0])
-
-    two_lower = Ticket.priority.in_(("P2", "P3"))
-    two_upper = Ticket.priority.in_(("P0", "P1"))
-    resolved = session.execute(
-        select(
-            _count_if(two_lower),
-            _count_if(two_upper),
-            _count_if(and_(two_upper, hours <= 24)),
-            _count_if(and_(two_lower, hours <= 72)),
-        ).where(*_resolved_in(plan, start, end))
-    ).one()
-    _advance(step)
-    one_reply = (  # a join and a grouping: PostgreSQL hashes it, SQLite walks the index
-        select(Ticket.id)
-        .join(Outbox, Outbox.ticket_id == Ticket.id)
-        .where(
-            *_resolved_in(plan, start, end),
-            two_lower,
-            Outbox.template == STAFF_REPLY_TEMPLATE,
-            Outbox.created_at <= Ticket.resolved_at,
-        )
-        .group_by(Ticket.id)
-        .having(func.count() == 1)
-        .subquery()
-    )
-    first_contact = session.scalar(select(func.count()).select_from(one_reply))
-    _advance(step)
-
-    answered_in = and_(
-        by_people(),
-        plan.within(Ticket.survey_answered_at, start, end),
-        Ticket.survey_score.is_not(None),
-    )
-    followed = exists().where(
-        Outbox.ticket_id == Ticket.id,
-        Outbox.template == STAFF_REPLY_TEMPLATE,
-        Outbox.created_at >= Ticket.survey_answered_at,
-        _hours(session, Ticket.survey_answered_at, Outbox.created_at) <= NEGATIVE_FOLLOW_UP_HOURS,
-    )
-    negative = Ticket.survey_score < NEGATIVE_SCORE_BELOW
-    window_over = Ticket.survey_answered_at <= now - dt.timedelta(hours=NEGATIVE_FOLLOW_UP_HOURS)
-    surveys = session.execute(
-        select(
-            func.avg(cast(Ticket.survey_score, Float)),
-            func.count(),
-            _count_if(and_(negative, or_(window_over, followed))),
-            _count_if(and_(negative, followed)),
-        ).where(answered_in)
-    ).one()
+    if live:
+        c.add(counts.count(session, plan.among(live), now)[None])
+    _advance(step, 4)
+    codes = rollup.rolled_codes(session, rolled)
+    if live:
+        codes = _sum_codes(counts.error_codes(session, plan.among(live)), codes)
     _advance(step)
     churn = session.scalar(
         select(func.count(func.distinct(Ticket.customer_id))).where(
-            answered_in, Ticket.churn_risk_raised.is_(true())
+            by_people(),
+            plan.among([(start, end)])(Ticket.survey_answered_at),
+            Ticket.survey_score.is_not(None),
+            Ticket.churn_risk_raised,  # the partial index ix_tickets_churn_answered
         )
     )
     _advance(step)
-
-    sent = session.execute(
-        select(func.count(), _count_if(Ticket.survey_answered_at.is_not(None))).where(
-            by_people(), plan.within(Ticket.survey_sent_at, start, end)
-        )
-    ).one()
+    medians = median_resolution_hours(session, period)
     _advance(step)
-    credits = session.scalar(
-        select(func.coalesce(func.sum(Credit.amount), 0)).where(
-            Credit.currency == CREDIT_CURRENCY, Credit.created_at >= start, Credit.created_at < end
-        )
-    )
-    _advance(step)
-
+    first_response = _pct(c.due_met, c.due)
     breach = None if first_response is None else round(100.0 - first_response, 1)
-    average = None if surveys[0] is None else round(float(surveys[0]), 2)
+    average = round(c.score_sum / c.answers, 2) if c.answers else None
     return {
-        "ticket_volume": {"value": volume},
+        "ticket_volume": {"value": c.volume},
         "first_response_sla_pct": _kpi("first_response_sla_pct", first_response),
         "sla_breach_pct": _kpi("sla_breach_pct", breach),
-        "fcr_p2_p3_pct": _kpi("fcr_p2_p3_pct", _pct(first_contact, resolved[0])),
-        "resolution_hours_median": median_resolution_hours(session, period),
+        "fcr_p2_p3_pct": _kpi("fcr_p2_p3_pct", _pct(c.first_contact, c.resolved_low)),
+        "resolution_hours_median": medians,
         "resolution_within_target_pct": {
-            "P0_P1_24h": _kpi("P0_P1_24h", _pct(resolved[2], resolved[1])),
-            "P2_P3_72h": _kpi("P2_P3_72h", _pct(resolved[3], resolved[0])),
+            "P0_P1_24h": _kpi("P0_P1_24h", _pct(c.high_within, c.resolved_high)),
+            "P2_P3_72h": _kpi("P2_P3_72h", _pct(c.low_within, c.resolved_low)),
         },
-        "escalation_rate_pct": _kpi("escalation_rate_pct", _pct(escalated, volume)),
-        "satisfaction_avg": {**_kpi("satisfaction_avg", average), "responses": surveys[1]},
-        "survey_response_rate_pct": _kpi("survey_response_rate_pct", _pct(sent[1], sent[0])),
+        "escalation_rate_pct": _kpi("escalation_rate_pct", _pct(c.escalated, c.volume)),
+        "satisfaction_avg": {**_kpi("satisfaction_avg", average), "responses": c.answers},
+        "survey_response_rate_pct": _kpi("survey_response_rate_pct", _pct(c.sent_answered, c.sent)),
         "negative_feedback_resolved_48h_pct": _kpi(
-            "negative_feedback_resolved_48h_pct", _pct(surveys[3], surveys[2])
+            "negative_feedback_resolved_48h_pct", _pct(c.negative_followed, c.negative_due)
         ),
-        "refund_rate_pct": _kpi("refund_rate_pct", _pct(refunds, volume)),
-        "credits_usd": {"value": float(Decimal(credits or 0))},
+        "refund_rate_pct": _kpi("refund_rate_pct", _pct(c.refunds, c.volume)),
+        "credits_usd": {"value": float(c.credits)},
         "churn_risk_raised": {"value": churn or 0},
-        "tickets_by_error_code": tickets_by_error_code(session, period.start, period.end),
+        "tickets_by_error_code": _ranked(codes),
     }
 
 
@@ -253,8 +169,12 @@ def median_resolution_hours(session: Session, period: Period) -> dict[str, float
     ``percentile_cont(0.5)``; on SQLite, window functions (the middle row, or the mean of the
     two middle rows)."""
     plan = planner(session, period.start, period.end)
-    hours = _hours(session, Ticket.received_at, Ticket.resolved_at)
-    resolved = (*_resolved_in(plan, period.start, period.end), Ticket.priority.is_not(None))
+    hours = counts.resolution_hours(session)
+    resolved = (
+        by_people(),
+        plan.among([(period.start, period.end)])(Ticket.resolved_at),
+        Ticket.priority.is_not(None),
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = (
             select(Ticket.priority, func.percentile_cont(0.5).within_group(hours))
@@ -283,25 +203,19 @@ def median_resolution_hours(session: Session, period: Period) -> dict[str, float
 
 def tickets_by_error_code(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
     """Tickets opened in ``[start, end)`` per error code, most frequent first."""
-    if session.get_bind().dialect.name == "postgresql":
-        codes = (
-            func.json_array_elements_text(Ticket.classification["error_codes"])
-            .table_valued("value")
-            .lateral("codes")
-        )
-    else:
-        codes = func.json_each(Ticket.classification, "$.error_codes").table_valued("value")
-    code = codes.c.value
     plan = planner(session, start, end)
-    rows = session.execute(
-        select(code, func.count().label("n"))
-        .select_from(Ticket)
-        .join(codes, true())
-        .where(by_people(), plan.within(Ticket.received_at, start, end))
-        .group_by(code)
-        .order_by(func.count().desc(), code)
-    ).all()
-    return {str(name): count for name, count in rows}
+    return _ranked(_sum_codes(counts.error_codes(session, plan.among([(start, end)])), {}))
+
+
+def _sum_codes(rows: list[tuple[Any, str, int]], into: dict[str, int]) -> dict[str, int]:
+    found = dict(into)
+    for _, code, n in rows:
+        found[code] = found.get(code, 0) + n
+    return found
+
+
+def _ranked(codes: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(codes.items(), key=lambda item: (-item[1], item[0])))
 
 
 def daily_volume(session: Session, period: Period) -> dict[dt.date, int]:
@@ -319,7 +233,7 @@ def daily_volume(session: Session, period: Period) -> dict[dt.date, int]:
     plan = planner(session, period.start, period.end)
     rows = session.execute(
         select(bucket, func.count())
-        .where(by_people(), plan.within(Ticket.received_at, period.start, period.end))
+        .where(by_people(), plan.among([(period.start, period.end)])(Ticket.received_at))
         .group_by(bucket)
     ).all()
     counts = dict.fromkeys(days, 0)
@@ -392,7 +306,7 @@ def escalations(session: Session, period: Period, limit: int = 50) -> list[Ticke
             by_people(),
             Ticket.received_at >= period.start,
             Ticket.received_at < period.end,
-            _escalated(),
+            counts.escalated(),
         )
         .order_by(Ticket.received_at, Ticket.number)
         .limit(limit)
@@ -418,16 +332,18 @@ class Plan:
     def __init__(self, scan: bool) -> None:
         self.scan = scan
 
-    def within(
-        self, column: InstrumentedAttribute[Any], start: dt.datetime, end: dt.datetime
-    ) -> ColumnElement[bool]:
-        """``start <= column < end``."""
-        term: SQLColumnExpression[Any] = (
-            literal_column(f"+{Ticket.__tablename__}.{column.key}", type_=column.type)
-            if self.scan
-            else column
-        )
-        return and_(term >= start, term < end)
+    def among(self, spans: Sequence[rollup.Span]) -> counts.Within:
+        """A time column's condition: in one of ``spans`` (``[start, end)``)."""
+
+        def within(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+            term: SQLColumnExpression[Any] = (
+                literal_column(f"+{Ticket.__tablename__}.{column.key}", type_=column.type)
+                if self.scan and column.class_ is Ticket
+                else column
+            )
+            return rollup.in_spans(term, spans)
+
+        return within
 
 
 def planner(session: Session, start: dt.datetime, end: dt.datetime) -> Plan:
@@ -444,35 +360,6 @@ def planner(session: Session, start: dt.datetime, end: dt.datetime) -> Plan:
     return Plan(scan=overlap / span >= SCAN_SHARE)
 
 
-def by_people() -> ColumnElement[bool]:
-    """Tickets that count: opened live by a person's mail (no history import)."""
-    return (Ticket.origin == "human") & Ticket.imported_at.is_(None)
-
-
-def _resolved_in(
-    plan: Plan, start: dt.datetime, end: dt.datetime
-) -> tuple[ColumnElement[bool], ...]:
-    return (by_people(), plan.within(Ticket.resolved_at, start, end))
-
-
-def _escalated() -> ColumnElement[bool]:
-    text = cast(Ticket.escalated_to, String)
-    return or_(false(), *(text.like(f'%"{team}"%') for team in ESCALATION_TEAMS))
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), literal(0))
-
-
-def _hours(
-    session: Session, start: SQLColumnExpression[Any], end: SQLColumnExpression[Any]
-) -> ColumnElement[Any]:
-    """Calendar hours from ``start`` to ``end`` as SQL (PostgreSQL or SQLite)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", end - start) / 3600.0
-    return (func.julianday(end) - func.julianday(start)) * 24.0
-
-
 def _pct(part: int | None, whole: int | None) -> float | None:
     if not whole:
         return None
@@ -484,7 +371,7 @@ def _kpi(name: str, value: float | None) -> dict[str, Any]:
     return {"value": value, "target": target.value, "met": target.met(value)}
 
 
-def _advance(step: Callable[[int], None] | None) -> None:
-    """One more aggregate statement done (a progress bar's step)."""
+def _advance(step: Callable[[int], None] | None, done: int = 1) -> None:
+    """``done`` more aggregate statements done (a progress bar's steps)."""
     if step is not None:
-        step(1)
+        step(done)

@@ -20,14 +20,16 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mailproc.store import models_reports as models_reports  # the report roll-up tables
 from mailproc.store.agents import AgentRecord as AgentRecord  # the CLI's agents
 from mailproc.store.base import Base as Base  # its metadata holds every table defined below
 from mailproc.store.base import UtcDateTime
+from mailproc.store.models_kb import KbAlert as KbAlert  # the knowledge base's tables
+from mailproc.store.models_kb import KbArticle as KbArticle
 
 
 class Blob(Base):
@@ -164,6 +166,15 @@ class Ticket(Base):
     def seen_at(self) -> dt.datetime:
         """When mailproc first had the mail that opened the ticket (history: its import)."""
         return self.imported_at or self.received_at
+
+
+# the report's churn count (distinct customers whose answer raised their risk) reads few rows
+Index(
+    "ix_tickets_churn_answered",
+    Ticket.survey_answered_at,
+    postgresql_where=Ticket.churn_risk_raised,
+    sqlite_where=Ticket.churn_risk_raised,
+)
 
 
 class TicketParticipant(Base):
@@ -437,60 +448,3 @@ class Credit(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     approved_by: Mapped[str | None] = mapped_column(String(320))  # None: the procedures'
-
-
-class KbArticle(Base):
-    """One revision of a knowledge-base article (§9): per-locale title and steps, its state.
-
-    At most one revision of a key is open (draft or in review) and one is published: partial
-    unique indexes keep that true under concurrent mail.
-    """
-
-    __tablename__ = "kb_articles"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16))
-    visibility: Mapped[str] = mapped_column(String(8))
-    titles: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    steps: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
-    author: Mapped[str] = mapped_column(String(320))
-    reviewer: Mapped[str | None] = mapped_column(String(320))
-    source_ticket: Mapped[int | None] = mapped_column(Integer)  # the ticket drafted from
-    note: Mapped[str] = mapped_column(Text, default="")  # a reviewer's reason to reject
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
-    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
-    published_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
-    retired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index(
-            "uq_kb_articles_open_key",
-            "key",
-            unique=True,
-            sqlite_where=text("status IN ('draft', 'in_review')"),
-            postgresql_where=text("status IN ('draft', 'in_review')"),
-        ),
-        Index(
-            "uq_kb_articles_published_key",
-            "key",
-            unique=True,
-            sqlite_where=text("status = 'published'"),
-            postgresql_where=text("status = 'published'"),
-        ),
-    )
-
-
-class KbAlert(Base):
-    """A recurring issue (§9.2.1) the managers were told of: one per key and month."""
-
-    __tablename__ = "kb_alerts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(64))
-    month: Mapped[str] = mapped_column(String(7))
-    count: Mapped[int] = mapped_column(Integer)
-    alerted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
-    realerted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (UniqueConstraint("key", "month", name="uq_kb_alerts_key_month"),)
