@@ -19,7 +19,7 @@ from mailproc.core.understand import PrepareRules
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope
 from mailproc.processing import parsepool
-from mailproc.processing.parsepool import Job, PrepareResult, prepare_all
+from mailproc.processing.parsepool import Ahead, Job, ParsePool, PrepareResult, prepare_all
 from mailproc.processing.readahead import LARGE_BYTES
 from mailproc.store.db import transaction
 from mailproc.store.models import Inbound
@@ -69,36 +69,50 @@ def test_a_large_message_is_written_in_a_transaction_of_its_own(
         app.close()
 
 
+def can_write(settings: Settings) -> bool:
+    """Whether another connection can take the SQLite write lock at once."""
+    other = sqlite3.connect(str(make_url(settings.database.url).database), timeout=0)
+    other.isolation_level = None
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:  # database is locked
+        return False
+    finally:
+        other.close()
+
+
 def test_another_writer_can_commit_while_a_large_message_is_parsed(
     settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The listener's commit writer is such a writer: on SQLite it waits for the write lock."""
-    url = make_url(settings.database.url)
-    if url.get_backend_name() != "sqlite":
+    """The listener's commit writer is such a writer: on SQLite it waits for the write lock.
+    Starting the pool's workers (seconds on a busy machine) does not hold it either."""
+    if make_url(settings.database.url).get_backend_name() != "sqlite":
         pytest.skip("PostgreSQL's writers do not wait for one another's transactions")
     writable: list[bool] = []
 
     def prepare_checking(jobs: Sequence[Job], rules: PrepareRules) -> list[PrepareResult]:
         if any(len(raw) >= LARGE_BYTES for raw, _ in jobs):
-            other = sqlite3.connect(str(url.database), timeout=0, isolation_level=None)
-            try:
-                other.execute("BEGIN IMMEDIATE")
-                other.execute("ROLLBACK")
-                writable.append(True)
-            except sqlite3.OperationalError:  # database is locked
-                writable.append(False)
-            finally:
-                other.close()
+            writable.append(can_write(settings))
         return prepare_all(jobs, rules)
 
+    def start_checking(pool: ParsePool, jobs: Sequence[tuple[int, Job]]) -> Ahead | None:
+        writable.append(can_write(settings))
+        return start(pool, jobs)
+
+    start = ParsePool.start
     monkeypatch.setattr(parsepool, "prepare_all", prepare_checking)
-    app = App(with_processing(settings, parse_workers=0), clock)
-    try:
-        ingest(app, [mail(1), mail(2, LINES), mail(3)])
-        assert app.process().count("created") == 3
-    finally:
-        app.close()
-    assert writable == [True]
+    monkeypatch.setattr(ParsePool, "start", start_checking)
+    for workers, checks in ((0, 1), (1, 1)):  # parsed here; started in the pool
+        writable.clear()
+        app = App(with_processing(settings, parse_workers=workers), clock)
+        try:
+            ingest(app, [mail(10 * workers + 1), mail(10 * workers + 2, LINES)])
+            assert app.process().count("created") == 2
+        finally:
+            app.close()
+        assert writable == [True] * checks
 
 
 def test_a_large_message_is_parsed_by_the_pool_not_here(

@@ -35,7 +35,8 @@ class Part:
 
     jobs: list[tuple[int, Job]]  # (inbound id, (raw, envelope sender))
     size: int  # bytes of raw mail
-    ahead: Ahead | None  # being parsed in the pool's workers (None: parsed here, when asked)
+    pooled: bool  # parsed in the pool's workers (else here, when asked)
+    ahead: Ahead | None = None  # being parsed in the workers
 
     def results(self, context: ProcessingContext) -> dict[int, PrepareResult]:
         """The parsed mail by inbound id; waits for the workers, or parses it here."""
@@ -89,6 +90,10 @@ class ReadAhead:
                     self._take(session, first=True)
                 while self._more and self._ahead_room():
                     self._take(session, first=False)
+            pool = self._context.pool
+            for part in self._parts:  # after the transaction: starting the workers takes time
+                if pool is not None and part.pooled and part.ahead is None:
+                    part.ahead = pool.start(part.jobs)
         return self._parts.popleft() if self._parts else None
 
     def _ahead_room(self) -> bool:
@@ -114,8 +119,9 @@ class ReadAhead:
             size = sum(len(raw) for _, raw in part)
             # the workers take a part read ahead, a full batch, enough mail, or a large message
             # (parsed here, it would hold this process's interpreter: the listener's in serve)
-            pooled = pool is not None and (
-                not first or self._more or len(jobs) >= pool.min_jobs or size >= LARGE_BYTES
+            pooled = (
+                pool is not None
+                and pool.workers > 0
+                and (not first or self._more or len(jobs) >= pool.min_jobs or size >= LARGE_BYTES)
             )
-            ahead = pool.start(jobs) if pool is not None and pooled else None
-            self._parts.append(Part(jobs, size, ahead))
+            self._parts.append(Part(jobs, size, pooled))
