@@ -22,7 +22,7 @@ from mailproc.processing import parsepool
 from mailproc.processing.parsepool import Ahead, Job, ParsePool, PrepareResult, prepare_all
 from mailproc.processing.readahead import LARGE_BYTES
 from mailproc.store.db import transaction
-from mailproc.store.models import Inbound
+from mailproc.store.models import Inbound, RefundCaseRecord, Ticket
 
 LINES = b"> a\r\nb\r\n" * (LARGE_BYTES // 8 + 1)  # short lines, over LARGE_BYTES
 
@@ -134,3 +134,27 @@ def test_a_large_message_is_parsed_by_the_pool_not_here(
     finally:
         app.close()
     assert len(parsed_here) == 2 and max(parsed_here) < LARGE_BYTES
+
+
+def test_a_reduced_mail_is_searched_for_a_refund_request_in_its_understood_part_only(
+    settings: Settings, clock: FixedClock
+) -> None:
+    """Like its classification: the search ran over all of a huge text in the transaction."""
+    intake = settings.intake.model_copy(update={"max_understood_chars": 1024})
+    app = App(
+        with_processing(settings.model_copy(update={"intake": intake}), parse_workers=0), clock
+    )
+    filler = b"The export stops halfway. " * 60
+    try:
+        ingest(app, [mail(1, filler + b"\r\nPlease refund $50.\r\n")])
+        ingest(app, [mail(2, b"Please refund $50.\r\n" + filler)])
+        assert app.process().count("created") == 2
+        with transaction(app.sessions, commit=False) as session:
+            refunds = session.execute(
+                select(Ticket.subject).join(
+                    RefundCaseRecord, RefundCaseRecord.ticket_id == Ticket.id
+                )
+            ).all()
+    finally:
+        app.close()
+    assert [subject for (subject,) in refunds] == ["Export problem 2"]
