@@ -64,7 +64,9 @@ def process_pending(
             claimed = repo.claim_pending(session, len(part.jobs))
             ready = context.complete(claimed, prepared)  # rows another worker left: parsed here
             summary.outcomes.extend(process_batch(session, claimed, context, ready))
-        if progress is not None and claimed:
+        if not claimed:  # what is pending is held by other workers (PostgreSQL): theirs
+            break
+        if progress is not None:
             progress(len(claimed))
     return summary
 
