@@ -6,14 +6,17 @@ The hostile set is stored without processing (what ``ingest`` refuses is reporte
 stored): 500,000 short lines (the quote splitter was quadratic), an RFC 2231 split boundary
 over 200,000 parts, 25 MB on one line, 10,000 nested multiparts and a 2,000-recipient To
 header. Then ``serve`` on SQLite (listener and worker) starts and 4 ``smtplib`` clients send
-``--messages`` ordinary mails while the worker processes the hostile ones. Prints the SMTP
+``--messages`` ordinary mails, round after round (at most ``MAX_ROUNDS``) until the worker has
+processed the hostile ones, so that the traffic covers their processing. Prints the SMTP
 DATA-to-250 latency of the other senders (p50, p99, worst; the target is a worst under
-2 s) and how each hostile mail ended (ticket, quarantine with its reason).
+2 s), the rounds, and how each hostile mail ended (ticket, quarantine with its reason).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -25,6 +28,7 @@ from bench_smtp_imap import MAILPROC, drive, free_port, process, serve_config
 from scratch import database
 
 CLIENTS = 4
+MAX_ROUNDS = 20
 HEAD = "From: Mallory <mallory@example.com>\r\nTo: support@dataflow.com\r\nSubject: {subject}\r\n"
 
 
@@ -86,7 +90,10 @@ def measure(messages: int) -> list[str]:
         port = free_port()
         config = serve_config(Path(work), url, port, f'[relay]\nurl = "maildir:{work}/out"\n')
         with process([MAILPROC, "--config", str(config), "serve"], port, Path(work) / "log"):
-            run = drive(port, CLIENTS, messages, "hostile")
+            runs = [drive(port, CLIENTS, messages, "hostile0")]
+            while hostile_pending(url, hostile) and len(runs) < MAX_ROUNDS:
+                runs.append(drive(port, CLIENTS, messages, f"hostile{len(runs)}"))
+            covered = not hostile_pending(url, hostile)
         app = App(Settings.model_validate({"database": {"url": url}}))
         with transaction(app.sessions, commit=False) as session:
             for ref, status, error in session.execute(
@@ -97,14 +104,26 @@ def measure(messages: int) -> list[str]:
                 if ref in hostile:
                     report.append(f"  {ref}: {status}{f' ({error})' if error else ''}")
         app.close()
-    latencies = sorted(seconds * 1000 for seconds in run.latencies)
+    latencies = sorted(seconds * 1000 for run in runs for seconds in run.latencies)
     centiles = statistics.quantiles(latencies, n=100)
+    rate = len(runs) * messages / sum(messages / run.rate for run in runs)
     report.insert(
         0,
-        f"{run.rate:5.0f} msg/s taken in; other senders' DATA-to-250 p50 {centiles[49]:.1f} ms,"
-        f" p99 {centiles[98]:.1f} ms, worst {latencies[-1]:.0f} ms (target: worst < 2000 ms)",
+        f"{rate:5.0f} msg/s taken in; other senders' DATA-to-250 p50 {centiles[49]:.1f} ms,"
+        f" p99 {centiles[98]:.1f} ms, worst {latencies[-1]:.0f} ms (target: worst < 2000 ms);"
+        f" {len(runs)} rounds of {messages}"
+        + ("" if covered else ", the hostile set still pending after the last"),
     )
     return report
+
+
+def hostile_pending(url: str, hostile: dict[str, bytes]) -> int:
+    """How many of the hostile mails are still pending (read without a write lock)."""
+    path = url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        marks = ", ".join("?" * len(hostile))
+        query = f"SELECT count(*) FROM inbound WHERE status = 'pending' AND source_ref IN ({marks})"
+        return int(connection.execute(query, list(hostile)).fetchone()[0])
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from mailproc.core.understand import PrepareRules
 from mailproc.intake import store as intake
 from mailproc.intake.sources import RawInput, read_path
 from mailproc.intake.store import Envelope, store_batch
-from mailproc.processing import parsepool, worker
+from mailproc.processing import parsepool, readahead
 from mailproc.processing.parsepool import Job, PrepareResult, prepare_all
 from mailproc.processing.replay import ReplaySelection
 from mailproc.processing.worker import release
@@ -308,18 +308,19 @@ def test_golden_folder_ingests_completely(app: App) -> None:
     assert summary.count("created") + summary.count("appended") == report.stored
 
 
-@pytest.mark.parametrize(("byte_cap", "peeks"), [(64 << 20, 4), (1, 3)])
+@pytest.mark.parametrize(("byte_cap", "read_before_first_write"), [(64 << 20, 3), (1, 2)])
 def test_parse_pool_reads_ahead_and_processes_each_message_once(
     settings: Settings,
     clock: FixedClock,
     monkeypatch: pytest.MonkeyPatch,
     byte_cap: int,
-    peeks: int,
+    read_before_first_write: int,
 ) -> None:
     """Every batch, the first included, is parsed in the workers (read ahead), none here.
 
-    75 messages in batches of 20: two batches are read ahead at first (4 reads in all), but
-    only one at a time once the batches ahead hold ``READ_AHEAD_BYTES`` of raw mail (3).
+    75 messages in batches of 20, each read once (4 reads): before the first batch is
+    written, the two batches behind it are read ahead too (3 reads), but only one once the
+    batches ahead hold ``READ_AHEAD_BYTES`` of raw mail (2).
     """
     parsed_here: list[int] = []
     peeked: list[int] = []
@@ -334,7 +335,7 @@ def test_parse_pool_reads_ahead_and_processes_each_message_once(
 
     monkeypatch.setattr(parsepool, "prepare_all", prepare_here)
     monkeypatch.setattr(repo, "peek_pending", peek)
-    monkeypatch.setattr(worker, "READ_AHEAD_BYTES", byte_cap)
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", byte_cap)
     pooled = settings.model_copy(
         update={
             "processing": settings.processing.model_copy(
@@ -351,12 +352,14 @@ def test_parse_pool_reads_ahead_and_processes_each_message_once(
             for i in range(75)
         ]
         ingest(application, *raws)
-        summary = application.process()
+        reads_at_writes: list[int] = []
+        summary = application.process(lambda _count: reads_at_writes.append(len(peeked)))
+        assert reads_at_writes[0] == read_before_first_write
         assert len(summary.outcomes) == 75 and summary.count("created") == 75
         assert len({o.inbound_id for o in summary.outcomes}) == 75
         assert count(application, Ticket) == 75 and count(application, MessageRecord) == 75
         assert sum(parsed_here) == 0
-        assert len(peeked) == peeks
+        assert peeked == [0, 20, 40, 60]
     finally:
         application.close()
 

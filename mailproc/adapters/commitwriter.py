@@ -2,7 +2,8 @@
 
 ``GroupCommitter`` starts it with one end of a socket pair and talks to it in frames (a 4-byte
 big-endian length, then a pickle; both ends are our own code on a private socket). The first
-frame is the configuration; every other frame from the listener is one message. The writer
+frame is the configuration; every other frame from the listener is one message. Connected to
+the database, the writer answers an empty frame: the listener opens its port only then. The writer
 takes whatever messages have arrived, stores them with ``intake.store_raw`` and commits them
 together, then answers with one frame: an outcome per message. It runs apart from the listener
 so that hashing, SQL and the commit do not compete with the sessions for the listener's GIL.
@@ -155,6 +156,12 @@ class Writer:
                 raise TransientError(f"database unavailable: {first_line(error)}") from error
             raise
 
+    def connect(self) -> None:
+        """Connect now, before any mail waits for it (a database that is down: at the first
+        group)."""
+        with contextlib.suppress(exc.SQLAlchemyError):
+            self._connection = self._connect()
+
     def _connect(self) -> Connection:
         """A connection whose lock waits end at the busy timeout on PostgreSQL too (SQLite has
         its busy timeout; PostgreSQL would wait for a row lock without end)."""
@@ -182,6 +189,8 @@ def serve(sock: socket.socket) -> None:
     assert isinstance(config, WriterConfig)
     engine = make_engine(config.database_url, config.busy_timeout_ms)
     writer = Writer(engine, config.busy_timeout_ms)
+    writer.connect()
+    sock.sendall(frame([]))  # ready (an empty answer): the listener may open its port
     open_ = True
     try:
         while queued or open_:

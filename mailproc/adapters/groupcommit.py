@@ -55,13 +55,18 @@ class _WriterLink(asyncio.Protocol):
         self._buffer = FrameBuffer()
         self.transport: asyncio.Transport | None = None
         self.answered = False
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()  # the writer is connected
+        self.closed: asyncio.Future[None] = loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         for answer in self._buffer.feed(data):
+            if not self.ready.done():  # the writer's first frame says it is ready
+                self.ready.set_result(None)
+                continue
             self._on_answer(answer)  # type: ignore[arg-type]
             self.answered = True
 
@@ -131,8 +136,15 @@ class GroupCommitter:
         if self._link is not None and self._link.transport is not None:
             self._link.transport.write_eof()
 
+    @property
+    def ready(self) -> bool:
+        """Whether the running writer has connected to the database."""
+        return self._link is not None and self._link.ready.done()
+
     async def start(self) -> None:
-        """Start a writer process (``store`` refuses until one runs)."""
+        """Start a writer process (``store`` refuses until one runs) and wait, up to the
+        answer wait, until it has connected: a message sent at once would wait for its start
+        (1-2.5 s on a busy 2-core machine), and the listener's first senders with it."""
         parent, child = socket.socketpair()
         with child:
             self._process = subprocess.Popen(
@@ -146,6 +158,11 @@ class GroupCommitter:
         )
         self._link.transport = transport
         transport.write(frame(self._config))
+        await asyncio.wait(
+            (self._link.ready, self._link.closed),
+            timeout=self._answer_wait_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
 
     async def run(self) -> None:
         """Deliver the writer's answers until closed and drained; restart a writer that dies."""

@@ -426,7 +426,7 @@ class Batch:
         first = FirstMail(
             thread=Thread(parsed.message_id, parsed.references),
             content_language=parsed.content_language,
-            new_text=understood.prepared.new_text,
+            new_text=understood.prepared.new_text[: self.context.rules.limits.max_understood_chars],
             language=understood.prepared.language,
             may_auto_reply=understood.detection.may_auto_reply,
             from_agent=sender.kind is SenderKind.AGENT,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import exc, select
@@ -27,7 +26,8 @@ from mailproc.processing.context import (
     ProcessSummary,
     quarantine,
 )
-from mailproc.processing.parsepool import Ahead, Job, PrepareResult
+from mailproc.processing.parsepool import PrepareResult
+from mailproc.processing.readahead import ReadAhead
 from mailproc.store import repo
 from mailproc.store.db import is_transient, transaction
 from mailproc.store.models import Inbound
@@ -36,8 +36,6 @@ from mailproc.store.staged import staging
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-READ_AHEAD = 2  # batches parsed ahead in the workers while one is written
-READ_AHEAD_BYTES = 64 * 1024 * 1024  # no further batch is read ahead past this much raw mail
 
 
 def process_pending(
@@ -50,47 +48,27 @@ def process_pending(
 ) -> ProcessSummary:
     """Process every pending inbound message; safe to run in several processes at once.
 
-    ``before_batch`` runs before each batch's transaction begins (``serve`` uses it to let the
-    listener's commits go first on SQLite).
-
-    With a parse pool, the next READ_AHEAD batches (fewer past READ_AHEAD_BYTES of raw mail)
-    are parsed in the workers while this one is written (read ahead without locks; claimed,
-    and checked, in a later transaction), so neither the workers nor this process wait on
-    the other's pace from batch to batch.
+    The pending mail is read and parsed before the transaction that claims and writes it
+    begins, one part at a time (processing/readahead.py: a large message alone), so that no
+    message holds the write lock while it is parsed. ``before_batch`` runs right before each
+    part's transaction begins (``serve`` uses it to let the listener's commits go first on
+    SQLite).
     """
     summary = ProcessSummary()
-    ahead: deque[tuple[int, int, Ahead]] = deque()  # (last inbound id, raw bytes, its batch)
-    while True:
+    reader = ReadAhead(factory, context, batch_size)
+    while (part := reader.next()) is not None:
+        prepared = part.results(context)  # outside any transaction
         if before_batch is not None:
             before_batch()
         with transaction(factory) as session:
-            claimed = repo.claim_pending(session, batch_size)
-            current = ahead.popleft()[2] if ahead else None
-            if context.pool is not None and len(claimed) == batch_size:
-                if current is None:  # the first batch goes to the workers before the next ones
-                    current = context.pool.start(_keyed_jobs(claimed))
-                after = ahead[-1][0] if ahead else claimed[-1][0].id
-                while len(ahead) < READ_AHEAD and sum(b for _, b, _ in ahead) < READ_AHEAD_BYTES:
-                    upcoming = repo.peek_pending(session, after, batch_size)
-                    if not upcoming:
-                        break
-                    batch = context.pool.start(_keyed_jobs(upcoming))
-                    if batch is None:  # a pool without workers
-                        break
-                    after = upcoming[-1][0].id
-                    ahead.append((after, sum(len(raw) for _, raw in upcoming), batch))
-            ready = context.complete(claimed, current.results() if current is not None else {})
+            claimed = repo.claim_pending(session, len(part.jobs))
+            ready = context.complete(claimed, prepared)  # rows another worker left: parsed here
             summary.outcomes.extend(process_batch(session, claimed, context, ready))
-        if progress is not None and claimed:
+        if not claimed:  # what is pending is held by other workers (PostgreSQL): theirs
+            break
+        if progress is not None:
             progress(len(claimed))
-        if len(claimed) < batch_size:
-            for _, _, batch in ahead:
-                batch.results()  # let the workers finish before returning
-            return summary
-
-
-def _keyed_jobs(rows: Sequence[tuple[Inbound, bytes]]) -> list[tuple[int, Job]]:
-    return [(inbound.id, (raw, inbound.envelope_from)) for inbound, raw in rows]
+    return summary
 
 
 def process_batch(

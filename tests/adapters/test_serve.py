@@ -178,13 +178,16 @@ def test_serve_shares_sqlite_with_its_listener_only(app: App) -> None:
 
     async def scenario() -> None:
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
 
         def look() -> None:
-            assert supervisor.worker is not None
+            if supervisor.worker is None:  # still starting: the commit writer connects first
+                loop.call_later(0.1, look)
+                return
             shared.append(supervisor.worker._listener_in_flight is not None)
             stop.set()
 
-        asyncio.get_running_loop().call_later(0.3, look)
+        loop.call_later(0.3, look)
         await supervisor.serve(stop)
 
     asyncio.run(scenario())

@@ -416,6 +416,23 @@ def test_unreachable_database_answers_451(clock: FixedClock, tmp_path: Path) -> 
         app.close()
 
 
+def test_the_listener_opens_once_its_commit_writer_is_connected(app: App) -> None:
+    """The first senders do not wait for the writer's start (1-2.5 s on a busy machine)."""
+
+    async def scenario() -> tuple[bool, bool]:
+        committer = GroupCommitter(app.settings.database, app.clock)
+        await committer.start()
+        started = committer.ready
+        task = asyncio.create_task(committer.run())
+        await committer.store(make_message(1), Envelope("smtp"))
+        committer.close()
+        await task
+        return started, committer.ready
+
+    assert asyncio.run(scenario()) == (True, False)
+    assert message_ids(app) == ["m-1@example.com"]
+
+
 def test_poison_message_in_a_group_fails_alone(app: App) -> None:
     """A message the database refuses is retried alone; the rest of its group is stored."""
 
