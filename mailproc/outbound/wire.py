@@ -31,6 +31,7 @@ from mailproc.outbound.render import RenderedMail
 
 CRLF: Final = "\r\n"
 _WIRE_POLICY: Final = MEMOIZING_POLICY.clone(linesep=CRLF)
+_MAX_LINE: Final = _WIRE_POLICY.max_line_length or 78
 _NEWLINES: Final = re.compile(r"\r\n|\r|\n")  # the generator's line-end rewriting
 # headers new with every mail: folded, not kept
 _UNIQUE: Final = frozenset({"Date", "Message-ID", "In-Reply-To", "References"})
@@ -120,7 +121,7 @@ def _plain(name: str, key: _Key) -> str | None:
     else:
         return None
     line = f"{name}: {value}"
-    return line + CRLF if len(line) <= _WIRE_POLICY.max_line_length else None
+    return line + CRLF if len(line) <= _MAX_LINE else None
 
 
 @functools.lru_cache(maxsize=4096)
