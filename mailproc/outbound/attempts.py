@@ -209,6 +209,7 @@ def record_results(
     """
     rows = _locked(session, [claim for claim, _ in results])
     statuses: list[OutboxStatus | None] = []
+    accepted: list[str] = []
     with staging(session):
         for claim, refused in results:
             row = rows.get(claim.outbox_id)
@@ -220,7 +221,8 @@ def record_results(
                 )
                 statuses.append(None)
             else:
-                statuses.append(_record(session, row, claim, refused, now, settings))
+                statuses.append(_record(session, row, claim, refused, now, settings, accepted))
+        clear_undeliverable(session, accepted)  # delivered since it bounced: no longer marked
     return statuses
 
 
@@ -259,8 +261,9 @@ def _record(
     refused: Mapping[str, Failure],
     now: dt.datetime,
     settings: OutboxSettings,
+    accepted: list[str],
 ) -> OutboxStatus:
-    accepted = []
+    """Record one attempt; the recipients the relay accepted are added to ``accepted``."""
     for recipient in row.recipients:
         if recipient.address not in claim.recipients:
             continue
@@ -272,7 +275,6 @@ def _record(
             recipient.reason = failure.reason
             if failure.permanent:
                 recipient.status = OutboxStatus.FAILED
-    clear_undeliverable(session, accepted)  # delivered since it bounced: no longer marked
     pending = [r for r in row.recipients if r.status == OutboxStatus.PENDING]
     if pending and now < row.deadline_at:
         row.status = OutboxStatus.PENDING

@@ -13,9 +13,11 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from mailproc.outbound.compose import Envelope, compose
+from mailproc.core.parse import MEMOIZING_POLICY
+from mailproc.outbound.compose import Envelope, tag_subject
 from mailproc.outbound.contexts import TEMPLATES
 from mailproc.outbound.render import Renderer, RenderError
+from mailproc.outbound.wire import compose_bytes
 from mailproc.store.models import Blob, MessageRecord, Outbox
 from mailproc.store.staged import table_of
 
@@ -69,9 +71,11 @@ def build(
     except ValidationError as error:
         raise RenderError(f"stored context no longer fits {template}: {error}") from error
     mail = renderer.render(typed, locale)
-    message = compose(mail, addressed, files=files)
-    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    return BuiltMail(raw, str(message.get("Subject", "")), mail.text)
+    raw = compose_bytes(mail, addressed, files=files)
+    _, subject = MEMOIZING_POLICY.header_store_parse(
+        "Subject", tag_subject(mail.subject, addressed.ticket_number)
+    )
+    return BuiltMail(raw, str(subject), mail.text)
 
 
 def attachment_files(

@@ -126,6 +126,38 @@ def compose(
     an address or message id is malformed, the date is naive, or an attachment's bytes are
     missing.
     """
+    headers = checked_headers(mail, envelope, files)
+    message = EmailMessage(policy=MEMOIZING_POLICY)
+    for name, value in headers:
+        message[name] = value
+    message["MIME-Version"] = "1.0"
+    digest = boundary_digest(envelope.message_id)
+    message.make_alternative(boundary=f"=_mailproc_{digest}")
+    message["Content-Language"] = mail.locale
+    for body, subtype in ((mail.text, "plain"), (mail.html, "html")):
+        part = EmailMessage(policy=MEMOIZING_POLICY)
+        part.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
+        del part["MIME-Version"]  # set_content adds it; only the top level carries it
+        if subtype == "html" and images:
+            part.make_related(boundary=f"=_mailproc_related_{digest}")
+            for image in images:
+                part.attach(_inline(image))
+        message.attach(part)
+    if envelope.attachments and files is not None:
+        message.make_mixed(boundary=f"=_mailproc_mixed_{digest}")
+        for attachment in envelope.attachments:
+            message.attach(_attachment_part(attachment, files[attachment.sha256]))
+    return message
+
+
+HeaderValue = str | HeaderAddress | list[HeaderAddress]
+
+
+def checked_headers(
+    mail: RenderedMail, envelope: Envelope, files: Mapping[str, bytes] | None = None
+) -> list[tuple[str, HeaderValue]]:
+    """The top-level headers of the mail before its MIME headers, in order, every value
+    checked (raises HeaderError; see ``compose``)."""
     for attachment in envelope.attachments:
         _check_text("attachment filename", attachment.filename)
         _check_text("attachment type", attachment.content_type)
@@ -147,42 +179,29 @@ def compose(
     references = _references(envelope.references, envelope.in_reply_to)
     if envelope.date.tzinfo is None:
         raise HeaderError("Date: a naive datetime; give an aware one")
-
-    message = EmailMessage(policy=MEMOIZING_POLICY)
-    message["From"] = sender
-    message["To"] = to
+    headers: list[tuple[str, HeaderValue]] = [("From", sender), ("To", to)]
     if cc:
-        message["Cc"] = cc
-    message["Reply-To"] = reply_to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(envelope.date)
-    message["Message-ID"] = message_id
+        headers.append(("Cc", cc))
+    headers += [
+        ("Reply-To", reply_to),
+        ("Subject", subject),
+        ("Date", format_datetime(envelope.date)),
+        ("Message-ID", message_id),
+    ]
     if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
+        headers.append(("In-Reply-To", in_reply_to))
     if references:
-        message["References"] = references
+        headers.append(("References", references))
     if envelope.auto_submitted is not AutoSubmitted.NO:
-        message["Auto-Submitted"] = str(envelope.auto_submitted)
-        message["X-Auto-Response-Suppress"] = "All"
-    message["MIME-Version"] = "1.0"
-    # "=_" never occurs in quoted-printable text; hashing the id keeps output reproducible.
-    digest = hashlib.sha256(envelope.message_id.encode()).hexdigest()[:32]
-    message.make_alternative(boundary=f"=_mailproc_{digest}")
-    message["Content-Language"] = mail.locale
-    for body, subtype in ((mail.text, "plain"), (mail.html, "html")):
-        part = EmailMessage(policy=MEMOIZING_POLICY)
-        part.set_content(body, subtype=subtype, charset="utf-8", cte="quoted-printable")
-        del part["MIME-Version"]  # set_content adds it; only the top level carries it
-        if subtype == "html" and images:
-            part.make_related(boundary=f"=_mailproc_related_{digest}")
-            for image in images:
-                part.attach(_inline(image))
-        message.attach(part)
-    if envelope.attachments and files is not None:
-        message.make_mixed(boundary=f"=_mailproc_mixed_{digest}")
-        for attachment in envelope.attachments:
-            message.attach(_attachment_part(attachment, files[attachment.sha256]))
-    return message
+        headers.append(("Auto-Submitted", str(envelope.auto_submitted)))
+        headers.append(("X-Auto-Response-Suppress", "All"))
+    return headers
+
+
+def boundary_digest(message_id: str) -> str:
+    """The per-mail part of the MIME boundaries: "=_" never occurs in quoted-printable text;
+    hashing the id keeps output reproducible."""
+    return hashlib.sha256(message_id.encode()).hexdigest()[:32]
 
 
 def _inline(image: InlineImage) -> EmailMessage:

@@ -67,10 +67,16 @@ class SafeCatalog:
     translations: gettext.NullTranslations
     fallbacks: set[str] = field(default_factory=set)
     _verdicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _found: dict[str, str] = field(default_factory=dict, repr=False)
 
     def gettext(self, message: str) -> str:
-        """The usable translation of ``message``, else ``message``."""
-        return self._checked(message, self.translations.gettext(message))
+        """The usable translation of ``message``, else ``message`` (looked up once each)."""
+        found = self._found.get(message)
+        if found is None:
+            found = self._found[message] = self._checked(
+                message, self.translations.gettext(message)
+            )
+        return found
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         """The usable plural translation, else the English singular or plural."""
@@ -129,7 +135,7 @@ def _aware(value: dt.datetime, zone: str) -> dt.datetime:
     return value.astimezone(_zone(zone))
 
 
-def exact_span(value: dt.timedelta, locale: str, largest: str = "day") -> str:
+def exact_span(value: dt.timedelta, locale: str | Locale, largest: str = "day") -> str:
     """A duration in the largest unit (up to ``largest``) that states it exactly: "3 days",
     "36 hours", "90 minutes". Unlike ``format_timedelta`` it never rounds, so the text agrees
     with the due time beside it; working time is stated in hours ("24 hours", not "1 day").
@@ -143,33 +149,37 @@ def exact_span(value: dt.timedelta, locale: str, largest: str = "day") -> str:
 
 
 def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
-    """The formatting filters bound to one locale (Babel): dates, durations, money, languages."""
+    """The formatting filters bound to one locale (Babel): dates, durations, money, languages.
+
+    The Babel locale and the date-and-time pattern are looked up once, not at every value.
+    """
+    babel_locale = Locale.parse(locale)
+    pattern = str(get_datetime_format("long", locale=babel_locale)).replace("'", "")
 
     def datetime_filter(value: dt.datetime, zone: str) -> str:
         local = _aware(value, zone)
-        pattern = str(get_datetime_format("long", locale=locale)).replace("'", "")
-        date_text = format_date(local, "full", locale=locale)
-        time_text = format_time(local, "short", locale=locale)
-        zone_text = get_timezone_name(local, "long", locale=locale)
+        date_text = format_date(local, "full", locale=babel_locale)
+        time_text = format_time(local, "short", locale=babel_locale)
+        zone_text = get_timezone_name(local, "long", locale=babel_locale)
         return pattern.replace("{1}", date_text).replace("{0}", time_text) + f" ({zone_text})"
 
     def date_filter(value: dt.datetime, zone: str) -> str:
-        return format_date(_aware(value, zone), "long", locale=locale)
+        return format_date(_aware(value, zone), "long", locale=babel_locale)
 
     def day_filter(value: dt.date) -> str:
         return format_date(value, "long", locale=locale)
 
     def duration_filter(value: dt.timedelta) -> str:
-        return format_timedelta(value, locale=locale)
+        return format_timedelta(value, locale=babel_locale)
 
     def span_filter(value: dt.timedelta) -> str:
-        return exact_span(value, locale)
+        return exact_span(value, babel_locale)
 
     def span_hours_filter(value: dt.timedelta) -> str:
-        return exact_span(value, locale, "hour")
+        return exact_span(value, babel_locale, "hour")
 
     def money_filter(value: Money) -> str:
-        return format_currency(value.amount, value.currency, locale=locale)
+        return format_currency(value.amount, value.currency, locale=babel_locale)
 
     def language_name_filter(code: str | None) -> str:
         try:
