@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
@@ -20,7 +19,6 @@ from mailproc.core.catalog import load_default_catalog
 from mailproc.core.classify import Classifier, classifier_from_config
 from mailproc.core.customers_csv import RowError, parse_customers_csv
 from mailproc.core.detect import DetectPolicy
-from mailproc.core.history import history_time
 from mailproc.core.model import Customer
 from mailproc.core.rawmail import not_mail_reason
 from mailproc.core.sla import sla_policy_from_config
@@ -29,7 +27,7 @@ from mailproc.core.tokens import ReplyAddressScheme
 from mailproc.core.understand import Prepared, PrepareRules, prepare
 from mailproc.customers import export_customers_csv, upsert_customers
 from mailproc.errors import NotFoundError, NotMailError
-from mailproc.intake.sources import RawInput
+from mailproc.intake.sources import RawInput, in_history_order
 from mailproc.intake.store import store_batch
 from mailproc.kb.articles import seed_catalog
 from mailproc.outbound.render import Renderer
@@ -191,22 +189,18 @@ class App:
 
         When processing follows and the input is more than a handful of messages, the parse
         workers start while the mail is stored (a single piped message never starts them).
-        ``history`` stores old mail with its own time (core/history.py), marked so that it
-        never causes mail.
+        ``history`` stores old mail with its own time (core/history.py), oldest first within
+        the run (``in_history_order``: the worker claims in id order, so a reply is processed
+        after the mail it answers), marked so that it never causes mail.
         """
         report = IngestReport()
         batch: list[RawInput] = []
-        imported = self.clock.now()
-        for item in inputs:
+        for item in in_history_order(inputs, self.clock.now()) if history else inputs:
             if item.error is not None:
                 report.rejected.append(
                     (item.envelope.source_ref or item.envelope.source, item.error)
                 )
                 continue
-            if history:
-                when, _ = history_time(item.raw, imported)
-                envelope = dataclasses.replace(item.envelope, history=True, received_at=when)
-                item = dataclasses.replace(item, envelope=envelope)
             batch.append(item)
             pool = self.processing_context().pool if processing_follows else None
             if pool is not None and len(batch) == ParsePool.min_jobs:

@@ -22,7 +22,7 @@ from mailproc.intake.store import Envelope
 from mailproc.processing.replay import ReplaySelection
 from mailproc.resources import resource_path
 from mailproc.store.db import transaction
-from mailproc.store.models import Credit, Inbound, Outbox, Ticket, Timer
+from mailproc.store.models import Credit, Inbound, MessageRecord, Outbox, Ticket, Timer
 from tests.conftest import T0
 
 AUTH = "Authentication-Results: mx.dataflow.com; dmarc=pass header.from=dataflow.com"
@@ -298,3 +298,61 @@ def test_ingest_history_on_the_command_line(
     rows = json.loads(listed.output)
     assert len(rows) == 30 and all(row["imported_at"] for row in rows)
     assert outbox(app) == []
+
+
+def test_a_reply_listed_before_its_original_joins_its_ticket(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Maildir's order is not the mail's: the reply's file comes first in the listing, yet
+    the import stores (and the worker processes) it after the original by their times."""
+    monkeypatch.chdir(tmp_path)
+    laura = "Laura Chen <laura@northwind-analytics.example>"
+    sent = T0 - dt.timedelta(days=10)
+    maildir = tmp_path / "Old"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "cur" / "1000.a-reply:2,S").write_bytes(
+        _raw(laura, "Re: Export fails", "Still failing.", sent + dt.timedelta(hours=3),
+             "reply@n", "In-Reply-To: <first@n>", "References: <first@n>")
+    )  # fmt: skip
+    (maildir / "cur" / "1000.b-original:2,S").write_bytes(
+        _raw(laura, "Export fails", "The CSV export fails.", sent, "first@n")
+    )
+    env = {
+        "MAILPROC_DATABASE_URL": app.settings.database.url,
+        "MAILPROC_PROCESSING_PARSE_WORKERS": "0",
+        "MAILPROC_IDENTITY": json.dumps(IDENTITY),
+    }
+    result = CliRunner().invoke(cli, ["ingest", "--history", str(maildir)], env=env)
+    assert result.exit_code == 0, result.output
+    with transaction(app.sessions, commit=False) as session:
+        stored = session.execute(select(Inbound.message_id).order_by(Inbound.id)).scalars().all()
+        tickets = session.scalars(select(Ticket.id)).all()
+        messages = session.scalars(select(MessageRecord.ticket_id)).all()
+    assert len(tickets) == 1 and messages == [tickets[0]] * 2
+    assert stored == ["first@n", "reply@n"]
+    assert outbox(app) == []
+
+
+def test_history_order_holds_across_storing_batches(db_url: str, clock: FixedClock) -> None:
+    """Sorted over the whole run, not per batch: the newest mail read first is stored last."""
+    settings = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "intake": {"batch_size": 2},
+            "processing": {"parse_workers": 0},
+        }
+    )
+    app = App(settings, clock)
+    try:
+        laura = "Laura Chen <laura@northwind-analytics.example>"
+        times = [T0 - dt.timedelta(days=d) for d in (1, 5, 3, 9, 2)]
+        raws = [_raw(laura, f"Q{n}", "Hello?", when, f"q{n}@n") for n, when in enumerate(times)]
+        inputs = [RawInput(raw, Envelope("maildir")) for raw in (*raws, raws[2])]
+        report = app.ingest(inputs, history=True)
+        assert (report.stored, report.duplicates) == (5, 1)
+        with transaction(app.sessions, commit=False) as session:
+            stored = session.scalars(select(Inbound.received_at).order_by(Inbound.id)).all()
+        assert stored == sorted(times)
+    finally:
+        app.close()

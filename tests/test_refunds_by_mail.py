@@ -167,6 +167,81 @@ def test_an_explicit_effective_date_and_a_short_notice(app: App) -> None:
     assert "ends on December 31, 2026." in text_of(confirmation)
 
 
+KEPT = {  # the agent's own reply, relayed as written
+    "en": "Good news: your subscription stays active, nothing was cancelled.",
+    "es": "Buenas noticias: su suscripción sigue activa, no se ha cancelado nada.",
+    "fr": "Bonne nouvelle : votre abonnement reste actif, rien n'a été résilié.",
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "es", "fr"])
+def test_a_withdrawn_cancellation_is_denied_by_mail_without_template_4(
+    app: App, locale: str
+) -> None:
+    subject, body = CANCEL[locale]
+    send(app, CUSTOMERS[locale], subject, body, mid=f"cancel-{locale}@customer.example")
+    customer = 1001 if locale == "en" else None
+    before = exported(app, customer) if customer else None
+    approver = ALEX
+    if locale != "en":  # Enterprise: the same level as a confirmation
+        agent_reply(app, ALEX, 10001, "#cancel deny", mid=f"low-{locale}@dataflow.com")
+        assert "is below the Support Manager (level 2)" in error_text(app)
+        assert case(app).cancellation_denied_at is None
+        approver = MARTA
+    agent_reply(
+        app,
+        approver,
+        10001,
+        f"#cancel deny the customer withdrew the request\n\n{KEPT[locale]}",
+        mid=f"deny-{locale}@dataflow.com",
+    )
+    assert mails(app, "refund_confirmation") == []  # no Template 4
+    [reply] = mails(app, "agent_reply", 10001)
+    assert reply.locale == locale and "#cancel" not in text_of(reply)
+    text = text_of(reply)
+    assert KEPT[locale] in text
+    for _, ends, sorry in CANCELLED.values():
+        assert ends not in text and sorry not in text
+    row = case(app)
+    name = "Alex Agent" if locale == "en" else "Marta Manager"
+    assert (row.status, row.decided_by, row.effective_on) == ("denied", name, None)
+    assert (row.cancellation_denied_by, row.cancellation_denied_reason) == (
+        name,
+        "the customer withdrew the request",
+    )
+    assert row.cancellation_denied_at is not None and row.cancelled_by is None
+    events = detail(app, 10001)["events"]
+    assert any(e["kind"] == "refund.cancellation_denied" for e in events)
+    assert not any(e["kind"] == "customer.metrics_updated" for e in events)
+    if customer:
+        assert exported(app, customer) == before
+    errors = len(mails(app, "command_error"))
+    agent_reply(app, approver, 10001, "#cancel confirm\n\nDone.", mid=f"late-{locale}@dataflow.com")
+    [*_, error] = mails(app, "command_error", 10001)
+    assert len(mails(app, "command_error")) == errors + 1
+    assert "this ticket has no open cancellation request" in text_of(error)
+    assert case(app).effective_on is None and mails(app, "refund_confirmation") == []
+    assert len(mails(app, "agent_reply")) == 1  # nothing relayed either
+
+
+def test_a_refund_and_cancel_request_keeps_its_refund_when_the_cancellation_is_denied(
+    app: App,
+) -> None:
+    send(app, *REFUND_AND_CANCEL["en"][:1], "Refund", REFUND_AND_CANCEL["en"][1], mid="b@p.example")
+    agent_reply(app, ALEX, 10001, "#cancel deny", mid="deny@dataflow.com")
+    row = case(app)
+    assert (row.status, row.cancellation_denied_by, row.cancellation_denied_reason) == (
+        "requested",
+        "Alex Agent",
+        "",
+    )
+    assert mails(app, "refund_confirmation") == [] and mails(app, "agent_reply") == []
+    agent_reply(app, ALEX, 10001, "#refund approve 49", mid="refund@dataflow.com")
+    [confirmation] = mails(app, "refund_confirmation", 10001)
+    assert "$49.00" in text_of(confirmation) and "sorry to see you go" not in text_of(confirmation)
+    assert exported(app, 1002)["Churn_Risk"] != "High"
+
+
 REFUND_AND_CANCEL = {
     "en": ("Tom Becker <tom@pixelpine.example>", "Please refund the $49 and cancel our plan."),
     "es": (CUSTOMERS["es"], "Queremos el reembolso de 500 USD y cancelar nuestro contrato."),

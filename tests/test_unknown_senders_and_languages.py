@@ -237,6 +237,69 @@ def test_a_refund_confirmation_to_an_unknown_sender_names_no_plan(locale: str) -
     assert PLAN_WORDS.search(text(known.as_bytes())) is not None  # a customer is told
 
 
+AUTH = "Authentication-Results: mx.dataflow.com; dmarc=pass header.from=dataflow.com"
+ALEX = {"name": "Alex Agent", "roles": ["agent"], "addresses": ["alex@dataflow.com"]}
+# (From of the requester's first mail, the To of our mail to them as it goes out, its name)
+REQUESTERS = [
+    (JANE, b"To: Jane Doe <customer2635@example.com>", "Jane Doe"),
+    (
+        '"Doe, Jane" <customer2635@example.com>',
+        b'To: "Doe, Jane" <customer2635@example.com>',
+        "Doe, Jane",
+    ),
+    (
+        "=?utf-8?q?Jos=C3=A9_Mu=C3=B1oz?= <customer2635@example.com>",
+        b"To: =?utf-8?q?Jos=C3=A9_Mu=C3=B1oz?= <customer2635@example.com>",
+        "José Muñoz",
+    ),
+    (
+        '"Ana Gómez, CTO" <customer2635@example.com>',
+        b"To: Ana =?utf-8?q?G=C3=B3mez=2C?= CTO <customer2635@example.com>",  # no bare comma
+        "Ana Gómez, CTO",
+    ),
+    ("customer2635@example.com", b"To: customer2635@example.com", ""),
+    # a known customer keeps the customer list's name, whatever their From says
+    ("L. Chen <laura@northwind-analytics.example>", b"To: Laura Chen <laura@", "Laura Chen"),
+]
+
+
+def to_header(raw: bytes | None) -> bytes:
+    """The To header line exactly as composed (unfolded)."""
+    assert raw is not None
+    head = raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ")
+    [line] = [line for line in head.split(b"\r\n") if line.lower().startswith(b"to:")]
+    return line
+
+
+@pytest.mark.parametrize(("sender", "header", "name"), REQUESTERS)
+def test_every_mail_to_the_requester_carries_the_name_of_their_first_mail(
+    db_url: str, sender: str, header: bytes, name: str
+) -> None:
+    """The acknowledgment, an agent's reply relayed to them and a notice sent on its own all
+    have the same To: the display name checked and encoded (quoted, RFC 2047) alike."""
+    app = make_app(db_url, identity={"trusted_authserv_id": "mx.dataflow.com", "agents": [ALEX]})
+    try:
+        send(app, sender, SNOWFLAKE["en"], "first@example.com")
+        [alert] = outbox(app, "new_ticket_alert", 10001)
+        follow = [f"In-Reply-To: <{alert.message_id}>", AUTH]
+        for mid, body in (("r1", "We are looking into it."), ("r2", "#status resolved")):
+            head = ["From: Alex Agent <alex@dataflow.com>", "To: support@dataflow.com"]
+            head += ["Subject: Re: [Ticket #10001]", f"Message-ID: <{mid}@dataflow.com>", *follow]
+            raw = ("\r\n".join(head) + "\r\n\r\n" + body + "\r\n").encode()
+            app.ingest([RawInput(raw, Envelope("smtp"))])
+            app.process()
+        [ack] = outbox(app, "acknowledgment", 10001)
+        [reply] = outbox(app, "agent_reply", 10001)
+        [resolved] = outbox(app, "resolved_notice", 10001)
+        for row in (ack, reply, resolved):
+            assert to_header(row.raw).startswith(header), (row.template, to_header(row.raw))
+            [to] = parsed(row.raw)["To"].addresses
+            assert to.display_name == name, row.template
+        assert "We are looking into it." in text(reply.raw)
+    finally:
+        app.close()
+
+
 # -- part 7: one priority in every language; the language policy is §5.4 --------------------
 
 

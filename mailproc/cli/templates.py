@@ -14,7 +14,7 @@ from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.errors import NotFoundError, PermanentError
 from mailproc.outbound.contexts import TEMPLATES, TemplateContext
 from mailproc.outbound.render import Renderer, RenderError
-from mailproc.outbound.samples import SAMPLES, check_templates
+from mailproc.outbound.samples import SAMPLES, UNKNOWN_SENDER_SAMPLES, check_templates
 from mailproc.store.db import transaction
 from mailproc.store.repo import ticket_by_number, to_core_customer
 
@@ -41,12 +41,27 @@ def templates() -> None:
     help="Which part to print; text is preceded by its subject.",
 )
 @click.option("--ticket", "ticket_number", type=int, help="Fill the facts from ticket N.")
+@click.option(
+    "--unknown-sender",
+    is_flag=True,
+    help="The sample written to a sender not in the customer list (where its wording differs).",
+)
 @click.pass_context
 def render_command(
-    ctx: click.Context, name: str, locale: str, part: str, ticket_number: int | None
+    ctx: click.Context,
+    name: str,
+    locale: str,
+    part: str,
+    ticket_number: int | None,
+    unknown_sender: bool,
 ) -> None:
     """Render template NAME with its sample data (the customer and ticket of N with --ticket)."""
     context = SAMPLES[name]
+    if unknown_sender:
+        if name not in UNKNOWN_SENDER_SAMPLES:
+            known = ", ".join(sorted(UNKNOWN_SENDER_SAMPLES))
+            raise click.UsageError(f"{name} reads the same to anyone; --unknown-sender: {known}")
+        context = UNKNOWN_SENDER_SAMPLES[name]
     renderer = _renderer(ctx)
     if ticket_number is not None:
         context, renderer = _with_ticket(context, ticket_number, locale)
@@ -91,4 +106,7 @@ def check_command(ctx: click.Context) -> None:
         click.echo(problem, err=True)
     if problems:
         sys.exit(EX_DATAERR)
-    click.echo(f"{len(TEMPLATES)} templates x {len(SUPPORTED_LOCALES)} locales: no problems")
+    click.echo(
+        f"{len(TEMPLATES)} templates x {len(SUPPORTED_LOCALES)} locales: no problems "
+        f"({len(UNKNOWN_SENDER_SAMPLES)} unknown-sender samples included)"
+    )

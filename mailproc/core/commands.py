@@ -15,7 +15,8 @@
 # for a manager), #note, #assign and #escalate. #refund approve or deny needs the level the
 # refund case requires (refunds.required_level): whoever may grant a refund may refuse it.
 # #cancel confirm needs the level of the cancellation (Enterprise, a price lock, a contract
-# dispute or less than 7 days' notice: above an agent).
+# dispute or less than 7 days' notice: above an agent); #cancel deny (a request detected by
+# mistake or withdrawn) the same level as a confirmation at the notice period.
 # #kb draft and update: any staff role; #kb publish and reject: managers (core.kb).
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ USAGE: Mapping[CommandName, str] = MappingProxyType(
         CommandName.REFUND: "#refund approve AMOUNT | #refund deny REASON",
         CommandName.ASSIGN: "#assign NAME",
         CommandName.KB: KB_USAGE,
-        CommandName.CANCEL: "#cancel confirm [effective YYYY-MM-DD]",
+        CommandName.CANCEL: "#cancel confirm [effective YYYY-MM-DD] | #cancel deny [reason]",
     }
 )
 # Which roles may use each command; refunds are further limited by the case's level.
@@ -172,6 +173,14 @@ class CancelConfirmCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelDenyCommand:
+    """Close the cancellation request without cancelling (detected by mistake, withdrawn)."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CancellationRequest:
     """A cancellation awaiting confirmation: the plan, the day notice was given, today (in
     UTC) and what else decides its level (§6.1, §6.3)."""
@@ -202,6 +211,7 @@ Command = (
     | AssignCommand
     | KbCommand
     | CancelConfirmCommand
+    | CancelDenyCommand
 )
 
 
@@ -239,6 +249,7 @@ _NAMES: Mapping[type[Command], CommandName] = MappingProxyType(
         AssignCommand: CommandName.ASSIGN,
         KbCommand: CommandName.KB,
         CancelConfirmCommand: CommandName.CANCEL,
+        CancelDenyCommand: CommandName.CANCEL,
     }
 )
 
@@ -307,7 +318,9 @@ def authorize(
             return Decision(True, f"{agent.name} may review knowledge-base articles")
         return Decision(False, f"only a Support Manager may {command.action} an article")
     if isinstance(command, CancelConfirmCommand):
-        return _authorize_cancel(command, agent, cancellation, policy)
+        return _authorize_cancel(command.effective, agent, cancellation, policy)
+    if isinstance(command, CancelDenyCommand):
+        return _authorize_cancel(None, agent, cancellation, policy)
     if not isinstance(command, RefundApproveCommand | RefundDenyCommand):
         return Decision(True, f"{agent.name} may use #{name}")
     if refund_case is None:
@@ -327,20 +340,16 @@ def authorize(
 
 
 def _authorize_cancel(
-    command: CancelConfirmCommand,
+    effective: dt.date | None,
     agent: Agent,
     request: CancellationRequest | None,
     policy: RefundPolicy,
 ) -> Decision:
     if request is None:
         return Decision(False, "this ticket has no open cancellation request")
-    if command.effective is not None and command.effective < request.today:
-        return Decision(
-            False, f"the effective date {command.effective} is before today ({request.today})"
-        )
-    _, notice = cancellation_effective(
-        request.requested_on, request.today, command.effective, policy
-    )
+    if effective is not None and effective < request.today:
+        return Decision(False, f"the effective date {effective} is before today ({request.today})")
+    _, notice = cancellation_effective(request.requested_on, request.today, effective, policy)
     case = RefundCase(
         Decimal(0),
         request.currency,
@@ -414,8 +423,10 @@ def _parse_one(source: str, written: str, argument: str) -> Command | CommandErr
 
 
 def _cancel(source: str, action: str, rest: str, usage: str) -> Command | CommandError:
+    if action == "deny":
+        return CancelDenyCommand(source, rest)
     if action != "confirm":
-        return CommandError(source, f"#cancel takes confirm, not {action!r}", usage)
+        return CommandError(source, f"#cancel takes confirm or deny, not {action!r}", usage)
     if not rest:
         return CancelConfirmCommand(source, None)
     keyword, _, written = rest.partition(" ")

@@ -72,6 +72,7 @@ class EventKind(StrEnum):
     REFUND_AMOUNT_CLAMPED = "refund.amount_clamped"
     REFUND_DENIED = "refund.denied"
     CANCELLATION_CONFIRMED = "refund.cancellation_confirmed"
+    CANCELLATION_DENIED = "refund.cancellation_denied"
     CUSTOMER_METRICS_UPDATED = "customer.metrics_updated"
     CREDIT_RECORDED = "credit.recorded"
     SURVEY_ANSWERED = "survey.answered"

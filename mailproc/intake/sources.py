@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import datetime as dt
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from mailproc.core.history import history_time
 from mailproc.core.rawmail import is_mbox, not_mail_reason, split_mbox, strip_mbox_from_line
 from mailproc.intake.store import Envelope
 
@@ -36,6 +40,30 @@ def read_path(path: Path) -> Iterator[RawInput]:
                 yield from _read_file(child)
     else:
         yield from _read_file(path)
+
+
+def in_history_order(inputs: Iterable[RawInput], imported: dt.datetime) -> Iterator[RawInput]:
+    """History mail timed by core/history.py, given back oldest first (ties in reading order),
+    so that an answer is stored, hence processed, after the mail it answers.
+
+    Memory stays bounded: the bytes wait in an unnamed temporary spool file while only the
+    sort keys (time, reading index, spool offset, size, envelope) are kept; each message is
+    read back from the spool when its turn comes. Mail that is not mail is given back at once.
+    """
+    keys: list[tuple[dt.datetime, int, int, int, Envelope]] = []
+    with tempfile.TemporaryFile() as spool:
+        for item in inputs:
+            if item.error is not None:
+                yield item
+                continue
+            when, _ = history_time(item.raw, imported)
+            envelope = dataclasses.replace(item.envelope, history=True, received_at=when)
+            keys.append((when, len(keys), spool.tell(), len(item.raw), envelope))
+            spool.write(item.raw)
+        keys.sort(key=lambda key: key[:2])
+        for _, _, offset, size, envelope in keys:
+            spool.seek(offset)
+            yield RawInput(raw=spool.read(size), envelope=envelope)
 
 
 def _read_maildir(path: Path) -> Iterator[RawInput]:

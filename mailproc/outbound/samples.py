@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final, cast
 
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
 from mailproc.core.model import Plan, Priority
@@ -355,6 +355,21 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
 SAMPLES: Final[Mapping[str, TemplateContext]] = {
     sample.template: sample for sample in _SAMPLE_CONTEXTS
 }
+# a sender not in the customer list: greeted by their From name, told no plan, a prospect;
+# their ticket is timed as a Starter one (workflows/mail.py Notifier.ticket_info)
+_UNKNOWN_SENDER = CustomerInfo(name="Jane Doe", email="customer2635@example.com", known=False)
+_UNKNOWN_TICKET = dataclasses.replace(_SAMPLE_TICKET, plan=Plan.STARTER)
+# the templates whose wording differs for an unknown sender, with such a sender
+UNKNOWN_SENDER_SAMPLES: Final[Mapping[str, TemplateContext]] = {
+    name: dataclasses.replace(
+        cast(Any, SAMPLES[name]), customer=_UNKNOWN_SENDER, ticket=_UNKNOWN_TICKET, **changes
+    )
+    for name, changes in (
+        ("acknowledgment", {}),
+        ("refund_confirmation", {}),
+        ("agent_reply", {"body": "Hi Jane,\n\nWe renewed the certificate; the sync runs again."}),
+    )
+}
 
 
 def ticket_number_of(context: TemplateContext) -> int | None:
@@ -374,6 +389,7 @@ def check_templates(renderer: Renderer) -> list[str]:
     Checked: each registered template has its three parts and no template folder is
     unregistered; each locale other than English has a compiled catalog; every sample
     renders, with a subject, and shows its ticket number; no string falls back to English.
+    The unknown-sender samples (UNKNOWN_SENDER_SAMPLES) are rendered and checked alike.
     """
     problems: list[str] = []
     folders = {path.name for path in renderer.templates_dir.iterdir() if path.is_dir()}
@@ -392,7 +408,11 @@ def check_templates(renderer: Renderer) -> list[str]:
             problems.append(
                 f"{locale}: no compiled catalog at {catalog_path(renderer.locales_dir, locale)}"
             )
-        for name, context in SAMPLES.items():
+        samples = [
+            *SAMPLES.items(),
+            *((f"{name} (unknown sender)", c) for name, c in UNKNOWN_SENDER_SAMPLES.items()),
+        ]
+        for name, context in samples:
             try:
                 mail = renderer.render(context, locale)
             except RenderError as exc:

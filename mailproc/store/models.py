@@ -432,6 +432,10 @@ class RefundCaseRecord(Base):
     effective_on: Mapped[dt.date | None] = mapped_column(Date)
     cancelled_by: Mapped[str | None] = mapped_column(String(320))
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # the cancellation part closed without cancelling (#cancel deny; migration 0016)
+    cancellation_denied_by: Mapped[str | None] = mapped_column(String(320))
+    cancellation_denied_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    cancellation_denied_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Credit(Base):

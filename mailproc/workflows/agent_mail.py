@@ -18,6 +18,7 @@ from mailproc.core import keys
 from mailproc.core.commands import (
     AssignCommand,
     CancelConfirmCommand,
+    CancelDenyCommand,
     Command,
     CommandError,
     EscalateCommand,
@@ -50,6 +51,7 @@ from mailproc.workflows.escalation import escalate, set_priority
 from mailproc.workflows.refunds import (
     approve_refund,
     confirm_cancellation,
+    deny_cancellation,
     deny_refund,
     requested_case,
     send_confirmation,
@@ -360,4 +362,6 @@ def _apply_command(
         deny_refund(session, ticket, case_row, agent, command.reason, now)
     elif isinstance(command, CancelConfirmCommand) and case_row is not None:
         confirm_cancellation(session, ticket, agent, command, case_row, now, told)
+    elif isinstance(command, CancelDenyCommand) and case_row is not None:
+        deny_cancellation(session, ticket, case_row, agent, command.reason, now)
     record_event(session, now, EventKind.AGENT_COMMAND, f"{command.source} ({who})", ticket=ticket)

@@ -236,22 +236,21 @@ class Notifier:
         cc: Sequence[Address] = (),
         attachments: Sequence[AttachmentRef] = (),
     ) -> bool:
-        """Queue a mail to the ticket's customer in their language (``cc`` copied)."""
-        to = _to_customer(ticket)
-        if not to:
+        """Queue a mail to the ticket's customer in their language (``cc`` copied), addressed
+        by the name the acknowledgment used (``requester_address``)."""
+        if not ticket.requester:
             return False
         customer = core_customer(ticket)
         locale = self.locale(customer).locale
-        context = context_for(
-            self.customer_info(ticket, customer), self.ticket_info(ticket, customer, locale)
-        )
+        info = self.customer_info(ticket, customer)
+        context = context_for(info, self.ticket_info(ticket, customer, locale))
         return self.queue(
             session,
             key=key,
             ticket=ticket,
             locale=locale,
             context=context,
-            to=to,
+            to=(requester_address(info),),
             automatic=automatic,
             now=now,
             thread=_customer_thread(session, ticket),
@@ -371,13 +370,11 @@ def _requester_name(ticket: Ticket) -> str:
     return next((name for name in map(person_name, names) if name), "")
 
 
-def _to_customer(ticket: Ticket) -> tuple[Address, ...]:
-    customer = ticket.customer
-    return (
-        (Address(customer.contact_name if customer else "", ticket.requester),)
-        if ticket.requester
-        else ()
-    )
+def requester_address(info: CustomerInfo) -> Address:
+    """The To of every mail to a ticket's requester: the customer list's contact name, else
+    the checked display name of their first mail on the ticket (``Notifier.customer_info``),
+    else the bare address."""
+    return Address(info.name if info.named else "", info.email)
 
 
 def _customer_thread(session: Session, ticket: Ticket) -> Thread:

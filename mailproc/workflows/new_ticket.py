@@ -27,7 +27,13 @@ from mailproc.store.models import Ticket
 from mailproc.store.repo import record_event
 from mailproc.workflows.context import WorkflowContext
 from mailproc.workflows.escalation import alert_leaders, schedule_timers
-from mailproc.workflows.mail import EXCERPT_CHARS, Notifier, Thread, within_limit
+from mailproc.workflows.mail import (
+    EXCERPT_CHARS,
+    Notifier,
+    Thread,
+    requester_address,
+    within_limit,
+)
 from mailproc.workflows.promises import first_response_promise, resolution_promise
 from mailproc.workflows.refunds import open_refund_case
 
@@ -172,7 +178,7 @@ def _acknowledge(
         key=keys.acknowledgment(ticket.number),
         ticket=ticket,
         locale=choice.locale,
-        to=(Address(info.name if info.named else "", requester),),
+        to=(requester_address(info),),
         automatic=AutoSubmitted.AUTO_REPLIED,
         now=now,
         thread=first.thread,

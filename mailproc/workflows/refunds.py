@@ -1,6 +1,7 @@
 """Refunds, partial credits and cancellations (§6): a case opened from the customer's first
-mail, with the authorization it needs; approvals, denials and confirmations by agents'
-commands; the customer told (Template 4) and their data updated (§6.2 step 5).
+mail, with the authorization it needs; approvals, denials, confirmations (and cancellations
+closed without cancelling) by agents' commands; the customer told (Template 4) and their data
+updated (§6.2 step 5).
 """
 
 from __future__ import annotations
@@ -218,6 +219,31 @@ def confirm_cancellation(
     )
 
 
+def deny_cancellation(
+    session: Session,
+    ticket: Ticket,
+    row: RefundCaseRecord,
+    agent: Agent,
+    reason: str,
+    now: dt.datetime,
+) -> None:
+    """A cancellation request closed without cancelling (detected by mistake or withdrawn):
+    no Template 4, the customer's data unchanged; it can no longer be confirmed."""
+    row.cancellation_denied_by, row.cancellation_denied_at = agent.name, now
+    row.cancellation_denied_reason = reason
+    if row.kind == RefundKind.CANCELLATION:
+        row.status, row.decided_by, row.decided_at = "denied", agent.name, now
+        row.decision_reason = reason
+    record_event(
+        session,
+        now,
+        EventKind.CANCELLATION_DENIED,
+        f"cancellation request closed by {agent.name}: {reason or 'no reason given'}",
+        ticket=ticket,
+        detail={"by": agent.name, "reason": reason},
+    )
+
+
 def send_confirmation(
     ctx: WorkflowContext,
     session: Session,
@@ -245,7 +271,7 @@ def requested_case(
     session: Session, ticket: Ticket, today: dt.date
 ) -> tuple[RefundCaseRecord | None, RefundCase | None, CancellationRequest | None]:
     """The ticket's case row, the core view of its refund or credit while a decision is
-    awaited, and its cancellation while not yet confirmed."""
+    awaited, and its cancellation while neither confirmed nor denied."""
     row = session.scalars(
         select(RefundCaseRecord).where(RefundCaseRecord.ticket_id == ticket.id)
     ).first()
@@ -264,7 +290,7 @@ def requested_case(
             row.price_lock,
         )
     cancellation = None
-    if row.cancellation and row.effective_on is None:
+    if row.cancellation and row.effective_on is None and row.cancellation_denied_at is None:
         cancellation = CancellationRequest(
             plan,
             row.currency,

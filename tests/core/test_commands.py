@@ -16,6 +16,7 @@ from mailproc.core.commands import (
     USAGE,
     AssignCommand,
     CancelConfirmCommand,
+    CancelDenyCommand,
     CancellationRequest,
     Command,
     CommandName,
@@ -413,6 +414,11 @@ CANCEL_USAGE = USAGE[CommandName.CANCEL]
             "#Cancel Confirm effective 2026-12-31",
             CancelConfirmCommand("#Cancel Confirm effective 2026-12-31", dt.date(2026, 12, 31)),
         ),
+        ("#cancel deny", CancelDenyCommand("#cancel deny", "")),
+        (
+            "#Cancel DENY the customer withdrew it",
+            CancelDenyCommand("#Cancel DENY the customer withdrew it", "the customer withdrew it"),
+        ),
     ],
 )
 def test_parse_cancel(text: str, expected: Command) -> None:
@@ -422,7 +428,7 @@ def test_parse_cancel(text: str, expected: Command) -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("#cancel now", "#cancel takes confirm, not 'now'"),
+        ("#cancel now", "#cancel takes confirm or deny, not 'now'"),
         ("#cancel confirm tomorrow", "expected effective YYYY-MM-DD, not 'tomorrow'"),
         ("#cancel confirm effective 31/12/2026", "'31/12/2026' is not a date (YYYY-MM-DD)"),
         ("#cancel confirm effective 2026-02-30", "'2026-02-30' is not a date (YYYY-MM-DD)"),
@@ -470,6 +476,12 @@ CANCELS = [
     ),
     ("no request", "#cancel confirm", MIA, None, False, "no open cancellation request"),
     ("no authority", "#cancel confirm", DEV, STARTER_CANCEL, False, "may not use #cancel"),
+    ("agent denies, Starter", "#cancel deny sent by mistake", ANN, STARTER_CANCEL, True, ""),
+    ("agent denies, Enterprise", "#cancel deny", ANN, ENTERPRISE_CANCEL, False, "custom pricing"),
+    ("manager denies, Enterprise", "#cancel deny", MIA, ENTERPRISE_CANCEL, True, ""),
+    ("manager denies, price lock", "#cancel deny", MIA, LOCKED_CANCEL, False, "price-locked"),
+    ("deny, no request", "#cancel deny", MIA, None, False, "no open cancellation request"),
+    ("deny, no authority", "#cancel deny", DEV, STARTER_CANCEL, False, "may not use #cancel"),
 ]
 
 

@@ -21,7 +21,12 @@ from mailproc.core.model import Plan
 from mailproc.outbound.contexts import TEMPLATES, CommandErrorContext, CommandProblem
 from mailproc.outbound.i18n import catalog_path, compatible
 from mailproc.outbound.render import Renderer, RenderError, mailto
-from mailproc.outbound.samples import SAMPLES, check_templates, ticket_number_of
+from mailproc.outbound.samples import (
+    SAMPLES,
+    UNKNOWN_SENDER_SAMPLES,
+    check_templates,
+    ticket_number_of,
+)
 from mailproc.outbound.values import Company
 from mailproc.resources import resource_path
 
@@ -271,3 +276,80 @@ def test_cli_renders_a_sample_and_checks_everything() -> None:
     assert f"{len(TEMPLATES)} templates x 3 locales: no problems" in checked.output
     unknown = runner.invoke(templates, ["render", "nope"])
     assert unknown.exit_code == 2
+
+
+# -- the unknown-sender wording (a sender not in the customer list) -----------------------------
+
+UNKNOWN_WORDING = ("acknowledgment", "refund_confirmation", "agent_reply")
+
+
+@pytest.mark.parametrize("name", UNKNOWN_WORDING)
+def test_the_check_renders_each_unknown_sender_variant_in_every_locale(
+    tmp_path: Path, name: str
+) -> None:
+    """A fault only an unknown sender's mail reaches is found by ``templates check``."""
+    templates = tmp_path / "templates"
+    shutil.copytree(resource_path("templates"), templates)
+    body = templates / name / "body.txt"
+    fault = "{% if not customer.known %}{{ no_such_field }}{% endif %}"
+    body.write_text(fault + body.read_text(encoding="utf-8"), encoding="utf-8")
+    problems = check_templates(Renderer(templates_dir=templates))
+    assert len(problems) == len(SUPPORTED_LOCALES), problems
+    for locale, problem in zip(SUPPORTED_LOCALES, problems, strict=True):
+        assert problem.startswith(f"{name} (unknown sender) ({locale}): ")
+        assert "no_such_field" in problem
+
+
+def test_the_check_finds_an_untranslated_string_of_the_unknown_sender_wording(
+    tmp_path: Path,
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(resource_path("templates"), templates)
+    body = templates / "acknowledgment" / "body.txt"
+    text = body.read_text(encoding="utf-8")
+    branch = "{% if not customer.known %}"
+    assert branch in text
+    body.write_text(text.replace(branch, branch + '{{ _("Only a stranger reads this.") }}'))
+    problems = check_templates(Renderer(templates_dir=templates))
+    assert problems == [
+        f"{locale}: no translation, English shown: 'Only a stranger reads this.'"
+        for locale in ("es", "fr")
+    ]
+
+
+UNKNOWN_WORDS = {  # the prospect paragraph of the acknowledgment; no plan named anywhere
+    "en": ("Dear Jane Doe", "is not linked to a DataFlow customer account yet"),
+    "es": ("Hola, Jane Doe:", "todavía no está vinculada a ninguna cuenta de cliente"),
+    "fr": ("Bonjour Jane Doe,", "n'est encore liée à aucun compte client DataFlow"),
+}
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_unknown_sender_samples_read_as_to_an_unknown_sender(
+    renderer: Renderer, locale: str
+) -> None:
+    assert set(UNKNOWN_SENDER_SAMPLES) == set(UNKNOWN_WORDING)
+    greeting, prospect = UNKNOWN_WORDS[locale]
+    for name, sample in UNKNOWN_SENDER_SAMPLES.items():
+        assert type(sample) is TEMPLATES[name]
+        mail = renderer.render(sample, locale)
+        hello = "Hi Jane," if name == "agent_reply" else greeting  # the agent's own words
+        assert mail.text.startswith(hello), (name, mail.text)
+        assert "Starter" not in mail.text and "Enterprise" not in mail.text, (name, mail.text)
+        assert (prospect in mail.text) is (name == "acknowledgment"), name
+        known = renderer.render(SAMPLES[name], locale).text
+        assert "Ana" in known and "Jane" not in known and prospect not in known
+
+
+def test_cli_renders_the_unknown_sender_sample() -> None:
+    runner = CliRunner()
+    rendered = runner.invoke(
+        templates, ["render", "acknowledgment", "--unknown-sender", "--locale", "fr"]
+    )
+    assert rendered.exit_code == 0, rendered.output
+    assert "Bonjour Jane Doe," in rendered.output and UNKNOWN_WORDS["fr"][1] in rendered.output
+    same = runner.invoke(templates, ["render", "survey_request", "--unknown-sender"])
+    assert same.exit_code == 2 and "reads the same to anyone" in same.output
+    checked = runner.invoke(templates, ["check"])
+    assert checked.exit_code == 0
+    assert "(3 unknown-sender samples included)" in checked.output
