@@ -124,6 +124,7 @@ def test_a_cancellation_is_confirmed_by_the_right_level_with_template_4(
         assert "needs the confirmation of the Support Manager (level 2)" in text
         assert "Reason: Enterprise cancellation (custom pricing)" in text
         assert "#cancel confirm effective YYYY-MM-DD" in text and "#refund approve" not in text
+        assert "#cancel deny REASON" in text
         agent_reply(app, ALEX, 10001, "#cancel confirm", mid=f"low-{locale}@dataflow.com")
         assert "is below the Support Manager (level 2)" in error_text(app)
         assert case(app).effective_on is None and mails(app, "refund_confirmation") == []
