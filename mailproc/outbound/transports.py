@@ -166,7 +166,6 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._ready = False
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
         self._failed: OSError | None = None
@@ -176,15 +175,13 @@ class MaildirTransport:
     ) -> dict[str, Failure]:
         """Hand the mail to the writer; every recipient counts as accepted once flushed."""
         self._raise_failed()
-        if not self._ready:
+        if self._writer is None:
             try:
                 for folder in ("tmp", "new", "cur"):
                     (self._path / folder).mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise self._unavailable(error) from error
-            self._ready = True
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="maildir")
-        assert self._writer is not None
         name = f"{int(time.time())}.{_SAFE_LABEL.sub('_', label)}.{uuid.uuid4().hex}"
         self._writes.append(self._writer.submit(self._write, name, raw))
         return {}
@@ -202,23 +199,21 @@ class MaildirTransport:
 
     def flush(self) -> None:
         """Wait for the files handed over since the last flush and sync ``new/`` once."""
-        if not self._writes:
-            self._raise_failed()
-            return
         writes, self._writes = self._writes, []
         wait(writes)
         self._raise_failed()
+        if not writes:
+            return
         try:
             _fsync_directory(self._path / "new")
         except OSError as error:
             raise RelayUnavailable(f"cannot sync maildir {self._path}: {error}") from error
 
     def close(self) -> None:
-        """Let the writer finish and stop it (unflushed files may still be in ``tmp/``)."""
+        """Let the writer finish the files handed to it, and stop it."""
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
-            self._ready = False
 
     def _raise_failed(self) -> None:
         if self._failed is not None:
