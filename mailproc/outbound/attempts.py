@@ -12,15 +12,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, RowMapping, bindparam, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from mailproc.config_transport import OutboxSettings
 from mailproc.core.events import EventKind
 from mailproc.outbound.outbox import OutboxStatus
-from mailproc.store.models import Outbox, OutboxRecipient, Ticket, UndeliverableAddress
-from mailproc.store.repo import clear_undeliverable, record_event
-from mailproc.store.staged import staging
+from mailproc.outbound.outbox_state import (
+    STATE_COLUMNS,
+    OutboxState,
+    RecipientState,
+    with_recipients,
+    write_states,
+)
+from mailproc.store.models import Outbox, Ticket, UndeliverableAddress
+from mailproc.store.repo import record_event
+from mailproc.store.staged import staging, table_of
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,17 @@ def due_mails(session: Session, now: dt.datetime) -> list[str]:
     return lines
 
 
+_OUTBOX: Final = table_of(Outbox)
+_CONTENT: Final = (
+    _OUTBOX.c.template,
+    _OUTBOX.c.locale,
+    _OUTBOX.c.envelope_from,
+    _OUTBOX.c.raw,
+    _OUTBOX.c.context,
+    _OUTBOX.c.envelope,
+)
+
+
 def claim_due(
     session: Session,
     now: dt.datetime,
@@ -98,37 +116,43 @@ def claim_due(
     (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite serializes writers). A ``sending`` row whose
     lease ran out is taken again: its previous attempt ended without a recorded result.
     Recipients whose address bounced permanently within ``undeliverable_for`` are marked failed
-    here; a row with none left is finished without an attempt. Four queries and one write per
-    statement for the batch.
+    here; a row with none left is finished without an attempt. Plain rows, no ORM objects:
+    four queries and one ``executemany`` per table for the batch.
     """
-    rows = session.scalars(
-        select(Outbox)
+    found = session.execute(
+        select(*STATE_COLUMNS, *_CONTENT)
         .where(_due(now))
-        .order_by(Outbox.lane, Outbox.next_attempt_at, Outbox.id)
+        .order_by(_OUTBOX.c.lane, _OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True, of=Outbox)
+        .with_for_update(skip_locked=True, of=_OUTBOX)
     ).all()
-    if not rows:
+    if not found:
         return []
-    tickets = {row.ticket_id for row in rows if row.ticket_id is not None}
+    rows = with_recipients(
+        session, [OutboxState(*values[: len(STATE_COLUMNS)]) for values in found]
+    )
+    tickets = {row.ticket_id for row in rows.values() if row.ticket_id is not None}
     numbers = {
         id_: number
         for id_, number in session.execute(
             select(Ticket.id, Ticket.number).where(Ticket.id.in_(tickets))
         )
     }
-    bounced = _bounced(session, rows, now - undeliverable_for)
+    bounced = _bounced(session, rows.values(), now - undeliverable_for)
     claims = []
     with staging(session):
-        for row in rows:
+        for values in found:
+            row = rows[values.id]
             number = numbers.get(row.ticket_id) if row.ticket_id is not None else None
-            claims.append(_claim(session, row, now, lease, bounced, number))
+            claims.append(_claim(session, row, values._mapping, now, lease, bounced, number))
+        write_states(session, rows.values())
     return claims
 
 
 def _claim(
     session: Session,
-    row: Outbox,
+    row: OutboxState,
+    content: RowMapping,
     now: dt.datetime,
     lease: dt.timedelta,
     bounced: Mapping[str, str],
@@ -146,12 +170,13 @@ def _claim(
             ticket_id=row.ticket_id,
             detail=_attempt_detail(row),
         )
-    for recipient in row.recipients:
-        if recipient.status == OutboxStatus.PENDING and recipient.address in bounced:
-            recipient.status = OutboxStatus.FAILED
+    for recipient in row.pending():
+        if recipient.address in bounced:
             reason = bounced[recipient.address]
-            recipient.reason = f"undeliverable address, our mail bounced ({reason})"
-    recipients = tuple(r.address for r in row.recipients if r.status == OutboxStatus.PENDING)
+            recipient.set(
+                OutboxStatus.FAILED, f"undeliverable address, our mail bounced ({reason})"
+            )
+    recipients = tuple(r.address for r in row.pending())
     finished = None
     if recipients:
         row.attempts += 1
@@ -162,26 +187,24 @@ def _claim(
     return Claim(
         outbox_id=row.id,
         ticket_number=ticket_number,
-        template=row.template,
-        locale=row.locale,
+        template=content["template"],
+        locale=content["locale"],
         message_id=row.message_id,
-        envelope_from=row.envelope_from,
+        envelope_from=content["envelope_from"],
         recipients=recipients,
-        raw=row.raw,
-        context=row.context,
-        envelope=row.envelope,
+        raw=content["raw"],
+        context=content["context"],
+        envelope=content["envelope"],
         attempt=row.attempts,
         due_at=due_at,
         finished=finished,
     )
 
 
-def _bounced(session: Session, rows: Iterable[Outbox], since: dt.datetime) -> dict[str, str]:
+def _bounced(session: Session, rows: Iterable[OutboxState], since: dt.datetime) -> dict[str, str]:
     """The pending recipients of these rows our mail bounced from permanently ``since`` then
     (an older mark has expired: the address is tried again)."""
-    pending = {
-        r.address for row in rows for r in row.recipients if r.status == OutboxStatus.PENDING
-    }
+    pending = {r.address for row in rows for r in row.pending()}
     if not pending:
         return {}
     found = session.execute(
@@ -210,6 +233,7 @@ def record_results(
     rows = _locked(session, [claim for claim, _ in results])
     statuses: list[OutboxStatus | None] = []
     accepted: list[str] = []
+    recorded: list[OutboxState] = []
     with staging(session):
         for claim, refused in results:
             row = rows.get(claim.outbox_id)
@@ -222,41 +246,65 @@ def record_results(
                 statuses.append(None)
             else:
                 statuses.append(_record(session, row, claim, refused, now, settings, accepted))
-        clear_undeliverable(session, accepted)  # delivered since it bounced: no longer marked
+                recorded.append(row)
+        write_states(session, recorded)
+        if accepted:  # delivered since it bounced: no longer marked
+            session.connection().execute(
+                delete(table_of(UndeliverableAddress)).where(
+                    UndeliverableAddress.address.in_(sorted(set(accepted)))
+                )
+            )
     return statuses
 
 
 def release(session: Session, claims: Sequence[Claim]) -> None:
     """Give back claims that were never attempted (the relay went away first): each row is due
-    again as it was, its attempt count as before the claim."""
-    rows = _locked(session, claims)
-    for claim in claims:
-        row = rows.get(claim.outbox_id)
-        if row is not None and _current(row, claim):
-            row.status = OutboxStatus.PENDING
-            row.attempts = claim.attempt - 1
-            row.next_attempt_at = claim.due_at
+    again as it was, its attempt count as before the claim (one statement; a row another
+    attempt has taken over since is left alone)."""
+    if not claims:
+        return
+    session.connection().execute(
+        _OUTBOX.update()
+        .where(
+            _OUTBOX.c.id == bindparam("b_id"),
+            _OUTBOX.c.status == OutboxStatus.SENDING,
+            _OUTBOX.c.attempts == bindparam("b_claimed"),
+        )
+        .values(
+            status=OutboxStatus.PENDING,
+            attempts=bindparam("b_attempts"),
+            next_attempt_at=bindparam("b_due"),
+        ),
+        [
+            {
+                "b_id": claim.outbox_id,
+                "b_claimed": claim.attempt,
+                "b_attempts": claim.attempt - 1,
+                "b_due": claim.due_at,
+            }
+            for claim in claims
+        ],
+    )
 
 
-def _locked(session: Session, claims: Sequence[Claim]) -> dict[int, Outbox]:
+def _locked(session: Session, claims: Sequence[Claim]) -> dict[int, OutboxState]:
     if not claims:
         return {}
-    found = session.scalars(
-        select(Outbox)
-        .where(Outbox.id.in_([claim.outbox_id for claim in claims]))
+    found = session.execute(
+        select(*STATE_COLUMNS)
+        .where(_OUTBOX.c.id.in_([claim.outbox_id for claim in claims]))
         .with_for_update()
-        .execution_options(populate_existing=True)
     )
-    return {row.id: row for row in found}
+    return with_recipients(session, [OutboxState(*values) for values in found])
 
 
-def _current(row: Outbox, claim: Claim) -> bool:
+def _current(row: OutboxState, claim: Claim) -> bool:
     return row.status == OutboxStatus.SENDING and row.attempts == claim.attempt
 
 
 def _record(
     session: Session,
-    row: Outbox,
+    row: OutboxState,
     claim: Claim,
     refused: Mapping[str, Failure],
     now: dt.datetime,
@@ -269,13 +317,12 @@ def _record(
             continue
         failure = refused.get(recipient.address)
         if failure is None:
-            recipient.status, recipient.reason = OutboxStatus.SENT, ""
+            recipient.set(OutboxStatus.SENT, "")
             accepted.append(recipient.address)
         else:
-            recipient.reason = failure.reason
-            if failure.permanent:
-                recipient.status = OutboxStatus.FAILED
-    pending = [r for r in row.recipients if r.status == OutboxStatus.PENDING]
+            permanent = failure.permanent
+            recipient.set(OutboxStatus.FAILED if permanent else recipient.status, failure.reason)
+    pending = row.pending()
     if pending and now < row.deadline_at:
         row.status = OutboxStatus.PENDING
         row.next_attempt_at = min(now + backoff_delay(row.attempts, settings), row.deadline_at)
@@ -292,9 +339,9 @@ def _record(
         )
         return OutboxStatus.PENDING
     for recipient in pending:
-        recipient.status = OutboxStatus.FAILED
-        recipient.reason = (
-            f"retry deadline passed after {row.attempts} attempts: {recipient.reason}"
+        recipient.set(
+            OutboxStatus.FAILED,
+            f"retry deadline passed after {row.attempts} attempts: {recipient.reason}",
         )
     return _finish(session, row, now)
 
@@ -307,12 +354,12 @@ def backoff_delay(attempts: int, settings: OutboxSettings) -> dt.timedelta:
 
 
 def _due(now: dt.datetime) -> ColumnElement[bool]:
-    return Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)) & (
-        Outbox.next_attempt_at <= now
+    return _OUTBOX.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)) & (
+        _OUTBOX.c.next_attempt_at <= now
     )
 
 
-def _finish(session: Session, row: Outbox, now: dt.datetime) -> OutboxStatus:
+def _finish(session: Session, row: OutboxState, now: dt.datetime) -> OutboxStatus:
     """Close a row none of whose recipients is pending: sent if anyone got it, else failed."""
     failed = [r for r in row.recipients if r.status == OutboxStatus.FAILED]
     row.last_error = _summary(failed) or None
@@ -343,7 +390,7 @@ def _finish(session: Session, row: Outbox, now: dt.datetime) -> OutboxStatus:
     return OutboxStatus(row.status)
 
 
-def _summary(recipients: Iterable[OutboxRecipient]) -> str:
+def _summary(recipients: Iterable[RecipientState]) -> str:
     """Reasons with the recipients they apply to: ``550 no such user (a@x.example)``."""
     by_reason: dict[str, list[str]] = {}
     for recipient in recipients:
@@ -353,7 +400,7 @@ def _summary(recipients: Iterable[OutboxRecipient]) -> str:
     )
 
 
-def _attempt_detail(row: Outbox) -> dict[str, object]:
+def _attempt_detail(row: OutboxState) -> dict[str, object]:
     """What an outbound event records about the attempt."""
     return {
         "outbox_id": row.id,

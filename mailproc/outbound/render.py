@@ -6,10 +6,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    pass_eval_context,
+    select_autoescape,
+)
+from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 
 from mailproc.core.locale_policy import SUPPORTED_LOCALES
@@ -103,6 +111,21 @@ _TEXT_FILTERS: Final[dict[str, Callable[..., str]]] = {
 }
 
 
+def _direct_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
+    """The i18n extension's new-style ``gettext`` and ``_`` (the same escaping and
+    ``%``-formatting), calling the catalog directly: Jinja2's own goes through the template
+    context twice per string, a fifth of a render with ~26 strings a mail."""
+
+    @pass_eval_context
+    def gettext(eval_context: EvalContext, message: str, /, **variables: Any) -> str:
+        translated = translate(message)
+        if eval_context.autoescape:
+            translated = Markup(translated)
+        return translated % variables
+
+    return gettext
+
+
 class Renderer:
     """Renders the templates of ``templates_dir`` with the catalogs of ``locales_dir``.
 
@@ -144,6 +167,8 @@ class Renderer:
         environment.install_gettext_callables(  # type: ignore[attr-defined]
             catalog.gettext, catalog.ngettext, newstyle=True
         )
+        gettext = _direct_gettext(catalog.gettext)
+        environment.globals.update(gettext=gettext, _=gettext)
         environment.filters.update(locale_filters(locale))
         environment.filters.update(_TEXT_FILTERS)
         environment.globals.update(company=self.company, locale=locale)

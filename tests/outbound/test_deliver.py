@@ -33,6 +33,7 @@ from mailproc.outbound.deliver import (
     deliver_all_due,
     deliver_due,
 )
+from mailproc.outbound.transports import MaildirTransport, RelayUnavailable
 from mailproc.store.db import transaction
 from mailproc.store.models import Event, UndeliverableAddress
 
@@ -380,6 +381,26 @@ def test_the_maildir_transport_writes_one_file_per_mail(
     assert sorted(path.read_bytes() for path in files) == raws
     assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
     app.close()
+
+
+def test_a_maildir_file_that_cannot_be_written_is_never_accepted(tmp_path: Path) -> None:
+    """Files are written by the transport's writer thread: a failed write makes the flush
+    (and any later send) raise, so the batch's mail is retried, not recorded as sent."""
+    transport = MaildirTransport(tmp_path / "out")
+    try:
+        assert transport.send(SUPPORT, ["ana@example.com"], b"Subject: 1\r\n\r\none\r\n") == {}
+        transport.flush()
+        (tmp_path / "out" / "tmp").rmdir()
+        (tmp_path / "out" / "tmp").write_text("not a folder")
+        transport.send(SUPPORT, ["ana@example.com"], b"Subject: 2\r\n\r\ntwo\r\n")
+        with pytest.raises(RelayUnavailable, match="cannot write to maildir"):
+            transport.flush()
+        with pytest.raises(RelayUnavailable, match="cannot write to maildir"):
+            transport.send(SUPPORT, ["ana@example.com"], b"Subject: 3\r\n\r\nthree\r\n")
+    finally:
+        transport.close()
+    files = list((tmp_path / "out" / "new").iterdir())
+    assert [path.read_bytes() for path in files] == [b"Subject: 1\n\none\n"]
 
 
 def test_two_deliverers_at_once_send_each_mail_once(

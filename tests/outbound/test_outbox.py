@@ -17,7 +17,7 @@ from mailproc.config_transport import OutboxSettings
 from mailproc.core.model import Address
 from mailproc.intake.sources import RawInput
 from mailproc.intake.store import Envelope as IntakeEnvelope
-from mailproc.outbound.attempts import backoff_delay, claim_due, record_results
+from mailproc.outbound.attempts import backoff_delay, claim_due, record_results, release
 from mailproc.outbound.compose import AutoSubmitted, Envelope, HeaderError, compose, make_message_id
 from mailproc.outbound.outbox import (
     OutboxStatus,
@@ -290,6 +290,27 @@ def test_a_lease_that_ran_out_hands_the_mail_to_the_next_attempt(app: App) -> No
     assert [kind for kind, _ in events] == ["outbound.retry", "outbound.sent"]
     assert "attempt 1 left no result" in events[0][1]
     assert statuses == ["sent"]
+
+
+def test_a_released_claim_is_due_again_as_it_was_unless_superseded(app: App) -> None:
+    lease = dt.timedelta(minutes=10)
+    with transaction(app.sessions) as session:
+        queue(session, "ack:1")
+    with transaction(app.sessions) as session:
+        [first] = claim_due(session, T0, lease)
+    with transaction(app.sessions) as session:
+        release(session, [first])
+    [row] = rows(app)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 0, first.due_at)
+    with transaction(app.sessions) as session:
+        [first] = claim_due(session, T0, lease)
+    with transaction(app.sessions) as session:
+        [second] = claim_due(session, T0 + lease, lease)
+    with transaction(app.sessions) as session:
+        release(session, [first])  # too late: the next attempt holds the row
+    [row] = rows(app)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("sending", 2, T0 + 2 * lease)
+    assert second.attempt == 2
 
 
 def test_a_stored_row_naming_no_known_template_is_refused_before_rendering() -> None:
