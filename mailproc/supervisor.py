@@ -31,8 +31,8 @@ from mailproc.config_dashboard import DashboardSettings
 from mailproc.config_transport import ListenerSettings
 from mailproc.errors import StartupError, TransientError
 from mailproc.outbound.deliver import deliver_all_due
-from mailproc.processing.context import OutcomeAction
 from mailproc.processing.budget import WriteBudget
+from mailproc.processing.context import OutcomeAction
 from mailproc.store import migrate
 from mailproc.store.db import first_line
 
