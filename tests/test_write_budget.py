@@ -17,11 +17,13 @@ from mailproc.clock import FixedClock
 from mailproc.config import Settings
 from mailproc.core import commands, survey
 from mailproc.processing import batch
-from mailproc.processing.budget import TARGET_S, WriteBudget
+from mailproc.processing.budget import WriteBudget
 from mailproc.resources import resource_path
 from mailproc.store.db import transaction
 from mailproc.store.models import Ticket
 from mailproc.workflows import agent_mail, surveys
+
+TARGET_S = 0.25  # the tests' target (processing.budget.TARGET_S is the default)
 
 
 def steps(seconds: float) -> Callable[[], float]:
@@ -31,14 +33,14 @@ def steps(seconds: float) -> Callable[[], float]:
 
 
 def test_a_slow_transaction_makes_the_next_ones_smaller_then_they_grow_back() -> None:
-    budget = WriteBudget(100, timer=steps(1.0))
+    budget = WriteBudget(100, TARGET_S, steps(1.0))
     budget.record(100, budget.start())  # 1 s for 100: 25 would have fit in TARGET_S
     assert budget.limit == int(100 * TARGET_S)
     budget.record(10, budget.start())  # 1 s for 10: 2 fit
     assert budget.limit == 2
     budget.record(1, budget.start())
     assert budget.limit == 1  # one message at least
-    fast = WriteBudget(100, timer=steps(TARGET_S / 4))
+    fast = WriteBudget(100, TARGET_S, steps(TARGET_S / 4))
     fast.limit = 16
     fast.record(8, fast.start())  # not a full transaction: no growth
     assert fast.limit == 16
@@ -51,10 +53,10 @@ def test_a_slow_transaction_makes_the_next_ones_smaller_then_they_grow_back() ->
 
 
 def test_a_transaction_just_over_the_target_halves_the_next() -> None:
-    budget = WriteBudget(100, timer=steps(TARGET_S * 1.1))
+    budget = WriteBudget(100, TARGET_S, steps(TARGET_S * 1.1))
     budget.record(100, budget.start())
     assert budget.limit == 50
-    budget = WriteBudget(100, timer=steps(TARGET_S * 0.9))
+    budget = WriteBudget(100, TARGET_S, steps(TARGET_S * 0.9))
     budget.record(100, budget.start())  # within the target, not under half: unchanged
     assert budget.limit == 100
 
@@ -67,7 +69,7 @@ def test_the_worker_splits_its_parts_when_transactions_are_slow(
     try:
         ids = ingest(app, [mail(n) for n in range(1, 31)])
         sizes: list[int] = []
-        budget = WriteBudget(20, timer=steps(1.0))  # every transaction "takes" 1 s
+        budget = WriteBudget(20, TARGET_S, steps(1.0))  # every transaction "takes" 1 s
         summary = app.process(sizes.append, batch_size=20, budget=budget)
         assert sizes == [20, 5, 1, 1, 1, 1, 1]  # read in parts of 20 and 10, written smaller
         assert summary.count("created") == 30
@@ -82,7 +84,7 @@ def test_fast_transactions_keep_the_parts_whole(settings: Settings, clock: Fixed
     try:
         ingest(app, [mail(n) for n in range(1, 31)])
         sizes: list[int] = []
-        budget = WriteBudget(20, timer=steps(TARGET_S / 4))
+        budget = WriteBudget(20, TARGET_S, steps(TARGET_S / 4))
         assert app.process(sizes.append, batch_size=20, budget=budget).count("created") == 30
         assert sizes == [20, 10]
     finally:
