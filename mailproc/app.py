@@ -32,6 +32,7 @@ from mailproc.intake.store import store_batch
 from mailproc.kb.articles import seed_catalog
 from mailproc.outbound.render import Renderer
 from mailproc.outbound.values import company_from
+from mailproc.processing.budget import WriteBudget
 from mailproc.processing.context import Outcome, ProcessingContext, ProcessSummary
 from mailproc.processing.parsepool import ParsePool
 from mailproc.processing.promote import promote
@@ -231,15 +232,17 @@ class App:
         *,
         before_batch: Callable[[], None] | None = None,
         batch_size: int | None = None,
+        budget: WriteBudget | None = None,
     ) -> ProcessSummary:
         """Process every pending message (``before_batch`` runs before each transaction;
-        ``batch_size`` overrides the setting)."""
+        ``batch_size`` overrides the setting; ``budget`` bounds each transaction by time)."""
         return process_pending(
             self.sessions,
             self.processing_context(),
             batch_size=batch_size or self.settings.processing.batch_size,
             progress=progress,
             before_batch=before_batch,
+            budget=budget,
         )
 
     def promote(self, inbound_id: int) -> Outcome:

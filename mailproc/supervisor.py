@@ -31,6 +31,7 @@ from mailproc.config_dashboard import DashboardSettings
 from mailproc.config_transport import ListenerSettings
 from mailproc.errors import StartupError, TransientError
 from mailproc.outbound.deliver import deliver_all_due
+from mailproc.processing.budget import WriteBudget
 from mailproc.processing.context import OutcomeAction
 from mailproc.store import migrate
 from mailproc.store.db import first_line
@@ -117,7 +118,9 @@ class Worker:
     with a listener (``share_with_listener``), the worker first waits, up to
     ``LISTENER_FIRST_S``, until the listener has no message waiting for its commit, and takes
     at most ``LISTENER_BATCH`` messages per transaction (then: p99 0.13-0.33 s, at worst
-    about 2 s; benchmarks/bench_listener_backlog.py).
+    about 2 s; benchmarks/bench_listener_backlog.py), fewer when the last transactions took
+    longer than ``processing.budget.TARGET_S`` (100 ordinary mails held the write lock up to
+    1.7 s on a loaded machine).
     """
 
     LISTENER_FIRST_S = 0.25
@@ -133,11 +136,13 @@ class Worker:
         self.wake = threading.Event()
         self._listener_in_flight: Callable[[], int] | None = None
         self._batch_size: int | None = None
+        self._budget: WriteBudget | None = None
 
     def share_with_listener(self, in_flight: Callable[[], int]) -> None:
         """Let the listener's commits go first (SQLite: one writer at a time)."""
         self._listener_in_flight = in_flight
         self._batch_size = min(self.LISTENER_BATCH, self._app.settings.processing.batch_size)
+        self._budget = WriteBudget(self._batch_size)
 
     def wake_up(self, _count: int = 0) -> None:
         """Ask for a processing run soon (new mail was stored)."""
@@ -165,7 +170,10 @@ class Worker:
         """One processing run; failures are logged and retried on the next wake-up."""
         try:
             summary = self._app.process(
-                self._on_batch, before_batch=self._listener_first, batch_size=self._batch_size
+                self._on_batch,
+                before_batch=self._listener_first,
+                batch_size=self._batch_size,
+                budget=self._budget,
             )
         except TransientError as error:
             log.warning("processing postponed: %s", error)

@@ -31,7 +31,13 @@ class PrepareRules:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One message understood without any lookup; ``parsed.mime`` is dropped (not needed after)."""
+    """One message understood without any lookup; ``parsed.mime`` is dropped (not needed after).
+
+    ``read_text`` is what every later step reads (commands, a survey score, the text relayed,
+    alerts, a new ticket's mail): ``new_text``, or a reduced message's first
+    ``max_understood_chars`` characters, so that no step in the write transaction scans a
+    huge text. ``new_text`` is what is stored.
+    """
 
     parsed: ParsedMessage
     fingerprint: str
@@ -40,6 +46,7 @@ class Prepared:
     quoted_text: str
     language: LanguageGuess | None  # of new_text, for the reply's locale
     classification: Classification | None  # None for automatic mail, which opens no ticket
+    read_text: str  # new_text as far as it is read: all of it, or a reduced mail's budget
     reduced: bool = False  # over the understanding budget: no quote split (a defect says so)
 
 
@@ -69,6 +76,7 @@ def prepare(raw: bytes, rules: PrepareRules, envelope_sender: str | None) -> Pre
         quoted_text=quoted_text,
         language=guess_language(read),
         classification=None if automatic else rules.classifier.classify(parsed.subject, read),
+        read_text=read,
         reduced=reduced,
     )
 

@@ -229,7 +229,7 @@ class Batch:
             return None
         hold(self.session, inbound, target, reason, self.now)
         if self.context.desk is not None:
-            text, sender = understood.prepared.new_text, understood.sender.address
+            text, sender = understood.prepared.read_text, understood.sender.address
             self._followups.append(
                 HeldForReview(self.context.desk, target, sender, text, inbound.id)
             )
@@ -271,13 +271,13 @@ class Batch:
         written = {a.addr.lower() for a in (*parsed.to, *parsed.cc)}
         if address not in written | {a.lower() for a in inbound.envelope_to or ()}:
             return None
-        new_text = understood.prepared.new_text
+        new_text = understood.prepared.read_text
         return ApplyKbMail(desk, None, sender.agent, parsed.subject, new_text)
 
     def _reply(self, inbound: Inbound, understood: Understood, target: Ticket) -> Routed:
         """A person's mail on an existing ticket: an agent's, a survey answer, or a reply."""
         thread, sender, parsed = understood.thread, understood.sender, understood.parsed
-        new_text = understood.prepared.new_text
+        new_text = understood.prepared.read_text  # bounded: no huge text is scanned here
         desk = self.context.desk
         # a customer's "#..." lines are plain text; anyone else's are refused (an agent's address
         # while agents cannot be authenticated is told so below, with what to configure)
@@ -426,7 +426,7 @@ class Batch:
         first = FirstMail(
             thread=Thread(parsed.message_id, parsed.references),
             content_language=parsed.content_language,
-            new_text=understood.prepared.new_text[: self.context.rules.limits.max_understood_chars],
+            new_text=understood.prepared.read_text,
             language=understood.prepared.language,
             may_auto_reply=understood.detection.may_auto_reply,
             from_agent=sender.kind is SenderKind.AGENT,
@@ -449,7 +449,7 @@ class Batch:
         prepared = understood.prepared
         classifier = self.context.rules.classifier
         classification = prepared.classification or classifier.classify(
-            prepared.parsed.subject, prepared.new_text
+            prepared.parsed.subject, prepared.read_text
         )
         if understood.detection.borderline:  # e.g. out-of-office wording alone: a person reviews
             reason = "; ".join(understood.detection.reasons)

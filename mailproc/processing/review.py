@@ -61,7 +61,7 @@ def review_reason(
         or (sender.address is not None and sender.address in participants)
         or (  # a stranger's command lines on the thread are answered, and not added either
             thread.trust is Trust.MESSAGE_ID
-            and refused_command_lines(target, sender, understood.prepared.new_text)
+            and refused_command_lines(target, sender, understood.prepared.read_text)
         )
         or _released(session, inbound)
     ):

@@ -19,6 +19,7 @@ from mailproc.core.events import EventKind
 from mailproc.core.model import InboundStatus
 from mailproc.errors import PermanentError
 from mailproc.processing.batch import Batch
+from mailproc.processing.budget import WriteBudget
 from mailproc.processing.context import (
     Outcome,
     OutcomeAction,
@@ -45,29 +46,39 @@ def process_pending(
     batch_size: int = 250,
     progress: Progress | None = None,
     before_batch: Callable[[], None] | None = None,
+    budget: WriteBudget | None = None,
 ) -> ProcessSummary:
     """Process every pending inbound message; safe to run in several processes at once.
 
     The pending mail is read and parsed before the transaction that claims and writes it
     begins, one part at a time (processing/readahead.py: a large message alone), so that no
     message holds the write lock while it is parsed. ``before_batch`` runs right before each
-    part's transaction begins (``serve`` uses it to let the listener's commits go first on
-    SQLite).
+    transaction begins (``serve`` uses it to let the listener's commits go first on SQLite),
+    and a ``budget`` cuts a part further, into transactions its measured time allows
+    (processing/budget.py). Each transaction claims the oldest pending rows: the part's next
+    ones, whose parsing is ready (a row another worker took is replaced by one parsed here).
     """
     summary = ProcessSummary()
     reader = ReadAhead(factory, context, batch_size)
     while (part := reader.next()) is not None:
         prepared = part.results(context)  # outside any transaction
-        if before_batch is not None:
-            before_batch()
-        with transaction(factory) as session:
-            claimed = repo.claim_pending(session, len(part.jobs))
-            ready = context.complete(claimed, prepared)  # rows another worker left: parsed here
-            summary.outcomes.extend(process_batch(session, claimed, context, ready))
-        if not claimed:  # what is pending is held by other workers (PostgreSQL): theirs
-            break
-        if progress is not None:
-            progress(len(claimed))
+        left = len(part.jobs)
+        while left > 0:  # the part in transactions of at most the budget's limit
+            count = left if budget is None else min(left, budget.limit)
+            if before_batch is not None:
+                before_batch()
+            started = budget.start() if budget is not None else 0.0
+            with transaction(factory) as session:
+                claimed = repo.claim_pending(session, count)
+                ready = context.complete(claimed, prepared)  # rows another worker left: here
+                summary.outcomes.extend(process_batch(session, claimed, context, ready))
+            if not claimed:  # what is pending is held by other workers (PostgreSQL): theirs
+                return summary
+            if budget is not None:
+                budget.record(len(claimed), started)
+            left -= len(claimed)
+            if progress is not None:
+                progress(len(claimed))
     return summary
 
 

@@ -26,6 +26,7 @@ def test_a_body_over_the_budget_is_ticketed_without_a_quote_split() -> None:
     assert prepared.reduced
     assert prepared.quoted_text == ""
     assert prepared.new_text == prepared.parsed.body_text
+    assert prepared.read_text == prepared.parsed.body_text[:262144]  # what later steps read
     assert prepared.classification is not None
     assert "DS-1001" in prepared.classification.error_codes
     assert any("over the understanding budget of 262144" in d for d in prepared.parsed.defects)
@@ -36,6 +37,7 @@ def test_a_body_within_the_budget_is_split_as_usual() -> None:
     prepared = prepare(mail(body), RULES, None)
     assert not prepared.reduced
     assert prepared.new_text == "New text here."
+    assert prepared.read_text == prepared.new_text
     assert "> old" in prepared.quoted_text
     assert not any("budget" in d for d in prepared.parsed.defects)
 
