@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from email.utils import parsedate_to_datetime
 from typing import Final
 
+from mailproc.core.parse import utc_date
 from mailproc.core.rawmail import header_start, split_header_block
 
 EARLIEST: Final = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
@@ -42,12 +42,5 @@ def history_time(raw: bytes, imported: dt.datetime) -> tuple[dt.datetime, str]:
 
 
 def _parse(value: bytes) -> dt.datetime | None:
-    """An RFC 5322 date-time as aware UTC; None when it is not one (naive means UTC)."""
-    text = " ".join(value.decode("ascii", "replace").split())
-    try:
-        parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    """A header's RFC 5322 date-time (folded, raw bytes) as aware UTC, or None."""
+    return utc_date(" ".join(value.decode("ascii", "replace").split()))

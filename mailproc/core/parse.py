@@ -308,17 +308,22 @@ def _address_list(raw: str, name: str, defects: list[str], charset: str | None) 
     return [Address(_single_line(n, charset), _single_line(a)) for n, a in pairs if a]
 
 
+def utc_date(text: str) -> dt.datetime | None:
+    """An RFC 5322 date-time as aware UTC (naive means UTC); None when it is not one."""
+    try:
+        parsed = parsedate_to_datetime(text.strip())
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def _date(message: EmailMessage, defects: list[str]) -> dt.datetime | None:
     """The Date header in UTC; an unreadable or implausible date is dropped with a defect."""
     raw = _raw_header(message, "Date")
     if not raw:
         return None
-    try:
-        parsed = parsedate_to_datetime(raw.strip())
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        parsed = parsed.astimezone(dt.UTC)
-    except (TypeError, ValueError, IndexError, OverflowError):
+    parsed = utc_date(raw)
+    if parsed is None:
         defects.append("Date: unparsable date")
         return None
     if not _EARLIEST_DATE <= parsed < _LATEST_DATE:

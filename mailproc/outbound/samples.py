@@ -75,6 +75,14 @@ _SAMPLE_TICKET = TicketInfo(
         "Check that the database allows connections from DataFlow's IP addresses.",
     ),
 )
+_OUTAGE_TICKET = TicketInfo(
+    number=12345,
+    subject="Dashboards down: Error 503",
+    priority=Priority.P0,
+    plan=Plan.ENTERPRISE,
+    error_code="DB-2002",
+    error_title="Service Unavailable",
+)
 _SAMPLE_EXCERPT = "Since this morning our Postgres source fails with DS-1001.\nWe changed nothing."
 
 _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
@@ -249,14 +257,7 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
     ),
     IncidentNoticeContext(
         customer=_SAMPLE_CUSTOMER,
-        ticket=TicketInfo(
-            number=12345,
-            subject="Dashboards down: Error 503",
-            priority=Priority.P0,
-            plan=Plan.ENTERPRISE,
-            error_code="DB-2002",
-            error_title="Service Unavailable",
-        ),
+        ticket=_OUTAGE_TICKET,
         code="DB-2002",
         started_at=_SAMPLE_TIME,
     ),
@@ -268,14 +269,7 @@ _SAMPLE_CONTEXTS: Final[tuple[TemplateContext, ...]] = (
     ),
     IncidentResolvedContext(
         customer=_SAMPLE_CUSTOMER,
-        ticket=TicketInfo(
-            number=12345,
-            subject="Dashboards down: Error 503",
-            priority=Priority.P0,
-            plan=Plan.ENTERPRISE,
-            error_code="DB-2002",
-            error_title="Service Unavailable",
-        ),
+        ticket=_OUTAGE_TICKET,
         code="DB-2002",
         resolved_at=_SAMPLE_TIME + dt.timedelta(hours=3),
         summary="A failed database node made the API return errors 503.\n"

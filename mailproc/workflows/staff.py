@@ -58,6 +58,11 @@ class Staff:
         self.agents = agents
         self._stored = stored
 
+    @property
+    def stored(self) -> tuple[store.StoredAgent, ...]:
+        """The stored agents as last read by ``refresh`` (none before it)."""
+        return self._stored or ()
+
 
 @dataclass(frozen=True, slots=True)
 class AgentEntry:
@@ -78,7 +83,7 @@ def list_agents(session: Session, staff: Staff) -> list[AgentEntry]:
         for a in staff.configured
     ]
     active = {a.name for a in staff.agents[len(staff.configured) :]}  # the stored kept
-    for name, roles, addresses in store.stored_agents(session):
+    for name, roles, addresses in staff.stored:
         entries.append(AgentEntry(name, roles, addresses, "stored", name in active))
     return entries
 
@@ -114,9 +119,10 @@ def add_agent(
         if holder is not None:
             raise PermanentError(f"{address} is already the address of agent {holder}")
     ordered = tuple(dict.fromkeys(AgentRole(role).value for role in roles or ("agent",)))
-    store.add_agent(session, name, ordered, tuple(dict.fromkeys(normalized)), now)
+    unique = tuple(dict.fromkeys(normalized))
+    store.add_agent(session, name, ordered, unique, now)
     staff.refresh(session)
-    return AgentEntry(name, ordered, tuple(dict.fromkeys(normalized)), "stored", True)
+    return AgentEntry(name, ordered, unique, "stored", True)
 
 
 def remove_agent(session: Session, staff: Staff, name: str) -> None:
