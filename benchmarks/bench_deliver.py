@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import smtplib
 import socket
 import statistics
@@ -61,7 +62,7 @@ def make_app(url: str, relay: str, batch_size: int = 200) -> App:
         {
             "database": {"url": url},
             "relay": {"url": relay},
-            "outbox": {"batch_size": batch_size},
+            "outbox": {"batch_size": batch_size, "build_workers": int(os.environ.get("BW", "1"))},
             "serve": {"tick_interval_s": 60, "process_interval_s": 60},
         }
     )
@@ -71,11 +72,19 @@ def make_app(url: str, relay: str, batch_size: int = 200) -> App:
 
 
 def warm_up(app: App) -> None:
-    """Compile every template in every locale once, as a long-running deliverer has."""
+    """Compile every template in every locale once and start the build workers, as a
+    long-running deliverer has."""
     renderer = renderer_for(app.settings)
     for context in SAMPLES.values():
         for locale in ("en", "es", "fr"):
             renderer.render(context, locale)
+    app.build_pool.warm()
+    assert app.build_pool.wait_ready(60), "the build workers did not start"
+
+
+def deliver_pooled(app: App) -> None:
+    """``deliver_all_due`` with the build workers, as ``deliver --once`` and ``serve`` run it."""
+    deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
 
 
 def queue(app: App, count: int, templates: list[str], tag: str) -> None:
@@ -134,7 +143,9 @@ def maildir_rate(url: str, count: int) -> tuple[float, float]:
         app = make_app(url, f"maildir:{folder}/out")
         queue(app, count, sorted(SAMPLES), "md")
         cpu = time.process_time()
-        seconds = timed(lambda: deliver_all_due(app.sessions, app.settings, app.clock))
+        seconds = timed(
+            lambda: deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
+        )
         cpu = time.process_time() - cpu
         assert len(list(Path(folder, "out", "new").iterdir())) == count
         app.close()
@@ -156,7 +167,9 @@ def smtp_ratio(url: str, count: int = 2000) -> tuple[float, float]:
     try:
         app = make_app(url, f"smtp://127.0.0.1:{port}")
         queue(app, count, sorted(SAMPLES), f"smtp{time.monotonic_ns()}")
-        ours = timed(lambda: deliver_all_due(app.sessions, app.settings, app.clock))
+        ours = timed(
+            lambda: deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
+        )
         with transaction(app.sessions, commit=False) as session:
             mails = session.execute(select(Outbox.envelope_from, Outbox.raw)).all()
         app.close()
@@ -202,7 +215,9 @@ def per_mail_with(url: str, history: int, due: int = 1000) -> float:
             for start in range(0, len(rows), 20_000):
                 session.execute(insert(Outbox), rows[start : start + 20_000])
         queue(app, due, sorted(SAMPLES), f"due{tag}")
-        seconds = timed(lambda: deliver_all_due(app.sessions, app.settings, app.clock))
+        seconds = timed(
+            lambda: deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
+        )
         app.close()
     return seconds / due
 
@@ -223,7 +238,7 @@ def ack_latency(url: str) -> float:
         # serve has been running: the worker has processed mail before (models loaded)
         app.ingest([RawInput(NEW_MAIL.format(mid="warm").encode(), IntakeEnvelope("file"))])
         app.process()
-        deliver_all_due(app.sessions, app.settings, app.clock)
+        deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
         for path in out.iterdir():
             path.unlink()
         internal = [name for name in sorted(SAMPLES) if lane_of(name)]
@@ -278,7 +293,7 @@ def main() -> None:
                 f" CPU {cpu_us:,.0f} us/mail (a free core: {1e6 / cpu_us:,.0f} mails/s)"
             )
         if "smtp" in parts:
-            pairs = [fresh(smtp_ratio) for _ in range(args.runs)]
+            pairs = [fresh(lambda url: smtp_ratio(url, args.count)) for _ in range(args.runs)]
             ratios = [ours / bare for ours, bare in pairs]
             ours = statistics.median(p[0] for p in pairs)
             bare = statistics.median(p[1] for p in pairs)

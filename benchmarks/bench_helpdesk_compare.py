@@ -97,7 +97,7 @@ def _mailproc_child(corpus: Path, url: str, queue: multiprocessing.Queue) -> Non
             started = time.perf_counter()
             app.ingest((RawInput(raw, Envelope("file")) for raw in mails), processing_follows=True)
             summary = app.process()
-            delivered = deliver_all_due(app.sessions, app.settings, app.clock)
+            delivered = deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
             seconds = time.perf_counter() - started
         finally:
             app.close()

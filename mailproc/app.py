@@ -30,6 +30,7 @@ from mailproc.errors import NotFoundError, NotMailError
 from mailproc.intake.sources import RawInput, in_history_order
 from mailproc.intake.store import store_batch
 from mailproc.kb.articles import seed_catalog
+from mailproc.outbound.buildpool import BuildPool
 from mailproc.outbound.render import Renderer
 from mailproc.outbound.values import company_from
 from mailproc.processing.budget import WriteBudget
@@ -84,10 +85,17 @@ class App:
         self._context: ProcessingContext | None = None
 
     def close(self) -> None:
-        """Stop parse workers and release database connections."""
+        """Stop parse and build workers and release database connections."""
         if self._context is not None and self._context.pool is not None:
             self._context.pool.close()
+        if "build_pool" in self.__dict__:
+            self.build_pool.close()
         self.engine.dispose()
+
+    @cached_property
+    def build_pool(self) -> BuildPool:
+        """The deliverer's workers, started by the first round of more than one batch."""
+        return BuildPool(self.settings.outbox.build_workers, company_from(self.settings))
 
     def upgrade_database(self) -> None:
         """Create or upgrade the schema to the newest revision; seed the knowledge base."""

@@ -216,7 +216,11 @@ class Deliverer:
                 return
             try:
                 summary = deliver_all_due(
-                    self._app.sessions, self._app.settings, self._app.clock, stop=stop
+                    self._app.sessions,
+                    self._app.settings,
+                    self._app.clock,
+                    stop=stop,
+                    pool=self._app.build_pool,
                 )
             except TransientError as error:
                 log.warning("delivery postponed: %s", error)

@@ -1,7 +1,7 @@
 """The package's shape: layers import only downwards, no import circle, no oversized module.
 
 Layers, lowest first: core → foundation (config, config_transport, errors, clock, resources,
-runtime) → store → the application tier (intake, processing, workflows, outbound, tickets,
+runtime, workers) → store → the application tier (intake, processing, workflows, outbound, tickets,
 customers, adapters, reports, kb, dashboard) → app → supervisor → cli. A module may import its
 own layer or lower.
 """
@@ -28,6 +28,7 @@ LAYERS = (
         "clock",
         "resources",
         "runtime",
+        "workers",
     ),
     ("store",),
     (

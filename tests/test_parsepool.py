@@ -62,11 +62,10 @@ def test_a_single_piped_message_never_starts_the_workers(app: App) -> None:
     pool = app.processing_context().pool
     assert pool is not None
     app.ingest([RawInput(mail(1), Envelope("stdin"))], processing_follows=True)
-    assert pool._executor is None
+    assert not pool.workers_pool.started
     app.ingest((RawInput(mail(n), Envelope("file")) for n in range(2, 40)), processing_follows=True)
-    assert pool._warming is not None  # the start was asked for while the mail was stored
-    pool._warming.join(timeout=30)  # it runs in the background: wait for it, do not race it
-    assert pool._executor is not None
+    assert pool.workers_pool.started  # the start was asked for while the mail was stored
+    assert pool.workers_pool.wait_ready(30)  # it runs in the background: wait, do not race it
     assert app.process().count("created") == 39
 
 
@@ -78,7 +77,7 @@ def test_workers_run_with_the_tuned_garbage_collector(app: App) -> None:
     pool = ParsePool(1, app.processing_context().rules)
     try:
         pool.warm()
-        thresholds, frozen = pool._pool().submit(_collector_settings).result()
+        thresholds, frozen = pool.workers_pool.submit(_collector_settings).result()
     finally:
         pool.close()
     assert thresholds == GC_THRESHOLDS

@@ -155,11 +155,12 @@ def listen_option(ctx: click.Context, param: click.Parameter, value: str | None)
 
 def deliver_with_progress(app: App, clock: Clock) -> DeliverySummary:
     """``deliver --once``: every due batch, with a progress bar on a terminal for long runs."""
+    pool = app.build_pool
     if not sys.stderr.isatty():
-        return deliver_all_due(app.sessions, app.settings, clock)
+        return deliver_all_due(app.sessions, app.settings, clock, pool=pool)
     with transaction(app.sessions, commit=False) as session:
         due = count_due(session, clock.now())
     if due <= app.settings.outbox.batch_size:
-        return deliver_all_due(app.sessions, app.settings, clock)
+        return deliver_all_due(app.sessions, app.settings, clock, pool=pool)
     with click.progressbar(length=due, label="delivering", file=sys.stderr) as bar:
-        return deliver_all_due(app.sessions, app.settings, clock, progress=bar.update)
+        return deliver_all_due(app.sessions, app.settings, clock, progress=bar.update, pool=pool)

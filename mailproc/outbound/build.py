@@ -99,14 +99,20 @@ def store_built(session: Session, built: Mapping[str, BuiltMail]) -> None:
     records: one statement each for any number of mails."""
     if not built:
         return
-    connection = session.connection()
-    connection.execute(
+    session.connection().execute(
         _OUTBOX.update()
         .where(_OUTBOX.c.message_id == bindparam("mid"), _OUTBOX.c.raw.is_(None))
         .values(raw=bindparam("built_raw")),
         [{"mid": mid, "built_raw": mail.raw} for mid, mail in built.items()],
     )
-    connection.execute(
+    complete_thread_records(session, built)
+
+
+def complete_thread_records(session: Session, built: Mapping[str, BuiltMail]) -> None:
+    """Give built mail's thread records (by Message-ID) their subject and text."""
+    if not built:
+        return
+    session.connection().execute(
         _MESSAGES.update()
         .where(_MESSAGES.c.message_id == bindparam("mid"), _MESSAGES.c.direction == "out")
         .values(

@@ -44,8 +44,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailproc.clock import Clock
 from mailproc.config import Settings
-from mailproc.outbound.attempts import Claim, Failure, claim_due, count_due, record_results, release
+from mailproc.outbound.attempts import (
+    Claim,
+    Failure,
+    claim_due,
+    count_due,
+    due_unbuilt,
+    record_results,
+    release,
+)
 from mailproc.outbound.build import BuiltMail, attachment_files, build, store_built
+from mailproc.outbound.buildpool import BuildPool, BuildsAhead
 from mailproc.outbound.compose import HeaderError
 from mailproc.outbound.outbox import OutboxStatus
 from mailproc.outbound.render import Renderer, RenderError
@@ -108,22 +117,69 @@ def deliver_all_due(
     *,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    pool: BuildPool | None = None,
 ) -> DeliverySummary:
     """Deliver batches over one relay session until one claims less than a full batch, the
-    relay is down or ``stop`` is set; ``progress`` gets the number of mails of each batch."""
+    relay is down or ``stop`` is set; ``progress`` gets the number of mails of each batch.
+
+    With a ``pool``, once a batch came full the workers build the next batch's mail while this
+    one is sent (``buildpool``); the first full batch starts them in the background.
+    """
     total = DeliverySummary()
     transport = make_transport(settings.relay)
+    ahead = _Ahead(pool, sessions, clock, settings)
     try:
         while stop is None or not stop.is_set():
-            summary, claimed = _deliver_batch(sessions, settings, clock, transport)
+            summary, claimed = _deliver_batch(sessions, settings, clock, transport, ahead)
             total += summary
             if progress is not None and claimed:
                 progress(claimed)
             if claimed < settings.outbox.batch_size or summary.skipped:
                 break
     finally:
+        ahead.cancel()
         transport.close()
     return total
+
+
+class _Ahead:
+    """The next batch's mail, being built in the pool's workers while this batch is sent."""
+
+    def __init__(
+        self,
+        pool: BuildPool | None,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self._pool = pool
+        self._sessions = sessions
+        self._clock = clock
+        self._size = settings.outbox.batch_size
+        self._building: BuildsAhead | None = None
+
+    def start(self) -> None:
+        """Begin building the mail the next claim will most likely take, once the workers run
+        (the first call starts them in the background)."""
+        if self._pool is None:
+            return
+        if not self._pool.ready():
+            self._pool.warm()
+            return
+        with transaction(self._sessions, commit=False) as session:
+            jobs = due_unbuilt(session, self._clock.now(), self._size)
+        self._building = self._pool.start(jobs)
+
+    def take(self) -> dict[int, BuiltMail]:
+        """What was built ahead, by outbox id (waiting for the workers)."""
+        building, self._building = self._building, None
+        return building.results() if building is not None else {}
+
+    def cancel(self) -> None:
+        """Drop what is still being built (the round ends)."""
+        if self._building is not None:
+            self._building.cancel()
+            self._building = None
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -145,10 +201,17 @@ _COUNTED_AS: Final = {
 
 
 def _deliver_batch(
-    sessions: sessionmaker[Session], settings: Settings, clock: Clock, transport: Transport
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    clock: Clock,
+    transport: Transport,
+    ahead: _Ahead | None = None,
 ) -> tuple[DeliverySummary, int]:
-    """Claim, build, send and record one batch; the summary and the number of rows claimed."""
+    """Claim, build, send and record one batch; the summary and the number of rows claimed.
+
+    A full batch has ``ahead`` start building the next one before this one is sent."""
     lease = dt.timedelta(seconds=LEASE_TIMEOUTS * settings.relay.timeout_s)
+    built = ahead.take() if ahead is not None else {}
     with transaction(sessions) as session:
         claims = claim_due(
             session,
@@ -156,6 +219,7 @@ def _deliver_batch(
             lease,
             settings.outbox.batch_size,
             undeliverable_for=dt.timedelta(days=settings.outbox.undeliverable_days),
+            built=built,
         )
     counts = dict.fromkeys(("sent", "retried", "failed", "skipped"), 0)
     for claim in claims:
@@ -164,6 +228,8 @@ def _deliver_batch(
     results, ready = _build(
         [c for c in claims if c.finished is None], renderer_for(settings), sessions
     )
+    if ahead is not None and len(claims) == settings.outbox.batch_size:
+        ahead.start()
     left: list[Claim] = []
     relay_down = False
     for index, (claim, raw) in enumerate(ready):

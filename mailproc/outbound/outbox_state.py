@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import LargeBinary, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mailproc.outbound.outbox import OutboxStatus
@@ -61,6 +61,7 @@ class OutboxState:
     last_error: str | None
     sent_at: dt.datetime | None
     recipients: list[RecipientState] = field(default_factory=list)
+    built_raw: bytes | None = None  # bytes built for a row that had none: kept with the state
 
     def pending(self) -> list[RecipientState]:
         """The recipients still waiting for the mail."""
@@ -87,7 +88,8 @@ def with_recipients(session: Session, rows: Sequence[OutboxState]) -> dict[int, 
 
 
 def write_states(session: Session, rows: Iterable[OutboxState]) -> None:
-    """Write these rows' state and their changed recipients: one ``executemany`` each."""
+    """Write these rows' state (with bytes built for them) and their changed recipients:
+    one ``executemany`` each."""
     state = [
         {
             "b_id": row.id,
@@ -96,6 +98,7 @@ def write_states(session: Session, rows: Iterable[OutboxState]) -> None:
             "b_next": row.next_attempt_at,
             "b_error": row.last_error,
             "b_sent": row.sent_at,
+            "b_raw": row.built_raw,
         }
         for row in rows
     ]
@@ -122,6 +125,7 @@ _WRITE_STATE: Final = (
         next_attempt_at=bindparam("b_next"),
         last_error=bindparam("b_error"),
         sent_at=bindparam("b_sent"),
+        raw=func.coalesce(bindparam("b_raw", type_=LargeBinary), _OUTBOX.c.raw),
     )
 )
 _WRITE_RECIPIENT: Final = (

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 
 from mailproc.core.understand import Prepared, PrepareRules, prepare
-from mailproc.runtime import exit_with, tune_gc
+from mailproc.workers import WorkerPool
 
 PrepareResult = Prepared | Exception
 Job = tuple[bytes, str | None]  # raw bytes, envelope sender
@@ -42,19 +39,16 @@ class Ahead:
 
 
 class ParsePool:
-    """A few worker processes (forkserver: no database handles are inherited) for ``prepare``.
-
-    The rules (limits, detection policy, classifier) go to each worker once, when it starts.
-    """
+    """A few worker processes for ``prepare`` (``mailproc.workers``; the fork server loads the
+    code and the language model once). The rules (limits, detection policy, classifier) go to
+    each worker once, when it starts."""
 
     min_jobs = 16  # below this, the round trip to another process is not worth it
 
     def __init__(self, workers: int, rules: PrepareRules) -> None:
         self.workers = workers
         self.rules = rules
-        self._executor: ProcessPoolExecutor | None = None
-        self._creating = threading.Lock()  # warm() creates the pool from another thread
-        self._warming: threading.Thread | None = None
+        self._pool = WorkerPool(workers, ["mailproc.processing.preload"], _start_worker, (rules,))
 
     def prepare(self, jobs: Sequence[Job]) -> list[PrepareResult]:
         """Prepare ``jobs`` in order in the workers (here, when there are too few to share).
@@ -81,64 +75,37 @@ class ParsePool:
             [
                 (
                     [key for key, _ in chunk],
-                    self._pool().submit(_prepare_in_worker, [job for _, job in chunk]),
+                    self._pool.submit(_prepare_in_worker, [job for _, job in chunk]),
                 )
                 for chunk in chunks
             ]
         )
 
+    @property
+    def workers_pool(self) -> WorkerPool:
+        """The worker processes (to start, wait for or run a task in)."""
+        return self._pool
+
     def warm(self) -> None:
-        """Start the workers in the background (starting the fork server takes ~0.7 s)."""
-        if self.workers > 0 and self._executor is None and self._warming is None:
-            self._warming = threading.Thread(target=self._start_workers, name="parse-pool-start")
-            self._warming.start()
-
-    def _start_workers(self) -> None:
-        pool = self._pool()
-        for _ in range(self.workers):
-            pool.submit(_ready)
-
-    def _pool(self) -> ProcessPoolExecutor:
-        with self._creating:
-            if self._executor is None:
-                context = multiprocessing.get_context("forkserver")
-                # the fork server loads the code and the language model once; workers fork warm
-                context.set_forkserver_preload(["mailproc.processing.preload"])
-                self._executor = ProcessPoolExecutor(
-                    self.workers,
-                    mp_context=context,
-                    initializer=_start_worker,
-                    initargs=(self.rules, os.getpid()),
-                )
-            return self._executor
+        """Start the workers in the background."""
+        self._pool.warm()
 
     def close(self) -> None:
         """Stop the worker processes."""
-        if self._warming is not None:  # a warm() may still be starting them
-            self._warming.join()
-            self._warming = None
-        if self._executor is not None:
-            self._executor.shutdown(cancel_futures=True)
-            self._executor = None
+        self._pool.close()
 
 
 _worker_rules: PrepareRules | None = None  # set once in each worker process
 
 
-def _start_worker(rules: PrepareRules, served: int) -> None:
-    """Keep the rules for every task of this worker and end with the ``served`` process;
-    quiet flufl.bounce, whose detectors log a traceback for each odd mail (we catch those)."""
+def _start_worker(rules: PrepareRules) -> None:
+    """Keep the rules for every task of this worker; quiet flufl.bounce, whose detectors log a
+    traceback for each odd mail (we catch those)."""
     global _worker_rules
-    exit_with(served)
     _worker_rules = rules
     logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
-    tune_gc()
 
 
 def _prepare_in_worker(jobs: Sequence[Job]) -> list[PrepareResult]:
     assert _worker_rules is not None, "the worker was started without its rules"
     return prepare_all(jobs, _worker_rules)
-
-
-def _ready() -> None:
-    """A task that only makes the pool start a worker."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -311,6 +311,11 @@ class AppSecret(Base):
 # --- outbound mail (issue 5) ---------------------------------------------------------------
 
 
+# The rows the due index holds. A query must name them in these very words, values and all:
+# SQLite uses a partial index only when the query's WHERE contains its condition literally.
+OUTBOX_UNFINISHED: Final = "status IN ('pending', 'sending')"
+
+
 class Outbox(Base):
     """One outbound mail, composed and queued in the transaction that caused it."""
 
@@ -349,8 +354,8 @@ class Outbox(Base):
             "lane",
             "next_attempt_at",
             "id",
-            postgresql_where=text("status IN ('pending', 'sending')"),
-            sqlite_where=text("status IN ('pending', 'sending')"),
+            postgresql_where=text(OUTBOX_UNFINISHED),
+            sqlite_where=text(OUTBOX_UNFINISHED),
         ),
     )
 

@@ -16,7 +16,7 @@ import pytest
 from adapters.support import MAILPROC, wait_for
 from click.testing import CliRunner
 from conftest import T0
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from test_deliver import Relay, make_app, run
 from test_outbox import ANA, SUPPORT, add_ticket, rows
@@ -145,25 +145,6 @@ def test_a_mail_that_cannot_be_built_fails_and_the_rest_of_the_batch_goes(
     assert second.status == "sent" and second.raw is not None
     assert len(list((tmp_path / "out" / "new").iterdir())) == 1
     app.close()
-
-
-def test_the_claim_query_reads_the_due_index(app: App) -> None:
-    with transaction(app.sessions) as session:
-        queue_sample(session, "acknowledgment", "ack:1")
-        dialect = session.get_bind().dialect.name
-        query = (
-            "SELECT id FROM outbox WHERE status IN ('pending', 'sending')"
-            " AND next_attempt_at <= :now ORDER BY lane, next_attempt_at, id LIMIT 50"
-        )
-        if dialect == "postgresql":
-            session.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = session.execute(text("EXPLAIN " + query), {"now": T0}).scalars().all()
-        else:
-            plan = [
-                r[-1] for r in session.execute(text("EXPLAIN QUERY PLAN " + query), {"now": T0})
-            ]
-    assert any("ix_outbox_due" in line for line in plan), plan
-    assert not any("TEMP B-TREE" in line or "Sort" in line for line in plan), plan
 
 
 def test_serve_sends_the_acknowledgment_as_soon_as_its_batch_commits(
