@@ -12,6 +12,10 @@ A batch takes three short transactions, none held while rendering or talking to 
    session (SMTP: one connection, one mail transaction per mail; Maildir: one fsync of the
    directory per batch).
 
+With a build pool (``deliver_all_due(pool=...)``: ``serve`` and ``deliver --once``), a full
+batch has the workers build the rows the next claim will most likely take while it is sent;
+that claim keeps their bytes in its own transaction (``buildpool``).
+
 Recipients the relay accepted are ``sent`` and never get the mail again; 5xx refusals fail that
 recipient with the reply as the reason; 4xx replies, refused connections, timeouts, DNS, TLS and
 authentication problems are transient: the row goes back to ``pending`` with
