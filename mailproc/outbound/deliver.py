@@ -229,11 +229,11 @@ def _deliver_batch(
     for claim in claims:
         if claim.finished is not None:
             counts[_COUNTED_AS[claim.finished]] += 1
+    if ahead is not None and len(claims) == settings.outbox.batch_size:
+        ahead.start()  # before this batch's own builds: the workers build while this one does
     results, ready = _build(
         [c for c in claims if c.finished is None], renderer_for(settings), sessions
     )
-    if ahead is not None and len(claims) == settings.outbox.batch_size:
-        ahead.start()
     left: list[Claim] = []
     relay_down = False
     for index, (claim, raw) in enumerate(ready):
