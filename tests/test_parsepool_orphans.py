@@ -19,7 +19,7 @@ MAIL = (
 )
 
 
-def _children() -> dict[int, int]:
+def process_parents() -> dict[int, int]:
     """Every process's parent: pid -> ppid."""
     parents = {}
     for entry in Path("/proc").iterdir():
@@ -33,7 +33,7 @@ def _children() -> dict[int, int]:
 
 
 def _descendants(pid: int) -> set[int]:
-    parents = _children()
+    parents = process_parents()
     found: set[int] = set()
     frontier = {pid}
     while frontier:

@@ -130,7 +130,7 @@ def due_unbuilt(session: Session, now: dt.datetime, limit: int) -> list[BuildJob
             _OUTBOX.c.raw.is_(None).label("unbuilt"),
         )
         .where(_due(now))
-        .order_by(_OUTBOX.c.lane, _OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+        .order_by(*_CLAIM_ORDER)
         .limit(limit),
     )
     return [
@@ -164,7 +164,7 @@ def claim_due(
         session,
         select(*STATE_COLUMNS, *_CONTENT)
         .where(_due(now))
-        .order_by(_OUTBOX.c.lane, _OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+        .order_by(*_CLAIM_ORDER)
         .limit(limit)
         .with_for_update(skip_locked=True, of=_OUTBOX),
     )
@@ -423,6 +423,10 @@ def _in_index_order(session: Session, query: Select[Any]) -> Sequence[Row[Any]]:
 _WALK_INDEX: Final = text(
     "SELECT set_config('enable_sort', :on, true), set_config('enable_bitmapscan', :on, true)"
 )
+
+
+# the order of the due index: customer lane first, then the oldest due
+_CLAIM_ORDER: Final = (_OUTBOX.c.lane, _OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
 
 
 def _due(now: dt.datetime) -> ColumnElement[bool]:

@@ -16,6 +16,7 @@ from sqlalchemy import event, select, text
 from test_batches import queue_sample
 from test_deliver import make_app
 from test_outbox import add_ticket
+from test_parsepool_orphans import process_parents
 
 from mailproc.app import App
 from mailproc.clock import FixedClock
@@ -48,14 +49,7 @@ def ready_app(db_url: str, clock: FixedClock, relay_url: str) -> App:
 
 def worker_pids() -> set[int]:
     """The pool workers of this process: its grandchildren (children of the fork server)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    parents = process_parents()
     children = {pid for pid, parent in parents.items() if parent == os.getpid()}
     return {pid for pid, parent in parents.items() if parent in children}
 
