@@ -311,3 +311,33 @@ def test_cli_drafts_from_a_resolved_ticket(
         cli, ["kb", "draft", "API-4004", "--from-ticket", "99999", "--as", "alex@dataflow.com"]
     )
     assert unknown.exit_code != 0
+
+
+def test_in_one_batch_acknowledgments_quote_the_article_as_it_is_at_their_turn(
+    app: App,
+) -> None:
+    """A batch reads each quoted article once; a publish in the same batch is seen at once."""
+    to_kb(app, "alex@dataflow.com", "draft", f"#kb draft API-4004\n\n{NEW_STEPS}")
+    batch = [
+        ("laura@northwind-analytics.example", "support@dataflow.com", RATE_LIMIT, ()),
+        ("marta@dataflow.com", KB, "#kb publish API-4004", (AUTH,)),
+        ("oliver@thamesvalleyenergy.example", "support@dataflow.com", RATE_LIMIT, ()),
+    ]
+    for index, (sender, to_address, body, headers) in enumerate(batch):
+        head = [
+            f"From: {sender}",
+            f"To: {to_address}",
+            "Subject: API-4004 again",
+            f"Message-ID: <kb-batch-{index}-{id(app)}@test.example>",
+            *headers,
+        ]
+        app.ingest(
+            [RawInput(("\r\n".join(head) + "\r\n\r\n" + body + "\r\n").encode(), Envelope("smtp"))]
+        )
+    summary = app.process()
+    assert len(summary.outcomes) == 3
+    before = ack_for(app, "laura@northwind-analytics.example")
+    after = ack_for(app, "oliver@thamesvalleyenergy.example")
+    assert "X-RateLimit-Remaining" in before and "parallel workers" not in before
+    assert "Lower the export's parallel workers to 2." in after
+    assert "X-RateLimit-Remaining" not in after

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from mailproc.app import App
 from mailproc.cli.root import cli
@@ -38,7 +38,9 @@ from mailproc.outbound.outbox import materialize
 from mailproc.outbound.samples import SAMPLES
 from mailproc.resources import resource_path
 from mailproc.store.db import transaction
-from mailproc.store.models import Outbox, Ticket
+from mailproc.store.models import MessageRecord, Outbox, Ticket
+from mailproc.store.staged import staging
+from mailproc.workflows.mail import load_requester_names
 
 LANGUAGES = ("en", "es", "fr")
 SCENARIOS = {
@@ -392,3 +394,60 @@ def test_tickets_list_shows_the_translation_requests(
         cli, ["tickets", "list", "--json"], env={"MAILPROC_DATABASE_URL": db_url}
     )
     assert len(json.loads(everything.output)) == 3
+
+
+def test_a_batch_reads_its_requesters_names_in_one_query_as_one_ticket_would(
+    db_url: str,
+) -> None:
+    """Names of a whole batch come from one query (``load_requester_names``), with the same
+    result as each ticket's own lookup: the first named mail from the requester's address (in
+    any case), never another sender's name."""
+    app = make_app(db_url)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    try:
+        mails = [
+            ("customer3001@example.com", SNOWFLAKE["en"], "n1@example.com"),
+            ('"Ana Ruiz" <customer3002@example.com>', SNOWFLAKE["es"], "n2@example.com"),
+            ("<customer3003@example.com>", SNOWFLAKE["fr"], "n3@example.com"),
+        ]
+        for sender, mail, mid in mails:
+            send(app, sender, mail, mid)
+        later = [  # the requesters write again, with a name now; a stranger on #10003
+            ('"Bo Berg" <Customer3001@Example.com>', 10001),
+            ('"Eve Other" <someone@example.net>', 10003),
+        ]
+        with transaction(app.sessions) as session:
+            for index, (sender, number) in enumerate(later):
+                found = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+                record = MessageRecord(
+                    ticket_id=found.id,
+                    direction="in",
+                    message_id=f"later-{index}@example.com",
+                    from_address=sender.split("<")[1].rstrip(">"),
+                    from_name=sender.split('"')[1],
+                    subject="again",
+                    created_at=MONDAY,
+                )
+                session.add(record)
+        notifier = app.notifier(app.reply_scheme())
+        with transaction(app.sessions, commit=False) as session:
+            tickets = list(session.scalars(select(Ticket).order_by(Ticket.number)))
+            one_by_one = [notifier.customer_info(t, None) for t in tickets]
+            event.listen(app.engine, "before_cursor_execute", count)
+            with staging(session):
+                load_requester_names(session, tickets)
+                batch = [notifier.customer_info(t, None) for t in tickets]
+            event.remove(app.engine, "before_cursor_execute", count)
+        assert [(i.name, i.named) for i in one_by_one] == [
+            ("Bo Berg", True),
+            ("Ana Ruiz", True),
+            ("customer3003@example.com", False),
+        ]
+        assert batch == one_by_one
+        assert len([s for s in statements if "from_name" in s]) == 1
+    finally:
+        app.close()

@@ -9,7 +9,9 @@ rows, and a draft for an unseeded code seeds it first.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -24,6 +26,7 @@ from mailproc.core.kb import (
     issue_keys,
 )
 from mailproc.store.models import KbAlert, KbArticle, Ticket
+from mailproc.store.staged import forget_memo, memo_get, scope_memo
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ def seed_entry(session: Session, entry: ErrorCode, now: dt.datetime) -> KbArticl
     )
     session.add(article)
     session.flush()
+    forget_quotes(session)
     return article
 
 
@@ -89,21 +93,48 @@ def seed_catalog(session: Session, catalog: Catalog, now: dt.datetime) -> int:
 
 def quoted(session: Session, catalog: Catalog, code: str, locale: str) -> QuotedArticle | None:
     """The steps an acknowledgment quotes for ``code``: the published public article only."""
-    article = published(session, code)
-    if article is None:
-        entry = catalog.get(code)
-        if entry is None or has_article(session, code):
-            return None  # retired with nothing in its place
-        titles, steps = dict(entry.titles), {k: list(v) for k, v in entry.steps.items()}
-    elif article.visibility != Visibility.PUBLIC:
+    source = _quotable(session, catalog, code)
+    if source is None:
         return None
-    else:
-        titles, steps = article.titles, article.steps
+    titles, steps = source
     lines = steps.get(locale) or steps.get(FALLBACK_LANGUAGE) or []
     if not lines:
         return None
     title = titles.get(locale) or titles.get(FALLBACK_LANGUAGE) or code
     return QuotedArticle(title, tuple(lines), locale not in steps)
+
+
+_QUOTABLE = "kb_quotable"  # the staging scope's memo: code -> (titles, steps) or None
+_Quotable = tuple[Mapping[str, str], Mapping[str, list[str]]]
+_UNREAD = object()
+
+
+def _quotable(session: Session, catalog: Catalog, code: str) -> _Quotable | None:
+    """The titles and steps ``code`` may quote (read once per staging scope)."""
+    found = memo_get(session, _QUOTABLE, code, _UNREAD)
+    if found is not _UNREAD:
+        return cast(_Quotable | None, found)
+    article = published(session, code)
+    source: _Quotable | None
+    if article is None:
+        entry = catalog.get(code)
+        if entry is None or has_article(session, code):
+            source = None  # retired with nothing in its place
+        else:
+            source = dict(entry.titles), {k: list(v) for k, v in entry.steps.items()}
+    elif article.visibility != Visibility.PUBLIC:
+        source = None
+    else:
+        source = article.titles, article.steps
+    memo = scope_memo(session, _QUOTABLE)
+    if memo is not None:
+        memo[code] = source
+    return source
+
+
+def forget_quotes(session: Session) -> None:
+    """An article changed: what acknowledgments quote is read anew."""
+    forget_memo(session, _QUOTABLE)
 
 
 def tickets_by_key(

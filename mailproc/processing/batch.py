@@ -371,11 +371,17 @@ class Batch:
             self.lookup.customer(sender.address) if sender.customer and sender.address else None
         )
         ticket_id, number = self._allocate_ticket()
+        parsed, notifier = understood.parsed, self.context.notifier
+        choice = (  # the language the ticket is answered in (§5.4)
+            notifier.locale(sender.customer, parsed.content_language, understood.prepared.language)
+            if notifier is not None and history is None
+            else None
+        )
         ticket = Ticket(
             id=ticket_id,
             number=number,
             status=TicketStatus.CLOSED if history else TicketStatus.NEW,
-            subject=understood.parsed.subject or "(no subject)",
+            subject=parsed.subject or "(no subject)",
             customer=customer,
             requester=sender.address,
             unknown_customer=customer is None,
@@ -387,6 +393,8 @@ class Batch:
             created_at=self.now,
             updated_at=self.now,
             origin=understood.detection.kind.value,
+            locale=choice.locale if choice is not None else None,
+            translation_requested=choice is not None and choice.translation_requested,
         )
         self.session.add(ticket)
         if sender.address and history is None:
@@ -420,21 +428,18 @@ class Batch:
             detail=message_detail(understood),
         )
         self._classify(ticket, inbound, understood, sender.customer)
-        if history is not None:
+        if notifier is None or choice is None:  # follow-ups off, or a history import
             return ticket
-        parsed = understood.parsed
         first = FirstMail(
             thread=Thread(parsed.message_id, parsed.references),
-            content_language=parsed.content_language,
+            reply_locale=choice,
             new_text=understood.prepared.read_text,
-            language=understood.prepared.language,
             may_auto_reply=understood.detection.may_auto_reply,
             from_agent=sender.kind is SenderKind.AGENT,
             cc=cc_addresses(parsed.cc, self.context.support_addresses),
             attachments=attachment_refs(parsed),
         )
-        context = self.context
-        announce = AnnounceTicket(ticket, sender.customer, first, context.notifier, context.desk)
+        announce = AnnounceTicket(ticket, sender.customer, first, notifier, self.context.desk)
         self._followups.append(announce)
         return ticket
 

@@ -24,7 +24,7 @@ from mailproc.store.models import Ticket
 from mailproc.store.staged import staging
 from mailproc.workflows.agent_mail import AgentMail
 from mailproc.workflows.desk import Desk
-from mailproc.workflows.mail import Notifier
+from mailproc.workflows.mail import Notifier, load_requester_names
 from mailproc.workflows.new_ticket import FirstMail, notify_new_ticket
 from mailproc.workflows.replies import CustomerReply, HeldMail
 
@@ -51,13 +51,12 @@ class AnnounceTicket:
     ticket: Ticket
     customer: model.Customer | None
     first: FirstMail
-    notifier: Notifier | None
+    notifier: Notifier
     desk: Desk | None
 
     def run(self, session: Session, now: dt.datetime) -> None:
         """Queue the new ticket's mail, then open its workflows."""
-        if self.notifier is not None:
-            notify_new_ticket(self.notifier, session, self.ticket, self.customer, self.first, now)
+        notify_new_ticket(self.notifier, session, self.ticket, self.customer, self.first, now)
         if self.desk is not None:
             self.desk.ticket_opened(session, self.ticket, self.first.new_text, now)
 
@@ -199,7 +198,8 @@ def run_followups(
 ) -> None:
     """Run every step, together if they all succeed, else one savepoint each.
 
-    ``requesters`` (of the tickets opened) have their auto-reply budgets loaded at once.
+    ``requesters`` (of the tickets opened) have their auto-reply budgets loaded at once, and
+    the steps' tickets their requester names.
     """
     if not steps:
         return
@@ -207,6 +207,7 @@ def run_followups(
         with session.begin_nested(), staging(session), session.no_autoflush:
             if notifier is not None:
                 notifier.load_budgets(session, requesters, now)
+                load_requester_names(session, [s.ticket for s in steps if s.ticket is not None])
             for step in steps:
                 step.run(session, now)
         return

@@ -84,6 +84,8 @@ def hold(session: Session, inbound: Inbound, target: Ticket, reason: str, now: d
 
 def _released(session: Session, inbound: Inbound) -> bool:
     """Whether an admin released this mail from quarantine: then it is added as usual."""
+    if inbound.quarantined_at is None:  # never quarantined (every quarantine sets it)
+        return False
     return bool(
         session.scalar(
             select(

@@ -123,6 +123,34 @@ def scope_chain(session: Session) -> Iterator[StagedRows]:
         scope = scope.outer
 
 
+def scope_memo(session: Session, name: str) -> dict[Any, Any] | None:
+    """The innermost open scope's memo ``name`` (empty at first), None outside a scope.
+
+    A batch's steps keep there what they read once for all of them (requester names, quoted
+    articles); what changes it must ``forget_memo``.
+    """
+    scope = current_scope(session)
+    if scope is None:
+        return None
+    found: dict[Any, Any] = scope.memo.setdefault(name, {})
+    return found
+
+
+def memo_get(session: Session, name: str, key: Any, default: Any = None) -> Any:
+    """``key`` in the memo ``name`` of the innermost open scope that has it, else ``default``."""
+    for scope in scope_chain(session):
+        found = scope.memo.get(name)
+        if found is not None and key in found:
+            return found[key]
+    return default
+
+
+def forget_memo(session: Session, name: str) -> None:
+    """Drop the memo ``name`` in every open scope (what it held has changed)."""
+    for scope in scope_chain(session):
+        scope.memo.pop(name, None)
+
+
 def write_staged(session: Session) -> None:
     """Write the innermost scope's rows now, for a query that must see them."""
     scope = current_scope(session)

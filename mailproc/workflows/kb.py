@@ -136,6 +136,7 @@ def apply(
 ) -> KbArticle:
     """Carry out a checked command; return the revision it changed."""
     command, key = planned.command, planned.key
+    articles.forget_quotes(session)  # acknowledgments after this one quote the change
     if command.action is KbAction.DRAFT:
         return _draft(ctx, session, agent, planned, now, ticket)
     article = planned.revision

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -46,6 +46,7 @@ from mailproc.outbound.render import Renderer
 from mailproc.outbound.values import CustomerInfo, Money, TicketInfo
 from mailproc.store import repo
 from mailproc.store.models import MessageRecord, Ticket, TicketParticipant
+from mailproc.store.staged import memo_get, scope_memo
 from mailproc.workflows.staff import Staff
 
 EXCERPT_CHARS = 600
@@ -356,18 +357,53 @@ def _requester_name(ticket: Ticket) -> str:
     session = object_session(ticket)
     if session is None or not ticket.requester:
         return ""
-    names = session.scalars(
-        select(MessageRecord.from_name)
+    known: str | None = memo_get(session, _REQUESTER_NAMES, ticket.id)
+    if known is not None:
+        return known
+    return requester_names(session, [ticket.id]).get(ticket.id, "")
+
+
+_REQUESTER_NAMES = "requester_names"  # the staging scope's memo: ticket id -> name
+
+
+def requester_names(session: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
+    """Each ticket's requester name (``_requester_name``), in one query; "" if none."""
+    ranked = (
+        select(
+            MessageRecord.ticket_id,
+            MessageRecord.from_name,
+            func.row_number()
+            .over(partition_by=MessageRecord.ticket_id, order_by=MessageRecord.id)
+            .label("rank"),
+        )
+        .join(Ticket, Ticket.id == MessageRecord.ticket_id)
         .where(
-            MessageRecord.ticket_id == ticket.id,
+            MessageRecord.ticket_id.in_(ticket_ids),
             MessageRecord.direction == "in",
-            func.lower(MessageRecord.from_address) == ticket.requester.lower(),
+            func.lower(MessageRecord.from_address) == func.lower(Ticket.requester),
             MessageRecord.from_name != "",
         )
-        .order_by(MessageRecord.id)
-        .limit(3)
+        .subquery()
     )
-    return next((name for name in map(person_name, names) if name), "")
+    found = dict.fromkeys(ticket_ids, "")
+    rows = session.execute(
+        select(ranked.c.ticket_id, ranked.c.from_name)
+        .where(ranked.c.rank <= 3)
+        .order_by(ranked.c.ticket_id, ranked.c.rank)
+    )
+    for ticket_id, name in rows:
+        if not found[ticket_id]:
+            found[ticket_id] = person_name(name)
+    return found
+
+
+def load_requester_names(session: Session, tickets: Iterable[Ticket]) -> None:
+    """Load for the current staging scope, in one query, the requester names of ``tickets``
+    (a batch's), so that ``Notifier.customer_info`` needs no query for them."""
+    memo = scope_memo(session, _REQUESTER_NAMES)
+    wanted = sorted({t.id for t in tickets if t.id is not None and t.requester})
+    if memo is not None and wanted:
+        memo.update(requester_names(session, wanted))
 
 
 def requester_address(info: CustomerInfo) -> Address:

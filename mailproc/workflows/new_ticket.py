@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from mailproc.core import keys
 from mailproc.core.events import EventKind
 from mailproc.core.identity import AgentRole
-from mailproc.core.locale_policy import LanguageGuess, LocaleChoice
+from mailproc.core.locale_policy import LocaleChoice
 from mailproc.core.model import Address, Customer, Priority
 from mailproc.kb import articles
 from mailproc.outbound.compose import AttachmentRef, AutoSubmitted
@@ -43,9 +43,8 @@ class FirstMail:
     """What the notifications of a new ticket need to know about the mail that opened it."""
 
     thread: Thread
-    content_language: tuple[str, ...]
+    reply_locale: LocaleChoice  # decided as the ticket opened (its ``locale``)
     new_text: str
-    language: LanguageGuess | None  # the detector's guess for new_text
     may_auto_reply: bool  # a person wrote it (no auto-reply, bounce, list or own mail)
     from_agent: bool
     cc: tuple[str, ...] = ()  # its Cc participants: copied on the acknowledgment
@@ -61,9 +60,7 @@ def notify_new_ticket(
     now: dt.datetime,
 ) -> None:
     """Acknowledge the customer (Template 1) and alert agents, the P0 chain and triage."""
-    choice = notifier.locale(customer, first.content_language, first.language)
-    ticket.locale = choice.locale
-    ticket.translation_requested = choice.translation_requested
+    choice = first.reply_locale
     info = notifier.customer_info(ticket, customer)
     _acknowledge(notifier, session, ticket, customer, first, choice, info, now)
     excerpt = first.new_text[:EXCERPT_CHARS]
