@@ -37,7 +37,7 @@ class RelaySettings(Section):
 class OutboxSettings(Section):
     """Retries of outbound mail: exponential backoff until a deadline."""
 
-    batch_size: int = Field(50, ge=1, le=5000)
+    batch_size: int = Field(200, ge=1, le=5000)
     # processes that render the next batch while this one is sent (0: render in-process)
     build_workers: int = Field(1, ge=0, le=16)
     backoff_initial_s: float = Field(30, gt=0)

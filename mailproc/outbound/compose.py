@@ -146,7 +146,7 @@ def compose(
     if envelope.attachments and files is not None:
         message.make_mixed(boundary=f"=_mailproc_mixed_{digest}")
         for attachment in envelope.attachments:
-            message.attach(_attachment_part(attachment, files[attachment.sha256]))
+            message.attach(attachment_part(attachment, files[attachment.sha256]))
     return message
 
 
@@ -218,7 +218,7 @@ def _inline(image: InlineImage) -> EmailMessage:
     return part
 
 
-def _attachment_part(attachment: AttachmentRef, data: bytes) -> EmailMessage:
+def attachment_part(attachment: AttachmentRef, data: bytes) -> EmailMessage:
     """One attachment, sent as bytes of its declared type (base64)."""
     maintype, _, subtype = attachment.content_type.partition("/")
     if not (maintype and subtype) or maintype == "multipart":

@@ -5,8 +5,9 @@ Every header is checked as ``compose`` checks it (``checked_headers``) and folde
 email policy; a folded header depends only on its name and value, so the folding of a value
 seen before is reused (the sender, Reply-To, the constant headers, a ticket's subject). The text
 parts are encoded by the email package's own quoted-printable text encoder, and their constant
-part headers are generated once by the email package. Mail with attachments goes through
-``compose``. tests/outbound/test_wire.py checks the bytes are the same as ``compose``'s.
+part headers are generated once by the email package; an attachment's part headers once per
+type and name, its bytes encoded by the email package's own base64 encoder.
+tests/outbound/test_wire.py checks the bytes are the same as ``compose``'s.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from email.contentmanager import _encode_text  # type: ignore[attr-defined]
+from email.contentmanager import (  # type: ignore[attr-defined]
+    _encode_base64,
+    _encode_text,
+)
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from typing import Final
 
 from mailproc.core.parse import MEMOIZING_POLICY
 from mailproc.outbound.compose import (
+    AttachmentRef,
     Envelope,
     HeaderValue,
+    attachment_part,
     boundary_digest,
     checked_headers,
-    compose,
 )
 from mailproc.outbound.render import RenderedMail
 
@@ -57,11 +62,8 @@ def compose_bytes(
 
     Raises HeaderError as ``compose`` does.
     """
-    if envelope.attachments:
-        message = compose(mail, envelope, files=files)
-        return message.as_bytes(policy=message.policy.clone(linesep=CRLF))
     headers = checked_headers(mail, envelope, files)
-    boundary = f"=_mailproc_{boundary_digest(envelope.message_id)}"
+    digest = boundary_digest(envelope.message_id)
     out = []
     for name, value in headers:
         key = _key(value)
@@ -70,8 +72,29 @@ def compose_bytes(
             line = (_folded_now if name in _UNIQUE else _folded)(name, key)
         out.append(line)
     out.append(_folded("MIME-Version", "1.0"))
+    if not envelope.attachments:
+        out += _alternative(mail, digest)
+        return "".join(out).encode("ascii", "surrogateescape")
+    assert files is not None  # checked_headers refuses an attachment without its bytes
+    mixed = f"=_mailproc_mixed_{digest}"
+    # as for the alternative's, the parameter always goes on a line of its own
+    out.append(f'Content-Type: multipart/mixed;{CRLF} boundary="{mixed}"{CRLF}')
+    out.append(CRLF + f"--{mixed}" + CRLF)
+    out += _alternative(mail, digest)
+    for attachment in envelope.attachments:
+        out.append(CRLF + f"--{mixed}" + CRLF)
+        out.append(_attachment_headers(attachment.content_type, attachment.filename))
+        data = files[attachment.sha256]
+        out.append(_lines(_encode_base64(data, _MAX_LINE)))
+    out.append(CRLF + f"--{mixed}--" + CRLF)
+    return "".join(out).encode("ascii", "surrogateescape")
+
+
+def _alternative(mail: RenderedMail, digest: str) -> list[str]:
+    """The multipart/alternative of the text and the HTML, from its Content-Type on."""
+    boundary = f"=_mailproc_{digest}"
     # the boundary is always this long: the parameter always goes on a line of its own
-    out.append(f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}')
+    out = [f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}']
     out.append(_folded("Content-Language", mail.locale))
     out.append(CRLF + f"--{boundary}" + CRLF)
     for index, (body, subtype) in enumerate(((mail.text, "plain"), (mail.html, "html"))):
@@ -81,7 +104,7 @@ def compose_bytes(
         _, payload = _encode_text(body, "utf-8", "quoted-printable", MEMOIZING_POLICY)
         out.append(_lines(payload))
     out.append(CRLF + f"--{boundary}--" + CRLF)
-    return "".join(out).encode("ascii", "surrogateescape")
+    return out
 
 
 _Key = str | tuple[bool, tuple[tuple[str, str, str], ...]]
@@ -150,6 +173,15 @@ def _part_headers(subtype: str) -> str:
     part = EmailMessage(policy=MEMOIZING_POLICY)
     part.set_content("", subtype=subtype, charset="utf-8", cte="quoted-printable")
     del part["MIME-Version"]
+    head = part.as_bytes(policy=_WIRE_POLICY).decode("ascii")
+    return head[: head.index(CRLF + CRLF) + 4]
+
+
+@functools.lru_cache(maxsize=1024)
+def _attachment_headers(content_type: str, filename: str) -> str:
+    """The header block of an attachment part (with its blank line), as ``compose`` writes
+    it: it depends only on the type and the name, not on the bytes."""
+    part = attachment_part(AttachmentRef("", filename, content_type, 0), b"")
     head = part.as_bytes(policy=_WIRE_POLICY).decode("ascii")
     return head[: head.index(CRLF + CRLF) + 4]
 

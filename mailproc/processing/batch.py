@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from mailproc.core import model
 from mailproc.core.assess import assess
@@ -59,6 +60,20 @@ from mailproc.workflows.replies import CustomerReply
 
 log = logging.getLogger(__name__)
 
+# What deciding a mail may change on its inbound row. The ORM groups rows whose changed columns
+# are the same into one executemany; naming all of them for every row makes it one per batch
+# (processed, held and quarantined mail alternate in arrival order).
+_OUTCOME_COLUMNS = (
+    "status",
+    "attempts",
+    "last_error",
+    "kind",
+    "kind_reason",
+    "processed_at",
+    "quarantined_at",
+    "message_id_conflict",
+)
+
 
 class Batch:
     """One batch's view of the tickets it touches: preloaded, changed in memory, then flushed."""
@@ -101,6 +116,9 @@ class Batch:
                 if inbound.id not in outcomes:
                     outcomes[inbound.id] = self._handle(inbound, prepared[inbound.id])
                     self._undecided -= 1
+        for inbound, _ in claimed:  # one UPDATE for the batch, not one per change of outcome
+            for name in _OUTCOME_COLUMNS:
+                flag_modified(inbound, name)
         return [outcomes[inbound.id] for inbound, _ in claimed]
 
     def notify(self) -> None:

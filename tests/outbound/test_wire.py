@@ -103,15 +103,61 @@ def test_the_same_checks_refuse_the_same_headers() -> None:
         compose_bytes(RenderedMail("acknowledgment", "en", "Hi", "t", "h"), _envelope(to=()))
 
 
-def test_mail_with_attachments_is_composed_by_the_email_package() -> None:
-    data = b"%PDF-1.4 invoice"
-    attachment = AttachmentRef("ab" * 32, "invoice.pdf", "application/pdf", len(data))
-    envelope = _envelope(attachments=(attachment,))
-    mail = RenderedMail("acknowledgment", "en", "Invoice", "See attached.\n", "<p>See</p>\n")
-    files = {attachment.sha256: data}
+_CONTENT_TYPES = st.one_of(
+    st.sampled_from(
+        ["application/pdf", "text/plain", "image/png", "multipart/mixed", "", "weird", "a/b/c"]
+    ),
+    _TEXT,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    attached=st.lists(
+        st.tuples(_TEXT, _CONTENT_TYPES, st.binary(max_size=300)), min_size=1, max_size=3
+    ),
+    body=st.text(max_size=200),
+)
+def test_the_bytes_of_mail_with_attachments_are_compose_bytes(
+    attached: list[tuple[str, str, bytes]], body: str
+) -> None:
+    """Any names (RFC 2231 folding, non-ASCII), declared types and bytes (none at all, many
+    lines of base64), the same attachment twice."""
+    files = {f"{index:064x}": data for index, (_, _, data) in enumerate(attached)}
+    refs = tuple(
+        AttachmentRef(f"{index:064x}", name, content_type, len(data))
+        for index, (name, content_type, data) in enumerate(attached)
+    )
+    envelope = _envelope(attachments=(*refs, refs[0]))
+    mail = RenderedMail("new_ticket_alert", "en", "New ticket", body, "<p>x</p>\n")
     message = compose(mail, envelope, files=files)
     expected = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
     assert compose_bytes(mail, envelope, files) == expected
+
+
+@pytest.mark.parametrize("template", sorted(SAMPLES))
+def test_a_real_alert_with_attachments_comes_out_as_compose_writes_it(
+    renderer: Renderer, template: str
+) -> None:
+    data = b"%PDF-1.4 invoice" + bytes(range(256)) * 40
+    invoice = AttachmentRef("ab" * 32, "Facture n° 2026-114 (mars).pdf", "application/pdf", 1)
+    log = AttachmentRef("cd" * 32, "sync.log", "text/plain", 3)
+    envelope = _envelope(attachments=(invoice, log))
+    mail = renderer.render(SAMPLES[template], "fr")
+    files = {invoice.sha256: data, log.sha256: b"ok\n"}
+    message = compose(mail, envelope, files=files)
+    expected = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    assert compose_bytes(mail, envelope, files) == expected
+
+
+def test_an_attachment_without_its_bytes_is_refused_as_compose_refuses_it() -> None:
+    attachment = AttachmentRef("ab" * 32, "invoice.pdf", "application/pdf", 3)
+    mail = RenderedMail("acknowledgment", "en", "Invoice", "See attached.\n", "<p>See</p>\n")
+    envelope = _envelope(attachments=(attachment,))
+    with pytest.raises(HeaderError, match="its bytes are not stored"):
+        compose(mail, envelope, files={})
+    with pytest.raises(HeaderError, match="its bytes are not stored"):
+        compose_bytes(mail, envelope, {})
 
 
 _WORDS = st.from_regex(r"[A-Za-z0-9]{1,12}( [A-Za-z0-9]{1,12}){0,5}", fullmatch=True)
