@@ -166,6 +166,8 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._unique = uuid.uuid4().hex  # one random draw per transport, not per file
+        self._written = 0
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
         self._failed: OSError | None = None
@@ -182,7 +184,8 @@ class MaildirTransport:
             except OSError as error:
                 raise self._unavailable(error) from error
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="maildir")
-        name = f"{int(time.time())}.{_SAFE_LABEL.sub('_', label)}.{uuid.uuid4().hex}"
+        self._written += 1  # unique: this transport's random part, then a count
+        name = f"{int(time.time())}.{_SAFE_LABEL.sub('_', label)}.{self._unique}{self._written:x}"
         self._writes.append(self._writer.submit(self._write, name, raw))
         return {}
 
