@@ -146,7 +146,8 @@ def compose(
     if envelope.attachments and files is not None:
         message.make_mixed(boundary=f"=_mailproc_mixed_{digest}")
         for attachment in envelope.attachments:
-            message.attach(attachment_part(attachment, files[attachment.sha256]))
+            data = files[attachment.sha256]
+            message.attach(attachment_part(attachment.content_type, attachment.filename, data))
     return message
 
 
@@ -218,9 +219,9 @@ def _inline(image: InlineImage) -> EmailMessage:
     return part
 
 
-def attachment_part(attachment: AttachmentRef, data: bytes) -> EmailMessage:
+def attachment_part(content_type: str, filename: str, data: bytes) -> EmailMessage:
     """One attachment, sent as bytes of its declared type (base64)."""
-    maintype, _, subtype = attachment.content_type.partition("/")
+    maintype, _, subtype = content_type.partition("/")
     if not (maintype and subtype) or maintype == "multipart":
         maintype, subtype = "application", "octet-stream"
     part = EmailMessage(policy=MEMOIZING_POLICY)
@@ -229,7 +230,7 @@ def attachment_part(attachment: AttachmentRef, data: bytes) -> EmailMessage:
         maintype=maintype,
         subtype=subtype,
         disposition="attachment",
-        filename=attachment.filename or "attachment",
+        filename=filename or "attachment",
     )
     del part["MIME-Version"]
     return part

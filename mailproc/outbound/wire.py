@@ -25,7 +25,6 @@ from typing import Final
 
 from mailproc.core.parse import MEMOIZING_POLICY
 from mailproc.outbound.compose import (
-    AttachmentRef,
     Envelope,
     HeaderValue,
     attachment_part,
@@ -181,7 +180,7 @@ def _part_headers(subtype: str) -> str:
 def _attachment_headers(content_type: str, filename: str) -> str:
     """The header block of an attachment part (with its blank line), as ``compose`` writes
     it: it depends only on the type and the name, not on the bytes."""
-    part = attachment_part(AttachmentRef("", filename, content_type, 0), b"")
+    part = attachment_part(content_type, filename, b"")
     head = part.as_bytes(policy=_WIRE_POLICY).decode("ascii")
     return head[: head.index(CRLF + CRLF) + 4]
 
