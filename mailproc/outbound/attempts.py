@@ -116,11 +116,13 @@ _CONTENT: Final = (
 )
 
 
-def due_unbuilt(session: Session, now: dt.datetime, limit: int) -> list[BuildJob]:
-    """The rows among the first ``limit`` due (in claim order) whose mail is not built yet,
-    with their stored context and envelope as JSON text (built elsewhere, decoded there)."""
-    found = _in_index_order(
-        session,
+def due_unbuilt(
+    session: Session, now: dt.datetime, limit: int, *, offset: int = 0
+) -> list[BuildJob]:
+    """The rows among the first ``limit`` due (in claim order) past the first ``offset``
+    whose mail is not built yet, with their stored context and envelope as JSON text (built
+    elsewhere, decoded there)."""
+    query = (
         select(
             _OUTBOX.c.id,
             _OUTBOX.c.template,
@@ -131,8 +133,9 @@ def due_unbuilt(session: Session, now: dt.datetime, limit: int) -> list[BuildJob
         )
         .where(_due(now))
         .order_by(*_CLAIM_ORDER)
-        .limit(limit),
+        .limit(limit)
     )
+    found = _in_index_order(session, query.offset(offset) if offset else query)
     return [
         (row.id, row.template, row.locale, row.context, row.envelope)
         for row in found

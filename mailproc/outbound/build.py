@@ -72,10 +72,21 @@ def build(
         raise RenderError(f"stored context no longer fits {template}: {error}") from error
     mail = renderer.render(typed, locale)
     raw = compose_bytes(mail, addressed, files=files)
-    _, subject = MEMOIZING_POLICY.header_store_parse(
-        "Subject", tag_subject(mail.subject, addressed.ticket_number)
+    return BuiltMail(
+        raw, thread_subject(tag_subject(mail.subject, addressed.ticket_number)), mail.text
     )
-    return BuiltMail(raw, str(subject), mail.text)
+
+
+def thread_subject(subject: str) -> str:
+    """The subject as a mail program shows it (encoded words decoded), for the thread record.
+
+    Printable text without an encoded word reads as written; only other text is parsed (a
+    hundred microseconds a subject). tests/outbound/test_compose.py checks both agree.
+    """
+    if subject.isprintable() and "=?" not in subject:
+        return subject
+    _, parsed = MEMOIZING_POLICY.header_store_parse("Subject", subject)
+    return str(parsed)
 
 
 def attachment_files(

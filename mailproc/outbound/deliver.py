@@ -14,7 +14,9 @@ A batch takes three short transactions, none held while rendering or talking to 
 
 With a build pool (``deliver_all_due(pool=...)``: ``serve`` and ``deliver --once``), a full
 batch has the workers build the rows the next claim will most likely take while it is sent;
-that claim keeps their bytes in its own transaction (``buildpool``).
+that claim keeps their bytes in its own transaction (``buildpool``). In a stream of full
+batches the workers begin before the claim, on the due rows past the batch it takes, so they
+build while it runs too.
 
 Recipients the relay accepted are ``sent`` and never get the mail again; 5xx refusals fail that
 recipient with the reply as the reason; 4xx replies, refused connections, timeouts, DNS, TLS and
@@ -147,7 +149,8 @@ def deliver_all_due(
 
 
 class _Ahead:
-    """The next batch's mail, being built in the pool's workers while this batch is sent."""
+    """The next batch's mail, being built in the pool's workers while this batch is claimed
+    and sent."""
 
     def __init__(
         self,
@@ -161,17 +164,29 @@ class _Ahead:
         self._clock = clock
         self._size = settings.outbox.batch_size
         self._building: BuildsAhead | None = None
+        self._streaming = False  # the last claim came full: more mail is likely due behind it
 
-    def start(self) -> None:
-        """Begin building the mail the next claim will most likely take, once the workers run
-        (the first call starts them in the background)."""
+    def before_claim(self) -> None:
+        """In a stream of full batches, begin building the batch after the one about to be
+        claimed (the due rows past the first batch), so the workers build during the claim."""
+        if self._streaming and self._building is None:
+            self._start(offset=self._size)
+
+    def after_claim(self, claimed: int) -> None:
+        """Note how many rows the claim took; after a full claim with nothing being built,
+        begin building the next batch (the first full batch starts the workers)."""
+        self._streaming = claimed == self._size
+        if self._streaming and self._building is None:
+            self._start(offset=0)
+
+    def _start(self, offset: int) -> None:
         if self._pool is None:
             return
         if not self._pool.ready():
             self._pool.warm()
             return
         with transaction(self._sessions, commit=False) as session:
-            jobs = due_unbuilt(session, self._clock.now(), self._size)
+            jobs = due_unbuilt(session, self._clock.now(), self._size, offset=offset)
         self._building = self._pool.start(jobs)
 
     def take(self) -> dict[int, BuiltMail]:
@@ -213,9 +228,12 @@ def _deliver_batch(
 ) -> tuple[DeliverySummary, int]:
     """Claim, build, send and record one batch; the summary and the number of rows claimed.
 
-    A full batch has ``ahead`` start building the next one before this one is sent."""
+    ``ahead`` builds the next batch meanwhile: from before this claim when the last one came
+    full, else from a full claim on."""
     lease = dt.timedelta(seconds=LEASE_TIMEOUTS * settings.relay.timeout_s)
     built = ahead.take() if ahead is not None else {}
+    if ahead is not None:
+        ahead.before_claim()
     with transaction(sessions) as session:
         claims = claim_due(
             session,
@@ -229,8 +247,8 @@ def _deliver_batch(
     for claim in claims:
         if claim.finished is not None:
             counts[_COUNTED_AS[claim.finished]] += 1
-    if ahead is not None and len(claims) == settings.outbox.batch_size:
-        ahead.start()  # before this batch's own builds: the workers build while this one does
+    if ahead is not None:
+        ahead.after_claim(len(claims))  # before this batch's own builds, which run meanwhile
     results, ready = _build(
         [c for c in claims if c.finished is None], renderer_for(settings), sessions
     )

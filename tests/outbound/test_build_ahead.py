@@ -170,6 +170,7 @@ def test_the_claim_and_the_build_ahead_walk_the_due_index(app: App) -> None:
         now = T0 + dt.timedelta(minutes=1)
         with transaction(app.sessions) as session:
             assert len(due_unbuilt(session, now, 50)) == 50
+            assert len(due_unbuilt(session, now, 50, offset=50)) == 50
             assert len(claim_due(session, now, dt.timedelta(minutes=5), 50)) == 50
     finally:
         event.remove(engine, "before_cursor_execute", keep)
@@ -182,7 +183,7 @@ def test_the_claim_and_the_build_ahead_walk_the_due_index(app: App) -> None:
             else:
                 found = connection.exec_driver_sql(explain + statement, parameters)
                 plans.append([str(row[-1]) for row in found])
-    assert len(plans) == 2
+    assert len(plans) == 3
     for plan in plans:
         assert any("ix_outbox_due" in line for line in plan), plan
         assert not any("TEMP B-TREE" in line or "Sort" in line for line in plan), plan
@@ -205,3 +206,23 @@ def test_outbound_bytes_are_compressed_with_lz4_on_postgresql(app: App) -> None:
             )
         ).scalar()
     assert method == ("l" if supported else "")
+
+
+def test_the_rows_past_a_batch_are_the_ones_the_claim_after_it_takes(app: App) -> None:
+    """What the workers build before a claim, in a stream of full batches, is the batch after
+    it: customer mail first, then the oldest due."""
+    with transaction(app.sessions) as session:
+        ticket_id = add_ticket(session)
+        for n in range(25):
+            template = "acknowledgment" if n % 3 == 0 else "new_ticket_alert"
+            queue_sample(session, template, f"m:{n}", ticket_id=ticket_id)
+    now, lease = T0 + dt.timedelta(minutes=1), dt.timedelta(minutes=5)
+    with transaction(app.sessions, commit=False) as session:
+        second = [job[0] for job in due_unbuilt(session, now, 10, offset=10)]
+        third = [job[0] for job in due_unbuilt(session, now, 10, offset=20)]
+    claimed = []
+    for _ in range(3):
+        with transaction(app.sessions) as session:
+            claimed.append([claim.outbox_id for claim in claim_due(session, now, lease, 10)])
+    assert [len(ids) for ids in claimed] == [10, 10, 5]
+    assert second == claimed[1] and third == claimed[2]

@@ -11,8 +11,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailproc.core.model import Address
+from mailproc.outbound.build import thread_subject
 from mailproc.outbound.compose import (
     MAX_REFERENCES,
     AutoSubmitted,
@@ -240,3 +243,19 @@ def test_auto_submitted_marks_replies_and_scheduled_mail_apart() -> None:
         "auto-generated",
     )
     assert replied["X-Auto-Response-Suppress"] == "All"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=120),
+        st.sampled_from(["=?utf-8?q?caf=C3=A9?=", "Re: =?iso-8859-1?b?Y2Fm6Q==?= down", "a\x00b"]),
+        st.text(alphabet="=?qQbB-_ \u00e9\u2028\xa0\x01\x7f", max_size=40),
+    )
+)
+def test_the_thread_subject_reads_as_the_email_package_reads_it(subject: str) -> None:
+    """The fast way (printable, no encoded word) and the parse agree on every subject."""
+    tagged = f"[Ticket #10001] {subject}"
+    if "\r" in tagged or "\n" in tagged:  # refused before a mail is built
+        return
+    assert thread_subject(tagged) == str(policy.default.header_fetch_parse("Subject", tagged))
