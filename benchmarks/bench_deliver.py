@@ -6,7 +6,9 @@ For each database, medians of ``--runs``:
 
 * maildir: ``deliver_all_due`` of ``--count`` due rows of realistic templates (every sample
   template, customer and internal, rendered at delivery) into a Maildir; mails/s (bar: 1,000),
-  and the CPU per mail of this process (what a free core would deliver).
+  and the CPU per mail of this process (what a free core would deliver). The Maildirs are kept
+  until the end and each run starts ``--settle`` seconds after the last one, so that no run
+  pays for files deleted before it (ext4 without a journal: bench_helpdesk_compare.py).
 * smtp: ``deliver_all_due`` of 2,000 due rows to a no-op aiosmtpd relay on loopback, against a
   bare smtplib client sending the same bytes (the ones delivered) over one connection, side by
   side; the ratio (bar: 0.7).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import os
 import smtplib
 import socket
@@ -136,19 +139,18 @@ def timed(run: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def maildir_rate(url: str, count: int) -> tuple[float, float]:
-    """(mails/s, this process's CPU seconds per mail): on a shared machine the CPU per mail
-    says what a free core would deliver."""
-    with tempfile.TemporaryDirectory() as folder:
-        app = make_app(url, f"maildir:{folder}/out")
-        queue(app, count, sorted(SAMPLES), "md")
-        cpu = time.process_time()
-        seconds = timed(
-            lambda: deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
-        )
-        cpu = time.process_time() - cpu
-        assert len(list(Path(folder, "out", "new").iterdir())) == count
-        app.close()
+def maildir_rate(url: str, count: int, folder: Path) -> tuple[float, float]:
+    """(mails/s, this process's CPU seconds per mail) delivering into the new Maildir
+    ``folder``: on a shared machine the CPU per mail says what a free core would deliver."""
+    app = make_app(url, f"maildir:{folder}")
+    queue(app, count, sorted(SAMPLES), "md")
+    cpu = time.process_time()
+    seconds = timed(
+        lambda: deliver_all_due(app.sessions, app.settings, app.clock, pool=app.build_pool)
+    )
+    cpu = time.process_time() - cpu
+    assert len(list(Path(folder, "new").iterdir())) == count
+    app.close()
     return count / seconds, cpu / count
 
 
@@ -274,7 +276,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--parts", default="maildir,smtp,flat,latency")
+    parser.add_argument(
+        "--settle", type=float, default=45.0, help="seconds before each Maildir run (0: none)"
+    )
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-deliver-") as kept:  # Maildirs to the end
+        measure_all(args, Path(kept))
+
+
+def measure_all(args: argparse.Namespace, kept: Path) -> None:
+    """Every part of ``args.parts`` on SQLite, then on PostgreSQL if given."""
     parts = set(args.parts.split(","))
     kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
     for kind in kinds:
@@ -285,7 +296,12 @@ def main() -> None:
                 return measure(url)
 
         if "maildir" in parts:
-            runs = [fresh(lambda url: maildir_rate(url, args.count)) for _ in range(args.runs)]
+
+            def settled(url: str, run: int, kind: str = kind) -> tuple[float, float]:
+                time.sleep(args.settle)
+                return maildir_rate(url, args.count, kept / f"{kind}-{run}")
+
+            runs = [fresh(functools.partial(settled, run=n)) for n in range(args.runs)]
             rate = statistics.median(r for r, _ in runs)
             cpu_us = statistics.median(c for _, c in runs) * 1e6
             print(
