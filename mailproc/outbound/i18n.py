@@ -163,9 +163,11 @@ def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
     babel_locale = Locale.parse(locale)
     pattern = str(get_datetime_format("long", locale=babel_locale)).replace("'", "")
     remembered = functools.lru_cache(maxsize=_FORMATTED_PER_LOCALE)
-    minute_texts: dict[tuple[dt.datetime, dt.timedelta | None, dt.timedelta | None, str], str] = {}
 
-    def minute_text(local: dt.datetime) -> str:
+    @remembered
+    def minute_text(wall: dt.datetime, fold: int, zone: str) -> str:
+        # a zone's wall time and fold name one instant, the repeated hour's second one too
+        local = wall.replace(tzinfo=_zone(zone), fold=fold)
         date_text = format_date(local, "full", locale=babel_locale)
         time_text = format_time(local, "short", locale=babel_locale)
         zone_text = get_timezone_name(local, "long", locale=babel_locale)
@@ -180,15 +182,9 @@ def locale_filters(locale: str) -> dict[str, Callable[..., str]]:
         return exact_span(value, babel_locale, largest)
 
     def datetime_filter(value: dt.datetime, zone: str) -> str:
-        local = _aware(value, zone).replace(second=0, microsecond=0)  # the text shows minutes
-        # aware datetimes of one zone compare by wall time, folds alike: key on all that shows
-        key = (local.replace(tzinfo=None), local.utcoffset(), local.dst(), zone)
-        text = minute_texts.get(key)
-        if text is None:
-            if len(minute_texts) >= _FORMATTED_PER_LOCALE:
-                minute_texts.clear()
-            text = minute_texts[key] = minute_text(local)
-        return text
+        local = _aware(value, zone)  # the text shows minutes: seconds are not part of the key
+        wall = local.replace(second=0, microsecond=0, tzinfo=None)
+        return minute_text(wall, local.fold, zone)
 
     def date_filter(value: dt.datetime, zone: str) -> str:
         return long_date(_aware(value, zone).date())
